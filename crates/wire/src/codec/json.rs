@@ -1,0 +1,179 @@
+//! JSON. Binary strings travel as `"\u0000" + base64` (spec, "Binary conversion of JSON strings").
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use super::{
+    Container, DataOut, DecodeError, ElementReader, EncodeError, MAX_DEPTH, Serializer, data_for,
+};
+use crate::message::Element;
+use crate::payload::Data;
+use crate::value::{Dict, Value};
+
+pub(crate) struct Reader<'a> {
+    source: &'a Bytes,
+    elements: std::vec::IntoIter<&'a RawValue>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(source: &'a Bytes) -> Result<Self, DecodeError> {
+        let elements: Vec<&RawValue> = serde_json::from_slice(source).map_err(|e| malformed(&e))?;
+        Ok(Self {
+            source,
+            elements: elements.into_iter(),
+        })
+    }
+}
+
+impl ElementReader for Reader<'_> {
+    fn next_value(&mut self) -> Result<Option<Value>, DecodeError> {
+        self.elements
+            .next()
+            .map(|raw| decode_value(raw.get().as_bytes()))
+            .transpose()
+    }
+
+    fn next_raw(&mut self, container: Container) -> Result<Option<Data>, DecodeError> {
+        let Some(raw) = self.elements.next() else {
+            return Ok(None);
+        };
+        let text = raw.get();
+        let shape_ok = match (container, text.as_bytes().first()) {
+            (Container::ListOrBinary, Some(b'[')) | (Container::Dict, Some(b'{')) => true,
+            (Container::ListOrBinary, Some(b'"')) => text.starts_with("\"\\u0000"),
+            _ => false,
+        };
+        if !shape_ok {
+            return Err(container.shape_error());
+        }
+        Ok(Some(Data::Encoded {
+            serializer: Serializer::Json,
+            bytes: self.source.slice_ref(text.as_bytes()),
+        }))
+    }
+
+    fn has_more(&mut self) -> Result<bool, DecodeError> {
+        Ok(self.elements.len() > 0)
+    }
+}
+
+pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
+    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+    from_json(json, 0)
+}
+
+fn malformed(e: &serde_json::Error) -> DecodeError {
+    DecodeError::Malformed {
+        serializer: Serializer::Json,
+        reason: e.to_string(),
+    }
+}
+
+fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError::TooDeep);
+    }
+    Ok(match json {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::UInt(u)
+            } else {
+                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_json::Value::String(s) => match s.strip_prefix('\0') {
+            Some(b64) => BASE64
+                .decode(b64)
+                .map(Value::Bytes)
+                .unwrap_or(Value::Str(s)),
+            None => Value::Str(s),
+        },
+        serde_json::Value::Array(items) => Value::List(
+            items
+                .into_iter()
+                .map(|v| from_json(v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(map) => Value::Dict(
+            map.into_iter()
+                .map(|(k, v)| Ok((k, from_json(v, depth + 1)?)))
+                .collect::<Result<Dict, _>>()?,
+        ),
+    })
+}
+
+pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(64);
+    out.push(b'[');
+    for (i, element) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match element {
+            Element::UInt(u) => write_json(&mut out, u)?,
+            Element::Str(s) => write_json(&mut out, s)?,
+            Element::Dict(d) => write_dict(&mut out, d)?,
+            Element::EmptyList => out.extend_from_slice(b"[]"),
+            Element::Data(data) => match data_for(data, Serializer::Json)? {
+                DataOut::Raw(bytes) => out.extend_from_slice(bytes),
+                DataOut::Value(v) => write_value(&mut out, &v)?,
+            },
+        }
+    }
+    out.push(b']');
+    Ok(out)
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), EncodeError> {
+    serde_json::to_writer(out, v).map_err(|e| EncodeError::Unrepresentable(e.to_string()))
+}
+
+fn write_dict(out: &mut Vec<u8>, dict: &Dict) -> Result<(), EncodeError> {
+    out.push(b'{');
+    for (i, (k, v)) in dict.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(out, k)?;
+        out.push(b':');
+        write_value(out, v)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => write_json(out, b)?,
+        Value::Int(i) => write_json(out, i)?,
+        Value::UInt(u) => write_json(out, u)?,
+        Value::Float(f) if f.is_finite() => write_json(out, f)?,
+        Value::Float(f) => return Err(EncodeError::Unrepresentable(format!("JSON has no {f}"))),
+        Value::Str(s) => write_json(out, s)?,
+        Value::Bytes(b) => {
+            let mut s = String::with_capacity(1 + b.len().div_ceil(3) * 4);
+            s.push('\0');
+            BASE64.encode_string(b, &mut s);
+            write_json(out, &s)?;
+        }
+        Value::List(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, v)?;
+            }
+            out.push(b']');
+        }
+        Value::Dict(d) => write_dict(out, d)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The serializers: JSON, MessagePack and CBOR.
+//!
+//! Each serializer module implements one [`ElementReader`] (walks the top-level message array,
+//! decoding header fields and slicing payload elements without decoding them) and one encoder
+//! (writes [`Element`]s). The message-level logic that is the same for all of them lives here.
+
+mod cbor;
+mod json;
+mod msgpack;
+
+use bytes::Bytes;
+
+use crate::message::{Message, MessageType};
+use crate::payload::{Data, Payload};
+use crate::value::Value;
+
+/// A WAMP serializer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Serializer {
+    /// JSON, binary strings as `"\u0000" + base64`.
+    Json,
+    /// MessagePack.
+    MsgPack,
+    /// CBOR.
+    Cbor,
+}
+
+/// Why bytes could not be turned into a message. Every variant is the peer's fault and ends in
+/// ABORT `wamp.error.protocol_violation`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes are not valid in the serializer's format.
+    #[error("invalid {serializer:?} data: {reason}")]
+    Malformed {
+        /// The serializer in use.
+        serializer: Serializer,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The top-level value is not a non-empty list starting with a message code.
+    #[error("a WAMP message must be a list that starts with an integer message type")]
+    NotAMessage,
+    /// The message code is not one this router knows.
+    #[error("unknown message type {0}")]
+    UnknownType(u64),
+    /// A header field is missing or of the wrong type.
+    #[error("{message}.{field} must be {expected}")]
+    Field {
+        /// The message's name.
+        message: &'static str,
+        /// The field's name in the spec.
+        field: &'static str,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The message has more elements than its type allows.
+    #[error("{message} has too many elements")]
+    TooManyElements {
+        /// The message's name.
+        message: &'static str,
+    },
+    /// `Arguments` is not a list or `ArgumentsKw` is not a dictionary.
+    #[error("{0}")]
+    PayloadShape(&'static str),
+    /// A dictionary key is not a string.
+    #[error("dictionary keys must be strings")]
+    NonStringKey,
+    /// The value nests deeper than the router accepts.
+    #[error("value nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+/// Why a message could not be encoded for a peer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The payload came in another serializer and could not be decoded for transcoding.
+    #[error("cannot transcode payload: {0}")]
+    Transcode(#[from] DecodeError),
+    /// The value has no representation in the target serializer.
+    #[error("{0}")]
+    Unrepresentable(String),
+}
+
+/// How deep lists and dictionaries may nest in a decoded value. Deeper input is refused instead
+/// of risking the stack.
+pub const MAX_DEPTH: usize = 64;
+
+impl Serializer {
+    /// All serializers, in order of preference.
+    pub const ALL: [Serializer; 3] = [Serializer::Cbor, Serializer::MsgPack, Serializer::Json];
+
+    /// The serializer behind a WebSocket subprotocol such as `wamp.2.json`.
+    pub fn from_subprotocol(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.subprotocol() == name)
+    }
+
+    /// The WebSocket subprotocol name.
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Serializer::Json => "wamp.2.json",
+            Serializer::MsgPack => "wamp.2.msgpack",
+            Serializer::Cbor => "wamp.2.cbor",
+        }
+    }
+
+    /// The serializer behind a RawSocket handshake serializer number.
+    pub fn from_rawsocket_id(id: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.rawsocket_id() == id)
+    }
+
+    /// The RawSocket handshake serializer number.
+    pub fn rawsocket_id(self) -> u8 {
+        match self {
+            Serializer::Json => 1,
+            Serializer::MsgPack => 2,
+            Serializer::Cbor => 3,
+        }
+    }
+
+    /// A short lowercase name (`json`, `msgpack`, `cbor`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Serializer::Json => "json",
+            Serializer::MsgPack => "msgpack",
+            Serializer::Cbor => "cbor",
+        }
+    }
+
+    /// Whether frames of this serializer are text (JSON) rather than binary.
+    pub fn is_text(self) -> bool {
+        self == Serializer::Json
+    }
+
+    /// Decodes one message. Payload elements stay encoded (see [`Payload`]).
+    pub fn decode(self, bytes: &Bytes) -> Result<Message, DecodeError> {
+        match self {
+            Serializer::Json => decode_message(json::Reader::new(bytes)?),
+            Serializer::MsgPack => decode_message(msgpack::Reader::new(bytes)?),
+            Serializer::Cbor => decode_message(cbor::Reader::new(bytes)?),
+        }
+    }
+
+    /// Encodes one message, transcoding payload elements that came in another serializer.
+    pub fn encode(self, message: &Message) -> Result<Bytes, EncodeError> {
+        let elements = message.elements();
+        let bytes = match self {
+            Serializer::Json => json::encode(&elements)?,
+            Serializer::MsgPack => msgpack::encode(&elements)?,
+            Serializer::Cbor => cbor::encode(&elements)?,
+        };
+        Ok(Bytes::from(bytes))
+    }
+
+    /// Decodes one complete value (a payload element).
+    pub(crate) fn decode_value(self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        match self {
+            Serializer::Json => json::decode_value(bytes),
+            Serializer::MsgPack => msgpack::decode_value(bytes),
+            Serializer::Cbor => cbor::decode_value(bytes),
+        }
+    }
+}
+
+/// Which container a payload element must be. `Arguments` may also be one binary string: the
+/// transparent (end-to-end encrypted) payload that Autobahn sends in payload-transparency mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Container {
+    ListOrBinary,
+    Dict,
+}
+
+impl Container {
+    fn shape_error(self) -> DecodeError {
+        DecodeError::PayloadShape(match self {
+            Container::ListOrBinary => "Arguments must be a list",
+            Container::Dict => "ArgumentsKw must be a dictionary",
+        })
+    }
+}
+
+/// Walks the elements of a message array, front to back.
+pub(crate) trait ElementReader {
+    /// Decodes the next element, or `None` at the end of the array.
+    fn next_value(&mut self) -> Result<Option<Value>, DecodeError>;
+    /// Slices the next element without decoding it, checking that it is a `container`.
+    fn next_raw(&mut self, container: Container) -> Result<Option<Data>, DecodeError>;
+    /// Whether elements remain.
+    fn has_more(&mut self) -> Result<bool, DecodeError>;
+}
+
+/// The most header fields any message has after its code (ERROR has four).
+const MAX_FIELDS: usize = 4;
+
+fn decode_message(mut reader: impl ElementReader) -> Result<Message, DecodeError> {
+    let code = reader
+        .next_value()?
+        .and_then(|v| v.as_u64())
+        .ok_or(DecodeError::NotAMessage)?;
+    let kind = MessageType::from_code(code).ok_or(DecodeError::UnknownType(code))?;
+    let field_count = kind.payload_index().map_or(MAX_FIELDS, |i| i - 1);
+    let mut fields = Vec::with_capacity(field_count);
+    while fields.len() < field_count {
+        match reader.next_value()? {
+            Some(v) => fields.push(v),
+            None => break,
+        }
+    }
+    let mut payload = Payload::default();
+    if kind.payload_index().is_some() {
+        payload.args = reader.next_raw(Container::ListOrBinary)?;
+        payload.kwargs = reader.next_raw(Container::Dict)?;
+    }
+    if reader.has_more()? {
+        return Err(DecodeError::TooManyElements {
+            message: kind.name(),
+        });
+    }
+    Message::parse(kind, fields, payload)
+}
+
+/// A payload element as `target` bytes: borrowed when already in `target`, else transcoded.
+pub(crate) enum DataOut<'a> {
+    Raw(&'a [u8]),
+    Value(std::borrow::Cow<'a, Value>),
+}
+
+pub(crate) fn data_for(data: &Data, target: Serializer) -> Result<DataOut<'_>, EncodeError> {
+    Ok(match data {
+        Data::Encoded { serializer, bytes } if *serializer == target => DataOut::Raw(bytes),
+        Data::Encoded { serializer, bytes } => {
+            DataOut::Value(std::borrow::Cow::Owned(serializer.decode_value(bytes)?))
+        }
+        Data::Decoded(v) => DataOut::Value(std::borrow::Cow::Borrowed(v)),
+    })
+}
+
+#[cfg(test)]
+mod tests;

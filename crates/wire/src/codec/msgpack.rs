@@ -1,0 +1,277 @@
+//! MessagePack.
+
+use bytes::Bytes;
+use rmp::Marker;
+
+use super::{
+    Container, DataOut, DecodeError, ElementReader, EncodeError, MAX_DEPTH, Serializer, data_for,
+};
+use crate::message::Element;
+use crate::payload::Data;
+use crate::value::{Dict, Value};
+
+pub(crate) struct Reader<'a> {
+    source: &'a Bytes,
+    rest: &'a [u8],
+    remaining: u32,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(source: &'a Bytes) -> Result<Self, DecodeError> {
+        let mut rest: &[u8] = source;
+        let remaining =
+            rmp::decode::read_array_len(&mut rest).map_err(|_| DecodeError::NotAMessage)?;
+        Ok(Self {
+            source,
+            rest,
+            remaining,
+        })
+    }
+}
+
+impl ElementReader for Reader<'_> {
+    fn next_value(&mut self) -> Result<Option<Value>, DecodeError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        read_value(&mut self.rest, 0).map(Some)
+    }
+
+    fn next_raw(&mut self, container: Container) -> Result<Option<Data>, DecodeError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let start = self.rest;
+        let shape_ok = match (container, start.first().map(|b| Marker::from_u8(*b))) {
+            (
+                Container::ListOrBinary,
+                Some(Marker::FixArray(_) | Marker::Array16 | Marker::Array32),
+            ) => true,
+            (Container::ListOrBinary, Some(Marker::Bin8 | Marker::Bin16 | Marker::Bin32)) => true,
+            (Container::Dict, Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32)) => true,
+            _ => false,
+        };
+        if !shape_ok {
+            return Err(container.shape_error());
+        }
+        skip_value(&mut self.rest, 0)?;
+        let used = start.len() - self.rest.len();
+        Ok(Some(Data::Encoded {
+            serializer: Serializer::MsgPack,
+            bytes: self.source.slice_ref(&start[..used]),
+        }))
+    }
+
+    fn has_more(&mut self) -> Result<bool, DecodeError> {
+        if self.remaining == 0 && !self.rest.is_empty() {
+            return Err(malformed("trailing bytes after the message"));
+        }
+        Ok(self.remaining > 0)
+    }
+}
+
+pub(crate) fn decode_value(mut bytes: &[u8]) -> Result<Value, DecodeError> {
+    let value = read_value(&mut bytes, 0)?;
+    if !bytes.is_empty() {
+        return Err(malformed("trailing bytes after the value"));
+    }
+    Ok(value)
+}
+
+fn malformed(reason: &str) -> DecodeError {
+    DecodeError::Malformed {
+        serializer: Serializer::MsgPack,
+        reason: reason.to_owned(),
+    }
+}
+
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
+    if rest.len() < n {
+        return Err(malformed("truncated"));
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Ok(head)
+}
+
+fn be_uint(rest: &mut &[u8], n: usize) -> Result<u64, DecodeError> {
+    Ok(take(rest, n)?
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+/// What a marker announces: a scalar, a byte run of some length, or a container.
+enum Shape {
+    Value(Value),
+    Str(usize),
+    Bin(usize),
+    Ext(usize),
+    Array(usize),
+    Map(usize),
+}
+
+/// Reads one marker and the length or scalar that follows it.
+fn read_shape(rest: &mut &[u8]) -> Result<Shape, DecodeError> {
+    let marker = Marker::from_u8(take(rest, 1)?[0]);
+    let len = |rest: &mut &[u8], n| be_uint(rest, n).map(|l| l as usize);
+    Ok(match marker {
+        Marker::Null => Shape::Value(Value::Null),
+        Marker::True => Shape::Value(Value::Bool(true)),
+        Marker::False => Shape::Value(Value::Bool(false)),
+        Marker::FixPos(v) => Shape::Value(Value::Int(i64::from(v))),
+        Marker::FixNeg(v) => Shape::Value(Value::Int(i64::from(v))),
+        Marker::U8 => Shape::Value(Value::from(be_uint(rest, 1)?)),
+        Marker::U16 => Shape::Value(Value::from(be_uint(rest, 2)?)),
+        Marker::U32 => Shape::Value(Value::from(be_uint(rest, 4)?)),
+        Marker::U64 => Shape::Value(Value::from(be_uint(rest, 8)?)),
+        Marker::I8 => Shape::Value(Value::Int(i64::from(be_uint(rest, 1)? as u8 as i8))),
+        Marker::I16 => Shape::Value(Value::Int(i64::from(be_uint(rest, 2)? as u16 as i16))),
+        Marker::I32 => Shape::Value(Value::Int(i64::from(be_uint(rest, 4)? as u32 as i32))),
+        Marker::I64 => Shape::Value(Value::Int(be_uint(rest, 8)? as i64)),
+        Marker::F32 => Shape::Value(Value::Float(f64::from(f32::from_bits(
+            be_uint(rest, 4)? as u32
+        )))),
+        Marker::F64 => Shape::Value(Value::Float(f64::from_bits(be_uint(rest, 8)?))),
+        Marker::FixStr(n) => Shape::Str(usize::from(n)),
+        Marker::Str8 => Shape::Str(len(rest, 1)?),
+        Marker::Str16 => Shape::Str(len(rest, 2)?),
+        Marker::Str32 => Shape::Str(len(rest, 4)?),
+        Marker::Bin8 => Shape::Bin(len(rest, 1)?),
+        Marker::Bin16 => Shape::Bin(len(rest, 2)?),
+        Marker::Bin32 => Shape::Bin(len(rest, 4)?),
+        Marker::FixArray(n) => Shape::Array(usize::from(n)),
+        Marker::Array16 => Shape::Array(len(rest, 2)?),
+        Marker::Array32 => Shape::Array(len(rest, 4)?),
+        Marker::FixMap(n) => Shape::Map(usize::from(n)),
+        Marker::Map16 => Shape::Map(len(rest, 2)?),
+        Marker::Map32 => Shape::Map(len(rest, 4)?),
+        Marker::FixExt1 => Shape::Ext(2),
+        Marker::FixExt2 => Shape::Ext(3),
+        Marker::FixExt4 => Shape::Ext(5),
+        Marker::FixExt8 => Shape::Ext(9),
+        Marker::FixExt16 => Shape::Ext(17),
+        Marker::Ext8 => Shape::Ext(len(rest, 1)? + 1),
+        Marker::Ext16 => Shape::Ext(len(rest, 2)? + 1),
+        Marker::Ext32 => Shape::Ext(len(rest, 4)? + 1),
+        Marker::Reserved => return Err(malformed("reserved marker 0xc1")),
+    })
+}
+
+fn read_value(rest: &mut &[u8], depth: usize) -> Result<Value, DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError::TooDeep);
+    }
+    Ok(match read_shape(rest)? {
+        Shape::Value(v) => v,
+        Shape::Str(n) => {
+            let s = std::str::from_utf8(take(rest, n)?)
+                .map_err(|_| malformed("string is not UTF-8"))?;
+            Value::Str(s.to_owned())
+        }
+        Shape::Bin(n) => Value::Bytes(take(rest, n)?.to_vec()),
+        Shape::Ext(_) => return Err(malformed("extension types are not part of WAMP")),
+        Shape::Array(n) => {
+            // Each element takes at least one byte: do not trust a huge announced length.
+            let mut items = Vec::with_capacity(n.min(rest.len()));
+            for _ in 0..n {
+                items.push(read_value(rest, depth + 1)?);
+            }
+            Value::List(items)
+        }
+        Shape::Map(n) => {
+            let mut dict = Dict::new();
+            for _ in 0..n {
+                let Value::Str(key) = read_value(rest, depth + 1)? else {
+                    return Err(DecodeError::NonStringKey);
+                };
+                dict.insert(key, read_value(rest, depth + 1)?);
+            }
+            Value::Dict(dict)
+        }
+    })
+}
+
+/// Steps over one value without building it (payload elements are routed, not read).
+fn skip_value(rest: &mut &[u8], depth: usize) -> Result<(), DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError::TooDeep);
+    }
+    match read_shape(rest)? {
+        Shape::Value(_) => {}
+        Shape::Str(n) | Shape::Bin(n) | Shape::Ext(n) => {
+            take(rest, n)?;
+        }
+        Shape::Array(n) => {
+            for _ in 0..n {
+                skip_value(rest, depth + 1)?;
+            }
+        }
+        Shape::Map(n) => {
+            for _ in 0..n.saturating_mul(2) {
+                skip_value(rest, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(64);
+    write(rmp::encode::write_array_len(
+        &mut out,
+        len32(elements.len())?,
+    ))?;
+    for element in elements {
+        match element {
+            Element::UInt(u) => write(rmp::encode::write_uint(&mut out, *u))?,
+            Element::Str(s) => write(rmp::encode::write_str(&mut out, s))?,
+            Element::Dict(d) => write_dict(&mut out, d)?,
+            Element::EmptyList => write(rmp::encode::write_array_len(&mut out, 0))?,
+            Element::Data(data) => match data_for(data, Serializer::MsgPack)? {
+                DataOut::Raw(bytes) => out.extend_from_slice(bytes),
+                DataOut::Value(v) => write_value(&mut out, &v)?,
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn len32(n: usize) -> Result<u32, EncodeError> {
+    u32::try_from(n)
+        .map_err(|_| EncodeError::Unrepresentable("collection too large for MessagePack".into()))
+}
+
+/// Writing to a `Vec` cannot fail; any error is reported rather than unwrapped all the same.
+fn write<T, E: std::fmt::Debug>(r: Result<T, E>) -> Result<(), EncodeError> {
+    r.map(|_| ())
+        .map_err(|e| EncodeError::Unrepresentable(format!("{e:?}")))
+}
+
+fn write_dict(out: &mut Vec<u8>, dict: &Dict) -> Result<(), EncodeError> {
+    write(rmp::encode::write_map_len(out, len32(dict.len())?))?;
+    for (k, v) in dict {
+        write(rmp::encode::write_str(out, k))?;
+        write_value(out, v)?;
+    }
+    Ok(())
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
+    match value {
+        Value::Null => write(rmp::encode::write_nil(out)),
+        Value::Bool(b) => write(rmp::encode::write_bool(out, *b)),
+        Value::Int(i) if *i >= 0 => write(rmp::encode::write_uint(out, *i as u64)),
+        Value::Int(i) => write(rmp::encode::write_sint(out, *i)),
+        Value::UInt(u) => write(rmp::encode::write_uint(out, *u)),
+        Value::Float(f) => write(rmp::encode::write_f64(out, *f)),
+        Value::Str(s) => write(rmp::encode::write_str(out, s)),
+        Value::Bytes(b) => write(rmp::encode::write_bin(out, b)),
+        Value::List(items) => {
+            write(rmp::encode::write_array_len(out, len32(items.len())?))?;
+            items.iter().try_for_each(|v| write_value(out, v))
+        }
+        Value::Dict(d) => write_dict(out, d),
+    }
+}

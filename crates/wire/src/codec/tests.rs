@@ -1,0 +1,171 @@
+use bytes::Bytes;
+
+use super::*;
+use crate::message::{Call, Event};
+use crate::payload::Data;
+use crate::value::Value;
+use crate::{PublicationId, RequestId, SubscriptionId, Uri, dict};
+
+fn call_with(args: Value) -> Message {
+    Message::Call(Call {
+        request: RequestId::new(1).expect("valid id"),
+        options: dict! {},
+        procedure: Uri::from("com.example.echo"),
+        payload: crate::Payload {
+            args: Some(Data::Decoded(args)),
+            kwargs: None,
+        },
+    })
+}
+
+#[test]
+fn binary_values_survive_every_serializer_pair() {
+    let blob = Value::Bytes(vec![0, 1, 2, 254, 255]);
+    let original = call_with(Value::List(vec![blob.clone(), Value::from("text")]));
+    for from in Serializer::ALL {
+        let decoded = from
+            .decode(&from.encode(&original).expect("encodes"))
+            .expect("decodes");
+        for to in Serializer::ALL {
+            let bytes = to.encode(&decoded).expect("transcodes");
+            let Message::Call(call) = to.decode(&bytes).expect("decodes") else {
+                panic!("not a CALL")
+            };
+            assert_eq!(
+                call.payload.args_list().expect("list"),
+                vec![blob.clone(), Value::from("text")],
+                "{from:?} → {to:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn json_binary_uses_nul_plus_base64() {
+    let bytes = Serializer::Json
+        .encode(&call_with(Value::List(vec![Value::Bytes(b"hi".to_vec())])))
+        .expect("encodes");
+    assert_eq!(
+        &bytes[..],
+        br#"[48,1,{},"com.example.echo",["\u0000aGk="]]"#
+    );
+}
+
+#[test]
+fn payload_in_the_same_serializer_is_copied_byte_for_byte() {
+    // A float written as 1.50 would be re-rendered as 1.5 if the router decoded the payload.
+    let input = Bytes::from_static(br#"[36,1,2,{},[1.50,"x"],{"k":  true}]"#);
+    let msg = Serializer::Json.decode(&input).expect("decodes");
+    assert_eq!(
+        &Serializer::Json.encode(&msg).expect("encodes")[..],
+        br#"[36,1,2,{},[1.50,"x"],{"k":  true}]"#
+    );
+}
+
+#[test]
+fn kwargs_without_args_get_an_empty_args_placeholder() {
+    let msg = Message::Event(Event {
+        subscription: SubscriptionId::new(5).expect("id"),
+        publication: PublicationId::new(6).expect("id"),
+        details: dict! {},
+        payload: crate::Payload::from_values(vec![], dict! {"a" => 1u64}),
+    });
+    assert_eq!(
+        &Serializer::Json.encode(&msg).expect("encodes")[..],
+        br#"[36,5,6,{},[],{"a":1}]"#
+    );
+}
+
+#[test]
+fn malformed_input_is_an_error_not_a_panic() {
+    let cases: &[(Serializer, &[u8])] = &[
+        (Serializer::Json, b"[48, 1, {}"),
+        (Serializer::Json, b"{}"),
+        (Serializer::Json, b"[]"),
+        (Serializer::MsgPack, &[0x93, 0x30]),
+        (Serializer::MsgPack, &[0xc1]),
+        (Serializer::Cbor, &[0x83, 0x18]),
+        (Serializer::Cbor, &[0xff]),
+    ];
+    for (serializer, bytes) in cases {
+        assert!(
+            serializer.decode(&Bytes::copy_from_slice(bytes)).is_err(),
+            "{serializer:?} {bytes:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_message_type_is_named() {
+    let err = Serializer::Json
+        .decode(&Bytes::from_static(b"[99, 1]"))
+        .unwrap_err();
+    assert_eq!(err, DecodeError::UnknownType(99));
+}
+
+#[test]
+fn wrong_field_type_names_message_and_field() {
+    let err = Serializer::Json
+        .decode(&Bytes::from_static(br#"[32, "x", {}, "t"]"#))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "SUBSCRIBE.Request must be an id in [0, 2^53]"
+    );
+    let err = Serializer::Json
+        .decode(&Bytes::from_static(br#"[32, 1, {}, "t", 5]"#))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::TooManyElements {
+            message: "SUBSCRIBE"
+        }
+    );
+    let err = Serializer::Json
+        .decode(&Bytes::from_static(br#"[48, 1, {}, "p", {"a": 1}]"#))
+        .unwrap_err();
+    assert_eq!(err, DecodeError::PayloadShape("Arguments must be a list"));
+}
+
+#[test]
+fn request_ids_above_two_to_the_53_are_refused() {
+    let err = Serializer::Json
+        .decode(&Bytes::from_static(br#"[48, 9007199254740993, {}, "p"]"#))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        DecodeError::Field {
+            field: "Request",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn deeply_nested_payloads_are_refused_when_decoded() {
+    let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
+    for serializer in [Serializer::MsgPack, Serializer::Cbor] {
+        let mut bytes = vec![
+            if serializer == Serializer::MsgPack {
+                0x91
+            } else {
+                0x81
+            };
+            MAX_DEPTH + 2
+        ];
+        bytes.push(if serializer == Serializer::MsgPack {
+            0x90
+        } else {
+            0x80
+        });
+        assert_eq!(
+            serializer.decode_value(&bytes),
+            Err(DecodeError::TooDeep),
+            "{serializer:?}"
+        );
+    }
+    assert_eq!(
+        Serializer::Json.decode_value(deep.as_bytes()),
+        Err(DecodeError::TooDeep)
+    );
+}

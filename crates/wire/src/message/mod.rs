@@ -1,0 +1,474 @@
+//! One type per WAMP message, grouped by family as in the spec:
+//! [`session`] (HELLO … GOODBYE), [`pubsub`], [`rpc`] and [`error`].
+//!
+//! Codecs split a frame into header fields ([`Value`]s) and raw payload bytes; [`Message::parse`]
+//! turns the fields into a typed message, and [`Message::elements`] lists what to encode.
+
+pub mod error;
+pub mod pubsub;
+pub mod rpc;
+pub mod session;
+
+pub use error::Error;
+pub use pubsub::{Event, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed};
+pub use rpc::{
+    Call, Cancel, Interrupt, Invocation, Register, Registered, Result, Unregister, Unregistered,
+    Yield,
+};
+pub use session::{Abort, Authenticate, Challenge, Goodbye, Hello, Welcome};
+
+use crate::codec::DecodeError;
+use crate::payload::{Data, Payload};
+use crate::uri::Uri;
+use crate::value::{Dict, Value};
+
+/// Every message code of the Basic and Advanced Profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[allow(missing_docs)] // The variants are the spec's message names.
+pub enum MessageType {
+    Hello = 1,
+    Welcome = 2,
+    Abort = 3,
+    Challenge = 4,
+    Authenticate = 5,
+    Goodbye = 6,
+    Error = 8,
+    Publish = 16,
+    Published = 17,
+    Subscribe = 32,
+    Subscribed = 33,
+    Unsubscribe = 34,
+    Unsubscribed = 35,
+    Event = 36,
+    Call = 48,
+    Cancel = 49,
+    Result = 50,
+    Register = 64,
+    Registered = 65,
+    Unregister = 66,
+    Unregistered = 67,
+    Invocation = 68,
+    Interrupt = 69,
+    Yield = 70,
+}
+
+impl MessageType {
+    /// The message type for a wire code.
+    pub fn from_code(code: u64) -> Option<Self> {
+        use MessageType::*;
+        Some(match code {
+            1 => Hello,
+            2 => Welcome,
+            3 => Abort,
+            4 => Challenge,
+            5 => Authenticate,
+            6 => Goodbye,
+            8 => Error,
+            16 => Publish,
+            17 => Published,
+            32 => Subscribe,
+            33 => Subscribed,
+            34 => Unsubscribe,
+            35 => Unsubscribed,
+            36 => Event,
+            48 => Call,
+            49 => Cancel,
+            50 => Result,
+            64 => Register,
+            65 => Registered,
+            66 => Unregister,
+            67 => Unregistered,
+            68 => Invocation,
+            69 => Interrupt,
+            70 => Yield,
+            _ => return None,
+        })
+    }
+
+    /// The wire code.
+    pub fn code(self) -> u64 {
+        self as u64
+    }
+
+    /// The spec's name of the message, for error messages.
+    pub fn name(self) -> &'static str {
+        use MessageType::*;
+        match self {
+            Hello => "HELLO",
+            Welcome => "WELCOME",
+            Abort => "ABORT",
+            Challenge => "CHALLENGE",
+            Authenticate => "AUTHENTICATE",
+            Goodbye => "GOODBYE",
+            Error => "ERROR",
+            Publish => "PUBLISH",
+            Published => "PUBLISHED",
+            Subscribe => "SUBSCRIBE",
+            Subscribed => "SUBSCRIBED",
+            Unsubscribe => "UNSUBSCRIBE",
+            Unsubscribed => "UNSUBSCRIBED",
+            Event => "EVENT",
+            Call => "CALL",
+            Cancel => "CANCEL",
+            Result => "RESULT",
+            Register => "REGISTER",
+            Registered => "REGISTERED",
+            Unregister => "UNREGISTER",
+            Unregistered => "UNREGISTERED",
+            Invocation => "INVOCATION",
+            Interrupt => "INTERRUPT",
+            Yield => "YIELD",
+        }
+    }
+
+    /// The index (in the whole message array) where `Arguments` would stand, for messages that
+    /// carry an application payload.
+    pub fn payload_index(self) -> Option<usize> {
+        use MessageType::*;
+        match self {
+            Abort | Result | Yield => Some(3),
+            Publish | Event | Call | Invocation => Some(4),
+            Error => Some(5),
+            _ => None,
+        }
+    }
+}
+
+/// A WAMP message.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+#[allow(missing_docs)] // Each variant wraps the message type of the same name.
+pub enum Message {
+    Hello(Hello),
+    Welcome(Welcome),
+    Abort(Abort),
+    Challenge(Challenge),
+    Authenticate(Authenticate),
+    Goodbye(Goodbye),
+    Error(Error),
+    Publish(Publish),
+    Published(Published),
+    Subscribe(Subscribe),
+    Subscribed(Subscribed),
+    Unsubscribe(Unsubscribe),
+    Unsubscribed(Unsubscribed),
+    Event(Event),
+    Call(Call),
+    Cancel(Cancel),
+    Result(Result),
+    Register(Register),
+    Registered(Registered),
+    Unregister(Unregister),
+    Unregistered(Unregistered),
+    Invocation(Invocation),
+    Interrupt(Interrupt),
+    Yield(Yield),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $m:ident => $e:expr) => {
+        match $self {
+            Message::Hello($m) => $e,
+            Message::Welcome($m) => $e,
+            Message::Abort($m) => $e,
+            Message::Challenge($m) => $e,
+            Message::Authenticate($m) => $e,
+            Message::Goodbye($m) => $e,
+            Message::Error($m) => $e,
+            Message::Publish($m) => $e,
+            Message::Published($m) => $e,
+            Message::Subscribe($m) => $e,
+            Message::Subscribed($m) => $e,
+            Message::Unsubscribe($m) => $e,
+            Message::Unsubscribed($m) => $e,
+            Message::Event($m) => $e,
+            Message::Call($m) => $e,
+            Message::Cancel($m) => $e,
+            Message::Result($m) => $e,
+            Message::Register($m) => $e,
+            Message::Registered($m) => $e,
+            Message::Unregister($m) => $e,
+            Message::Unregistered($m) => $e,
+            Message::Invocation($m) => $e,
+            Message::Interrupt($m) => $e,
+            Message::Yield($m) => $e,
+        }
+    };
+}
+
+impl Message {
+    /// The message's type.
+    pub fn message_type(&self) -> MessageType {
+        dispatch!(self, m => m.message_type())
+    }
+
+    /// Builds a message from the fields a codec split off (everything after the code and before
+    /// the payload) and the payload.
+    pub(crate) fn parse(
+        kind: MessageType,
+        fields: Vec<Value>,
+        payload: Payload,
+    ) -> std::result::Result<Self, DecodeError> {
+        let mut f = Fields::new(kind, fields);
+        let msg = match kind {
+            MessageType::Hello => Message::Hello(Hello::parse(&mut f)?),
+            MessageType::Welcome => Message::Welcome(Welcome::parse(&mut f)?),
+            MessageType::Abort => Message::Abort(Abort::parse(&mut f, payload)?),
+            MessageType::Challenge => Message::Challenge(Challenge::parse(&mut f)?),
+            MessageType::Authenticate => Message::Authenticate(Authenticate::parse(&mut f)?),
+            MessageType::Goodbye => Message::Goodbye(Goodbye::parse(&mut f)?),
+            MessageType::Error => Message::Error(Error::parse(&mut f, payload)?),
+            MessageType::Publish => Message::Publish(Publish::parse(&mut f, payload)?),
+            MessageType::Published => Message::Published(Published::parse(&mut f)?),
+            MessageType::Subscribe => Message::Subscribe(Subscribe::parse(&mut f)?),
+            MessageType::Subscribed => Message::Subscribed(Subscribed::parse(&mut f)?),
+            MessageType::Unsubscribe => Message::Unsubscribe(Unsubscribe::parse(&mut f)?),
+            MessageType::Unsubscribed => Message::Unsubscribed(Unsubscribed::parse(&mut f)?),
+            MessageType::Event => Message::Event(Event::parse(&mut f, payload)?),
+            MessageType::Call => Message::Call(Call::parse(&mut f, payload)?),
+            MessageType::Cancel => Message::Cancel(Cancel::parse(&mut f)?),
+            MessageType::Result => Message::Result(Result::parse(&mut f, payload)?),
+            MessageType::Register => Message::Register(Register::parse(&mut f)?),
+            MessageType::Registered => Message::Registered(Registered::parse(&mut f)?),
+            MessageType::Unregister => Message::Unregister(Unregister::parse(&mut f)?),
+            MessageType::Unregistered => Message::Unregistered(Unregistered::parse(&mut f)?),
+            MessageType::Invocation => Message::Invocation(Invocation::parse(&mut f, payload)?),
+            MessageType::Interrupt => Message::Interrupt(Interrupt::parse(&mut f)?),
+            MessageType::Yield => Message::Yield(Yield::parse(&mut f, payload)?),
+        };
+        f.finish()?;
+        Ok(msg)
+    }
+
+    /// The elements of the message array, in order, for a codec to encode.
+    pub(crate) fn elements(&self) -> Vec<Element<'_>> {
+        let mut out = vec![Element::UInt(self.message_type().code())];
+        dispatch!(self, m => m.push_elements(&mut out));
+        out
+    }
+}
+
+/// One element of a message array as a codec sees it when encoding.
+#[derive(Debug)]
+pub(crate) enum Element<'a> {
+    UInt(u64),
+    Str(&'a str),
+    Dict(&'a Dict),
+    Data(&'a Data),
+    /// The `[]` placeholder for absent `Arguments` when `ArgumentsKw` follows.
+    EmptyList,
+}
+
+/// Appends a payload's elements: none, `args`, or `args` (maybe `[]`) then `kwargs`.
+pub(crate) fn push_payload<'a>(out: &mut Vec<Element<'a>>, payload: &'a Payload) {
+    match (&payload.args, &payload.kwargs) {
+        (None, None) => {}
+        (Some(a), None) => out.push(Element::Data(a)),
+        (a, Some(k)) => {
+            out.push(a.as_ref().map_or(Element::EmptyList, Element::Data));
+            out.push(Element::Data(k));
+        }
+    }
+}
+
+/// A cursor over a message's header fields that names the field when one is missing or of the
+/// wrong type ("parse, don't validate").
+pub(crate) struct Fields {
+    kind: MessageType,
+    fields: std::vec::IntoIter<Value>,
+}
+
+impl Fields {
+    fn new(kind: MessageType, fields: Vec<Value>) -> Self {
+        Self {
+            kind,
+            fields: fields.into_iter(),
+        }
+    }
+
+    fn error(&self, field: &'static str, expected: &'static str) -> DecodeError {
+        DecodeError::Field {
+            message: self.kind.name(),
+            field,
+            expected,
+        }
+    }
+
+    fn next(
+        &mut self,
+        field: &'static str,
+        expected: &'static str,
+    ) -> std::result::Result<Value, DecodeError> {
+        self.fields
+            .next()
+            .ok_or_else(|| self.error(field, expected))
+    }
+
+    pub(crate) fn id<T>(
+        &mut self,
+        field: &'static str,
+        wrap: fn(u64) -> Option<T>,
+    ) -> std::result::Result<T, DecodeError> {
+        let value = self.next(field, "an id in [0, 2^53]")?;
+        value
+            .as_u64()
+            .and_then(wrap)
+            .ok_or_else(|| self.error(field, "an id in [0, 2^53]"))
+    }
+
+    pub(crate) fn uint(&mut self, field: &'static str) -> std::result::Result<u64, DecodeError> {
+        let value = self.next(field, "an integer")?;
+        value
+            .as_u64()
+            .ok_or_else(|| self.error(field, "an integer"))
+    }
+
+    pub(crate) fn dict(&mut self, field: &'static str) -> std::result::Result<Dict, DecodeError> {
+        match self.next(field, "a dictionary")? {
+            Value::Dict(d) => Ok(d),
+            _ => Err(self.error(field, "a dictionary")),
+        }
+    }
+
+    /// A trailing dictionary that may be absent (UNSUBSCRIBED/UNREGISTERED revocation details).
+    pub(crate) fn optional_dict(
+        &mut self,
+        field: &'static str,
+    ) -> std::result::Result<Option<Dict>, DecodeError> {
+        match self.fields.next() {
+            None => Ok(None),
+            Some(Value::Dict(d)) => Ok(Some(d)),
+            Some(_) => Err(self.error(field, "a dictionary")),
+        }
+    }
+
+    pub(crate) fn string(
+        &mut self,
+        field: &'static str,
+    ) -> std::result::Result<String, DecodeError> {
+        match self.next(field, "a string")? {
+            Value::Str(s) => Ok(s),
+            _ => Err(self.error(field, "a string")),
+        }
+    }
+
+    pub(crate) fn uri(&mut self, field: &'static str) -> std::result::Result<Uri, DecodeError> {
+        match self.next(field, "a URI string")? {
+            Value::Str(s) => Ok(Uri::new(s)),
+            _ => Err(self.error(field, "a URI string")),
+        }
+    }
+
+    fn finish(mut self) -> std::result::Result<(), DecodeError> {
+        match self.fields.next() {
+            None => Ok(()),
+            Some(_) => Err(DecodeError::TooManyElements {
+                message: self.kind.name(),
+            }),
+        }
+    }
+}
+
+/// Implements the `message_type` accessor shared by every message struct.
+macro_rules! message_kind {
+    ($($ty:ident),+) => {$(
+        impl $ty {
+            /// This message's type code.
+            pub fn message_type(&self) -> $crate::message::MessageType {
+                $crate::message::MessageType::$ty
+            }
+        }
+        impl From<$ty> for $crate::message::Message {
+            fn from(m: $ty) -> Self {
+                $crate::message::Message::$ty(m)
+            }
+        }
+    )+};
+}
+pub(crate) use message_kind;
+
+/// Implements parsing and encoding for messages shaped `[TYPE, A|id, B|id]`.
+macro_rules! id_pair_message {
+    ($ty:ident, $a:ident: $ta:ident = $na:literal, $b:ident: $tb:ident = $nb:literal) => {
+        impl $ty {
+            pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
+                Ok(Self {
+                    $a: f.id($na, $ta::new)?,
+                    $b: f.id($nb, $tb::new)?,
+                })
+            }
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+                out.extend([Element::UInt(self.$a.get()), Element::UInt(self.$b.get())]);
+            }
+        }
+    };
+}
+pub(crate) use id_pair_message;
+
+/// Implements parsing and encoding for UNSUBSCRIBED and UNREGISTERED: `[TYPE, Request|id]`, or
+/// `[TYPE, 0, Details|dict]` for a revocation.
+macro_rules! acknowledgement_message {
+    ($ty:ident, $field:literal) => {
+        impl $ty {
+            pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
+                Ok(Self {
+                    request: f.id($field, RequestId::new)?,
+                    details: f.optional_dict("Details")?,
+                })
+            }
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+                out.push(Element::UInt(self.request.get()));
+                out.extend(self.details.as_ref().map(Element::Dict));
+            }
+        }
+    };
+}
+pub(crate) use acknowledgement_message;
+
+/// Messages shaped `[TYPE, Request|id, Options|dict, Uri|uri]` with an optional payload.
+macro_rules! request_options_uri_message {
+    ($ty:ident, $uri:ident = $label:literal, payload) => {
+        impl $ty {
+            pub(crate) fn parse(
+                f: &mut Fields,
+                payload: Payload,
+            ) -> std::result::Result<Self, DecodeError> {
+                Ok(Self {
+                    request: f.id("Request", RequestId::new)?,
+                    options: f.dict("Options")?,
+                    $uri: f.uri($label)?,
+                    payload,
+                })
+            }
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+                out.extend([
+                    Element::UInt(self.request.get()),
+                    Element::Dict(&self.options),
+                    Element::Str(self.$uri.as_str()),
+                ]);
+                push_payload(out, &self.payload);
+            }
+        }
+    };
+    ($ty:ident, $uri:ident = $label:literal) => {
+        impl $ty {
+            pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
+                Ok(Self {
+                    request: f.id("Request", RequestId::new)?,
+                    options: f.dict("Options")?,
+                    $uri: f.uri($label)?,
+                })
+            }
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+                out.extend([
+                    Element::UInt(self.request.get()),
+                    Element::Dict(&self.options),
+                    Element::Str(self.$uri.as_str()),
+                ]);
+            }
+        }
+    };
+}
+
+pub(crate) use request_options_uri_message;
