@@ -11,6 +11,11 @@ macro_rules! id_type {
         pub struct $name(u64);
 
         impl $name {
+            /// The smallest value, 0 (only used by revocations).
+            pub const MIN: Self = Self(0);
+            /// The largest value, 2^53.
+            pub const MAX: Self = Self(MAX_ID);
+
             /// Wraps `id` if it lies in `[0, 2^53]`.
             pub fn new(id: u64) -> Option<Self> {
                 (id <= MAX_ID).then_some(Self(id))

@@ -1,0 +1,112 @@
+//! The core's errors, and the one place they become `wamp.error.*` URIs.
+
+use junction_wire::{Dict, Payload, Uri, Value};
+
+/// Why the router refused a request. Each variant maps to one WAMP error URI ([`Error::uri`]);
+/// the `Display` text is the human-readable message sent along with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A URI is malformed, or lies in the reserved `wamp.` namespace.
+    #[error("invalid URI \"{uri}\": {reason}")]
+    InvalidUri {
+        /// The offending URI.
+        uri: Uri,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No registration matches a called procedure.
+    #[error("no callee registered for procedure \"{0}\"")]
+    NoSuchProcedure(Uri),
+    /// The procedure is already registered (and shared registration does not apply).
+    #[error("procedure \"{0}\" is already registered")]
+    ProcedureAlreadyExists(Uri),
+    /// UNREGISTER of a registration the session does not hold.
+    #[error("no registration {0} held by this session")]
+    NoSuchRegistration(u64),
+    /// UNSUBSCRIBE of a subscription the session does not hold.
+    #[error("no subscription {0} held by this session")]
+    NoSuchSubscription(u64),
+    /// The call ended because its callee left (or it was canceled).
+    #[error("{0}")]
+    Canceled(String),
+    /// A request carries an option or argument the router cannot accept.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A meta procedure was asked about a session that does not exist.
+    #[error("no session {0} on this realm")]
+    NoSuchSession(u64),
+    /// A peer broke the protocol; the session is aborted.
+    #[error("{0}")]
+    ProtocolViolation(String),
+    /// HELLO named a realm this router does not have.
+    #[error("no realm \"{0}\" exists on this router")]
+    NoSuchRealm(Uri),
+    /// None of the authentication methods offered in HELLO is allowed on the realm.
+    #[error("{0}")]
+    NoMatchingAuthMethod(String),
+}
+
+impl Error {
+    /// The WAMP error URI for this error.
+    pub fn uri(&self) -> &'static str {
+        match self {
+            Error::InvalidUri { .. } => "wamp.error.invalid_uri",
+            Error::NoSuchProcedure(_) => "wamp.error.no_such_procedure",
+            Error::ProcedureAlreadyExists(_) => "wamp.error.procedure_already_exists",
+            Error::NoSuchRegistration(_) => "wamp.error.no_such_registration",
+            Error::NoSuchSubscription(_) => "wamp.error.no_such_subscription",
+            Error::Canceled(_) => "wamp.error.canceled",
+            Error::InvalidArgument(_) => "wamp.error.invalid_argument",
+            Error::NoSuchSession(_) => "wamp.error.no_such_session",
+            Error::ProtocolViolation(_) => "wamp.error.protocol_violation",
+            Error::NoSuchRealm(_) => "wamp.error.no_such_realm",
+            Error::NoMatchingAuthMethod(_) => "wamp.error.no_matching_auth_method",
+        }
+    }
+
+    /// The payload of an ERROR reply: the message as the single positional argument, as
+    /// Autobahn and Crossbar expect.
+    pub fn payload(&self) -> Payload {
+        Payload::args(vec![Value::Str(self.to_string())])
+    }
+
+    /// The details of an ABORT or GOODBYE: `{"message": …}`.
+    pub fn details(&self) -> Dict {
+        junction_wire::dict! { "message" => self.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_a_wamp_error_uri_and_a_message() {
+        let uri = Uri::from("com.x");
+        let all = [
+            Error::InvalidUri {
+                uri: uri.clone(),
+                reason: "r",
+            },
+            Error::NoSuchProcedure(uri.clone()),
+            Error::ProcedureAlreadyExists(uri.clone()),
+            Error::NoSuchRegistration(1),
+            Error::NoSuchSubscription(1),
+            Error::Canceled("c".into()),
+            Error::InvalidArgument("a".into()),
+            Error::NoSuchSession(1),
+            Error::ProtocolViolation("p".into()),
+            Error::NoSuchRealm(uri.clone()),
+            Error::NoMatchingAuthMethod("m".into()),
+        ];
+        for e in all {
+            assert!(e.uri().starts_with("wamp.error."), "{e:?}");
+            assert!(!e.to_string().is_empty());
+        }
+        assert_eq!(
+            Error::NoSuchRealm(Uri::from("nope")).to_string(),
+            "no realm \"nope\" exists on this router"
+        );
+    }
+}

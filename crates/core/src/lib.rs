@@ -1,0 +1,39 @@
+//! Junction's routing core. Driven by decoded messages; no sockets, tasks or clocks (the caller
+//! passes the time in), so nearly all router behaviour is tested here, in-process.
+//!
+//! Layout:
+//! - [`router`]: the [`Router`], its configuration and its realms.
+//! - [`realm`]: a [`Realm`] (routing and security domain) and the sessions attached to it.
+//! - [`session`]: the per-connection [`Session`] state machine (HELLO … GOODBYE).
+//! - [`broker`]: publish & subscribe.
+//! - [`dealer`]: routed remote procedure calls.
+//! - [`outbox`]: how the core hands messages to a transport ([`Outbox`], [`Outbound`]).
+//! - [`error`]: [`Error`], and its single mapping to `wamp.error.*` URIs.
+//! - [`features`]: the roles and features announced in WELCOME.
+//!
+//! Sharing model: each connection owns its [`Session`] (`&mut self`); realm-level tables are
+//! shared by every connection task and take `&self`, with short critical sections and no lock held
+//! while a transport writes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod broker;
+pub mod dealer;
+pub mod error;
+pub mod features;
+mod ids;
+mod matcher;
+pub mod options;
+pub mod outbox;
+pub mod realm;
+pub mod router;
+pub mod session;
+
+pub use error::Error;
+pub use outbox::{Outbound, Outbox, SharedMessage};
+pub use realm::{Realm, RealmConfig};
+pub use router::{Router, RouterConfig};
+pub use session::{Session, SessionInfo, Status, TransportInfo, TransportKind};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! How the core hands messages to whatever drives a session (a transport, or a test harness).
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use junction_wire::message::Goodbye;
+use junction_wire::{EncodeError, Message, Serializer};
+
+/// One item for a session's outbound queue.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A message for this session alone.
+    Message(Message),
+    /// An event shared by every subscriber it goes to, encoded at most once per serializer.
+    /// Events may be dropped for a slow consumer (by the transport's policy); nothing else may.
+    Event(Arc<SharedMessage>),
+    /// The router closes the session (kill, shutdown, realm removed): send this GOODBYE, then
+    /// wait for the peer's reply and close.
+    Close(Goodbye),
+}
+
+/// A session's outbound queue, implemented by the driver. Must not block: the core calls it
+/// while routing, sometimes with a routing-table lock held.
+pub trait Outbox: Send + Sync {
+    /// Queues `item` for the session. The driver applies its slow-consumer policy when its
+    /// queue is full (drop events, or disconnect the session).
+    fn push(&self, item: Outbound);
+}
+
+/// A message shared between many recipients (one EVENT fanned out to N subscribers). The first
+/// recipient that needs a serializer encodes it; the others reuse the bytes.
+#[derive(Debug)]
+pub struct SharedMessage {
+    message: Message,
+    encoded: [OnceLock<Result<Bytes, EncodeError>>; 3],
+}
+
+impl SharedMessage {
+    /// Wraps a message for sharing.
+    pub fn new(message: Message) -> Self {
+        Self {
+            message,
+            encoded: Default::default(),
+        }
+    }
+
+    /// The message itself.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The message encoded with `serializer`, computed once.
+    pub fn encoded(&self, serializer: Serializer) -> Result<Bytes, EncodeError> {
+        let slot = match serializer {
+            Serializer::Json => &self.encoded[0],
+            Serializer::MsgPack => &self.encoded[1],
+            _ => &self.encoded[2],
+        };
+        slot.get_or_init(|| serializer.encode(&self.message))
+            .clone()
+    }
+}

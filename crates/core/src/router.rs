@@ -1,0 +1,75 @@
+//! The router: the set of realms, and the entry point for new sessions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use junction_wire::Uri;
+
+use crate::realm::{Realm, RealmConfig, read, write};
+
+/// The router's settings.
+#[derive(Debug, Clone, Default)]
+pub struct RouterConfig {
+    /// The realms to open at start.
+    pub realms: Vec<RealmConfig>,
+    /// The agent string sent in WELCOME.
+    pub agent: String,
+}
+
+/// The router: realms by name.
+pub struct Router {
+    config: RouterConfig,
+    realms: RwLock<HashMap<Uri, Arc<Realm>>>,
+}
+
+impl Router {
+    /// A router with the configured realms open.
+    pub fn new(config: RouterConfig) -> Arc<Self> {
+        let realms = config
+            .realms
+            .iter()
+            .map(|r| (r.name.clone(), Arc::new(Realm::new(r.clone()))))
+            .collect();
+        Arc::new(Self {
+            config,
+            realms: RwLock::new(realms),
+        })
+    }
+
+    /// The router's settings.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// The realm named `name`, if it exists.
+    pub fn realm(&self, name: &Uri) -> Option<Arc<Realm>> {
+        read(&self.realms).get(name).cloned()
+    }
+
+    /// Every realm.
+    pub fn realms(&self) -> Vec<Arc<Realm>> {
+        read(&self.realms).values().cloned().collect()
+    }
+
+    /// Adds a realm, replacing nothing: returns false if one of that name exists.
+    pub fn add_realm(&self, config: RealmConfig) -> bool {
+        let mut realms = write(&self.realms);
+        if realms.contains_key(&config.name) {
+            return false;
+        }
+        realms.insert(config.name.clone(), Arc::new(Realm::new(config)));
+        true
+    }
+
+    /// Asks every session of every realm to close with `wamp.close.system_shutdown`.
+    pub fn shutdown(&self) {
+        for realm in self.realms() {
+            realm.close_all("wamp.close.system_shutdown", "the router is shutting down");
+        }
+    }
+
+    /// The number of sessions across all realms.
+    pub fn session_count(&self) -> usize {
+        self.realms().iter().map(|r| r.session_count()).sum()
+    }
+}

@@ -1,0 +1,8 @@
+//! In-process tests: a router and scripted clients exchanging messages through in-memory
+//! outboxes. Messages are written as the spec writes them, in JSON.
+
+mod harness;
+mod pubsub;
+mod rpc;
+mod session;
+mod spec_options;
