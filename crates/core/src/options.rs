@@ -198,10 +198,10 @@ impl PublishOptions {
         // Checked for shape only: they are not acted on yet, but a wrong type is still an error.
         r.list("forward_for")?;
         r.string("transaction_hash")?;
-        if let Some(algo) = r.string("enc_algo")? {
-            if algo != "cryptobox" {
-                return Err(r.wrong("enc_algo", "\"cryptobox\""));
-            }
+        if let Some(algo) = r.string("enc_algo")?
+            && algo != "cryptobox"
+        {
+            return Err(r.wrong("enc_algo", "\"cryptobox\""));
         }
         Ok(Self {
             acknowledge: r.bool("acknowledge", false)?,

@@ -61,13 +61,6 @@ impl Router {
         true
     }
 
-    /// Asks every session of every realm to close with `wamp.close.system_shutdown`.
-    pub fn shutdown(&self) {
-        for realm in self.realms() {
-            realm.close_all("wamp.close.system_shutdown", "the router is shutting down");
-        }
-    }
-
     /// The number of sessions across all realms.
     pub fn session_count(&self) -> usize {
         self.realms().iter().map(|r| r.session_count()).sum()

@@ -212,8 +212,8 @@ impl PublishOptions {
             list.as_ref().is_none_or(|l| l.iter().any(|x| x == v))
         };
         !self.exclude.contains(&id)
-            && !self.exclude_authid.iter().any(|a| *a == s.authid)
-            && !self.exclude_authrole.iter().any(|r| *r == s.authrole)
+            && !self.exclude_authid.contains(&s.authid)
+            && !self.exclude_authrole.contains(&s.authrole)
             && self.eligible.as_ref().is_none_or(|l| l.contains(&id))
             && listed(&self.eligible_authid, &s.authid)
             && listed(&self.eligible_authrole, &s.authrole)

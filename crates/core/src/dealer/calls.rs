@@ -224,13 +224,13 @@ impl Calls {
             .map(|(k, _)| *k)
             .collect();
         for key in as_callee {
-            if let Some(pending) = self.finish(key) {
-                if pending.caller.id() != session {
-                    pending.caller.send(canceled(
-                        pending.call_request,
-                        "the callee left before answering",
-                    ));
-                }
+            if let Some(pending) = self.finish(key)
+                && pending.caller.id() != session
+            {
+                pending.caller.send(canceled(
+                    pending.call_request,
+                    "the callee left before answering",
+                ));
             }
         }
         let as_caller: Vec<_> = self
@@ -239,13 +239,13 @@ impl Calls {
             .map(|(_, v)| *v)
             .collect();
         for key in as_caller {
-            if let Some(pending) = self.finish(key) {
-                if callee_can_cancel(&pending.callee) {
-                    pending.callee.send(Interrupt {
-                        request: key.1,
-                        options: dict! { "mode" => "killnowait" },
-                    });
-                }
+            if let Some(pending) = self.finish(key)
+                && callee_can_cancel(&pending.callee)
+            {
+                pending.callee.send(Interrupt {
+                    request: key.1,
+                    options: dict! { "mode" => "killnowait" },
+                });
             }
         }
     }

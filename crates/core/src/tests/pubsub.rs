@@ -159,9 +159,9 @@ fn prefix_and_wildcard_subscriptions_get_the_topic_in_details() {
     let prefix = sub.recv().expect("SUBSCRIBED")[2].clone();
     let wildcard = sub.recv().expect("SUBSCRIBED")[2].clone();
     publisher.send(r#"[16, 1, {}, "com.app.update"]"#);
-    let mut events = vec![sub.recv().expect("EVENT"), sub.recv().expect("EVENT")];
+    let mut events = [sub.recv().expect("EVENT"), sub.recv().expect("EVENT")];
     events.sort_by_key(|e| e[1].as_u64());
-    let mut expected = vec![prefix, wildcard];
+    let mut expected = [prefix, wildcard];
     expected.sort_by_key(|v| v.as_u64());
     assert_eq!(
         events.iter().map(|e| e[1].clone()).collect::<Vec<_>>(),

@@ -128,10 +128,13 @@ fn client_goodbye_is_answered_with_goodbye_and_out() {
 }
 
 #[test]
-fn shutdown_sends_goodbye_system_shutdown_and_waits_for_the_reply() {
+fn closing_a_realm_sends_goodbye_and_waits_for_the_reply() {
     let router = router();
     let (mut client, _) = Client::join(&router, "realm1");
-    router.shutdown();
+    router
+        .realm(&"realm1".into())
+        .expect("realm")
+        .close_all("wamp.close.system_shutdown", "bye");
     let goodbye = client.recv().expect("GOODBYE");
     assert_eq!(goodbye[0], 6);
     assert_eq!(goodbye[2], "wamp.close.system_shutdown");

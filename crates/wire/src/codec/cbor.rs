@@ -62,14 +62,13 @@ impl ElementReader for Reader<'_> {
         if !self.advance()? {
             return Ok(None);
         }
-        let shape_ok = match (container, self.decoder.datatype().map_err(malformed)?) {
+        let shape_ok = matches!(
+            (container, self.decoder.datatype().map_err(malformed)?),
             (
                 Container::ListOrBinary,
-                Type::Array | Type::ArrayIndef | Type::Bytes | Type::BytesIndef,
-            ) => true,
-            (Container::Dict, Type::Map | Type::MapIndef) => true,
-            _ => false,
-        };
+                Type::Array | Type::ArrayIndef | Type::Bytes | Type::BytesIndef
+            ) | (Container::Dict, Type::Map | Type::MapIndef)
+        );
         if !shape_ok {
             return Err(container.shape_error());
         }

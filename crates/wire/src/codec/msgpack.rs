@@ -44,15 +44,23 @@ impl ElementReader for Reader<'_> {
         }
         self.remaining -= 1;
         let start = self.rest;
-        let shape_ok = match (container, start.first().map(|b| Marker::from_u8(*b))) {
+        let shape_ok = matches!(
+            (container, start.first().map(|b| Marker::from_u8(*b))),
             (
                 Container::ListOrBinary,
-                Some(Marker::FixArray(_) | Marker::Array16 | Marker::Array32),
-            ) => true,
-            (Container::ListOrBinary, Some(Marker::Bin8 | Marker::Bin16 | Marker::Bin32)) => true,
-            (Container::Dict, Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32)) => true,
-            _ => false,
-        };
+                Some(
+                    Marker::FixArray(_)
+                        | Marker::Array16
+                        | Marker::Array32
+                        | Marker::Bin8
+                        | Marker::Bin16
+                        | Marker::Bin32
+                )
+            ) | (
+                Container::Dict,
+                Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32)
+            )
+        );
         if !shape_ok {
             return Err(container.shape_error());
         }

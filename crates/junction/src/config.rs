@@ -1,0 +1,394 @@
+//! The configuration file (TOML), environment overrides (`JUNCTION_…`) and command-line flags,
+//! merged in that order and validated before any port is bound. Every key is documented in
+//! `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use junction_core::{RealmConfig, RouterConfig};
+use junction_transport::TransportConfig;
+use junction_wire::{Uri, UriRules};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// TCP addresses serving WebSocket and RawSocket.
+    pub listen: Vec<SocketAddr>,
+    /// A Unix domain socket path serving RawSocket, if any.
+    pub unix_socket: Option<PathBuf>,
+    /// Where durable state lives.
+    pub data_dir: PathBuf,
+    /// Seconds to wait for sessions to close on shutdown.
+    pub shutdown_grace_secs: u64,
+    /// Connection limits.
+    pub limits: Limits,
+    /// WebSocket settings.
+    pub websocket: WebSocket,
+    /// Logging.
+    pub log: Log,
+    /// Realms opened at start.
+    pub realms: Vec<Realm>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted message, in octets.
+    pub max_message_size: usize,
+    /// Seconds from accept to WELCOME.
+    pub handshake_timeout_secs: u64,
+    /// Seconds to wait for the client's GOODBYE after the router's.
+    pub close_timeout_secs: u64,
+    /// Messages that may wait in a session's outbound queue.
+    pub outbound_queue: usize,
+}
+
+/// `[websocket]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocket {
+    /// The HTTP path of the WebSocket endpoint.
+    pub path: String,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `junction=debug`.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One `[[realms]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Realm {
+    /// The realm URI.
+    pub name: String,
+    /// Whether anonymous clients may join.
+    #[serde(default = "yes")]
+    pub anonymous: bool,
+    /// `loose` or `strict` URI rules.
+    #[serde(default)]
+    pub uri_rules: UriRuleSet,
+}
+
+/// URI validation rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UriRuleSet {
+    /// The spec's loose rules.
+    #[default]
+    Loose,
+    /// The spec's strict rules.
+    Strict,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            unix_socket: None,
+            data_dir: PathBuf::from("junction-data"),
+            shutdown_grace_secs: 5,
+            limits: Limits::default(),
+            websocket: WebSocket::default(),
+            log: Log::default(),
+            realms: vec![Realm {
+                name: "realm1".into(),
+                anonymous: true,
+                uri_rules: UriRuleSet::Loose,
+            }],
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let t = TransportConfig::default();
+        Self {
+            max_message_size: t.max_message_size,
+            handshake_timeout_secs: t.handshake_timeout.as_secs(),
+            close_timeout_secs: t.close_timeout.as_secs(),
+            outbound_queue: t.outbound_queue,
+        }
+    }
+}
+
+impl Default for WebSocket {
+    fn default() -> Self {
+        Self {
+            path: TransportConfig::default().websocket_path,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The top-level keys; environment variables naming anything else are not ours and are ignored.
+const KEYS: &[&str] = &[
+    "listen",
+    "unix_socket",
+    "data_dir",
+    "shutdown_grace_secs",
+    "limits",
+    "websocket",
+    "log",
+    "realms",
+];
+
+/// Command-line values that override the file and the environment.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Vec<SocketAddr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unix_socket: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then `JUNCTION_*` variables (`__` separates nested keys),
+    /// then the command line; and validates the result.
+    pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only variables naming one of our keys: JUNCTION_LOG and friends belong to others.
+        let ours = |key: &figment::value::UncasedStr| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        };
+        let env = Env::prefixed("JUNCTION_").split("__").filter(ours);
+        figment = figment.merge(env).merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() && self.unix_socket.is_none() {
+            return Err("listen: at least one address (or unix_socket) is required".into());
+        }
+        if self.limits.max_message_size < 512 {
+            return Err("limits.max_message_size: must be at least 512".into());
+        }
+        if self.limits.outbound_queue == 0 {
+            return Err("limits.outbound_queue: must be at least 1".into());
+        }
+        if !self.websocket.path.starts_with('/') {
+            return Err(format!(
+                "websocket.path: \"{}\" must start with /",
+                self.websocket.path
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for realm in &self.realms {
+            if !Uri::from(realm.name.as_str()).is_valid(UriRules::Loose, false) {
+                return Err(format!(
+                    "realms.name: \"{}\" is not a valid URI",
+                    realm.name
+                ));
+            }
+            if !seen.insert(&realm.name) {
+                return Err(format!("realms.name: \"{}\" is declared twice", realm.name));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("log.level: {e}"))?;
+        Ok(())
+    }
+
+    /// The router's part.
+    pub fn router(&self) -> RouterConfig {
+        let realms = self
+            .realms
+            .iter()
+            .map(|r| RealmConfig {
+                name: Uri::from(r.name.as_str()),
+                allow_anonymous: r.anonymous,
+                uri_rules: match r.uri_rules {
+                    UriRuleSet::Loose => UriRules::Loose,
+                    UriRuleSet::Strict => UriRules::Strict,
+                },
+            })
+            .collect();
+        RouterConfig {
+            realms,
+            agent: format!("Junction {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The transports' part.
+    pub fn transport(&self) -> TransportConfig {
+        TransportConfig {
+            max_message_size: self.limits.max_message_size,
+            handshake_timeout: Duration::from_secs(self.limits.handshake_timeout_secs),
+            close_timeout: Duration::from_secs(self.limits.close_timeout_secs),
+            outbound_queue: self.limits.outbound_queue,
+            websocket_path: self.websocket.path.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Loads `toml` with `overrides` inside a figment `Jail`: a private working directory and
+    /// environment, so tests that set variables cannot leak into each other.
+    #[allow(clippy::result_large_err)] // figment::Jail dictates the closure type.
+    fn load_in_jail(
+        toml: Option<&str>,
+        env: &[(&str, &str)],
+        overrides: Overrides,
+    ) -> Result<Config, String> {
+        let mut result = None;
+        figment::Jail::expect_with(|jail| {
+            for (key, value) in env {
+                jail.set_env(key, value);
+            }
+            if let Some(text) = toml {
+                jail.create_file("junction.toml", text)?;
+            }
+            let file = toml.map(|_| Path::new("junction.toml"));
+            result = Some(Config::load(file, overrides));
+            Ok(())
+        });
+        result.expect("the jail ran")
+    }
+
+    fn load_toml(text: &str) -> Result<Config, String> {
+        load_in_jail(Some(text), &[], Overrides::default())
+    }
+
+    #[test]
+    fn defaults_open_realm1_to_anonymous_on_loopback_8080() {
+        let config = load_in_jail(None, &[], Overrides::default()).expect("defaults are valid");
+        assert_eq!(
+            config.listen,
+            vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+        );
+        assert_eq!(config.realms.len(), 1);
+        assert!(config.realms[0].anonymous);
+    }
+
+    #[test]
+    fn missing_config_file_is_refused() {
+        let error = Config::load(
+            Some(Path::new("/nonexistent/junction.toml")),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(error.contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_naming_the_key() {
+        let error = load_toml("[limits]\nmax_mesage_size = 1024\n").unwrap_err();
+        assert!(error.contains("max_mesage_size"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused_naming_the_key() {
+        let error = load_toml("shutdown_grace_secs = \"soon\"\n").unwrap_err();
+        assert!(error.contains("shutdown_grace_secs"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused_naming_the_key() {
+        assert!(
+            load_toml("[limits]\nmax_message_size = 10\n")
+                .unwrap_err()
+                .contains("limits.max_message_size")
+        );
+        assert!(
+            load_toml("[[realms]]\nname = \"bad realm\"\n")
+                .unwrap_err()
+                .contains("realms.name")
+        );
+        assert!(
+            load_toml("[log]\nlevel = \"[[\"\n")
+                .unwrap_err()
+                .contains("log.level")
+        );
+    }
+
+    #[test]
+    fn realms_from_the_file_replace_the_default() {
+        let config = load_toml(
+            "[[realms]]\nname = \"com.example\"\nanonymous = false\nuri_rules = \"strict\"\n",
+        )
+        .expect("valid");
+        let router = config.router();
+        assert_eq!(router.realms.len(), 1);
+        assert_eq!(router.realms[0].name.as_str(), "com.example");
+        assert!(!router.realms[0].allow_anonymous);
+        assert_eq!(router.realms[0].uri_rules, UriRules::Strict);
+    }
+
+    #[test]
+    fn command_line_overrides_file_and_environment() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9100));
+        let overrides = Overrides {
+            listen: Some(vec![addr]),
+            ..Default::default()
+        };
+        let env = [("JUNCTION_LISTEN", "[\"127.0.0.1:9200\"]")];
+        let config =
+            load_in_jail(Some("listen = [\"127.0.0.1:9000\"]\n"), &env, overrides).expect("valid");
+        assert_eq!(config.listen, vec![addr]);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_ignores_foreign_variables() {
+        let env = [
+            ("JUNCTION_LIMITS__MAX_MESSAGE_SIZE", "2048"),
+            ("JUNCTION_BIN", "/not/a/config/key"),
+        ];
+        let config = load_in_jail(
+            Some("[limits]\nmax_message_size = 4096\n"),
+            &env,
+            Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.limits.max_message_size, 2048);
+    }
+}

@@ -1,0 +1,184 @@
+//! `junction`: the WAMP router binary. It only wires the layers together: read and validate the
+//! whole configuration before binding anything, start the listeners, wait for a signal, shut
+//! down gracefully.
+#![forbid(unsafe_code)]
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::{TcpListener, UnixListener};
+
+use config::{Config, LogFormat, Overrides};
+use junction_core::Router;
+use junction_transport::{Shutdown, serve_tcp, serve_unix};
+
+/// Junction, a WAMP router.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the router.
+    Serve {
+        /// A TOML configuration file (see docs/configuration.md).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to serve WebSocket and RawSocket on (repeatable); overrides `listen`.
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Vec<std::net::SocketAddr>,
+        /// Directory for durable state; overrides `data_dir`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Unix domain socket to serve RawSocket on; overrides `unix_socket`.
+        #[arg(long, value_name = "PATH")]
+        unix_socket: Option<PathBuf>,
+    },
+}
+
+/// Exit code for a configuration error (sysexits.h `EX_CONFIG`).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve {
+        config,
+        listen,
+        data_dir,
+        unix_socket,
+    } = cli.command;
+    let overrides = Overrides {
+        listen: (!listen.is_empty()).then_some(listen),
+        data_dir,
+        unix_socket,
+    };
+    let config = match Config::load(config.as_deref(), overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("junction: invalid configuration: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("junction: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("junction: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JUNCTION_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let router = Router::new(config.router());
+    let transport = Arc::new(config.transport());
+    let shutdown = Shutdown::new();
+
+    let mut tcp = Vec::new();
+    for addr in &config.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        println!(
+            "junction: listening on ws://{local}{} (WebSocket) and rs://{local} (RawSocket)",
+            transport.websocket_path
+        );
+        tcp.push(listener);
+    }
+    let unix = match &config.unix_socket {
+        Some(path) => {
+            // A socket file left by a previous run would make bind fail.
+            let _ = std::fs::remove_file(path);
+            let listener = UnixListener::bind(path)
+                .with_context(|| format!("cannot listen on {}", path.display()))?;
+            println!(
+                "junction: listening on unix://{} (RawSocket)",
+                path.display()
+            );
+            Some((listener, path.clone()))
+        }
+        None => None,
+    };
+    let realms: Vec<String> = config
+        .router()
+        .realms
+        .iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    tracing::info!(realms = ?realms, data_dir = %config.data_dir.display(), "junction started");
+
+    for listener in tcp {
+        tokio::spawn(serve_tcp(
+            listener,
+            Arc::clone(&router),
+            Arc::clone(&transport),
+            shutdown.clone(),
+        ));
+    }
+    if let Some((listener, path)) = unix {
+        tokio::spawn(serve_unix(
+            listener,
+            path,
+            Arc::clone(&router),
+            Arc::clone(&transport),
+            shutdown.clone(),
+        ));
+    }
+
+    wait_for_signal().await?;
+    tracing::info!(sessions = router.session_count(), "shutting down");
+    shutdown.begin();
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    if !shutdown.wait(grace).await {
+        tracing::warn!(
+            remaining = shutdown.connections(),
+            ?grace,
+            "grace period ran out; closing remaining connections"
+        );
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot watch SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! Limits and timeouts shared by every transport.
+
+use std::time::Duration;
+
+/// Per-connection limits and timeouts.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// The largest message accepted from a client, in octets. RawSocket announces the largest
+    /// power of two not above it; WebSocket refuses larger messages and frames.
+    pub max_message_size: usize,
+    /// How long a connection may take from accept to WELCOME.
+    pub handshake_timeout: Duration,
+    /// How long the router waits for a client's GOODBYE after sending its own.
+    pub close_timeout: Duration,
+    /// How many messages may wait in a session's outbound queue. When it is full, events for
+    /// that session are dropped (and counted); anything else closes the session.
+    pub outbound_queue: usize,
+    /// The HTTP path WebSocket clients connect to.
+    pub websocket_path: String,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 16 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
+            outbound_queue: 4096,
+            websocket_path: "/ws".into(),
+        }
+    }
+}
