@@ -1,0 +1,323 @@
+//! Transport tests over real loopback sockets (`127.0.0.1:0`) and a real Unix socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use junction_core::{RealmConfig, Router, RouterConfig};
+use junction_transport::{Shutdown, TransportConfig, serve_tcp, serve_unix};
+
+/// A router serving on a free loopback port.
+struct Server {
+    addr: std::net::SocketAddr,
+    shutdown: Shutdown,
+}
+
+async fn start(config: TransportConfig) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new(RouterConfig {
+        realms: vec![RealmConfig::open("realm1")],
+        agent: "test".into(),
+    });
+    let shutdown = Shutdown::new();
+    tokio::spawn(serve_tcp(
+        listener,
+        router,
+        Arc::new(config),
+        shutdown.clone(),
+    ));
+    Server { addr, shutdown }
+}
+
+/// Reads one RawSocket frame: (type, payload).
+async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> Option<(u8, Vec<u8>)> {
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).await.ok()?;
+    let len =
+        (usize::from(header[1]) << 16) | (usize::from(header[2]) << 8) | usize::from(header[3]);
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await.ok()?;
+    Some((header[0] & 0x07, body))
+}
+
+async fn write_frame(s: &mut (impl AsyncWrite + Unpin), kind: u8, body: &[u8]) {
+    let len = body.len();
+    s.write_all(&[kind, (len >> 16) as u8, (len >> 8) as u8, len as u8])
+        .await
+        .unwrap();
+    s.write_all(body).await.unwrap();
+}
+
+async fn rawsocket_json(s: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
+    s.write_all(&[0x7F, 0xF1, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!((reply[0], reply[1] & 0x0F), (0x7F, 1));
+}
+
+async fn send_json(s: &mut (impl AsyncWrite + Unpin), message: Json) {
+    write_frame(s, 0, message.to_string().as_bytes()).await;
+}
+
+async fn recv_json(s: &mut (impl AsyncRead + Unpin)) -> Json {
+    let (kind, body) = tokio::time::timeout(Duration::from_secs(5), read_frame(s))
+        .await
+        .unwrap()
+        .expect("a frame");
+    assert_eq!(kind, 0);
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn hello() -> Json {
+    json!([1, "realm1", {"roles": {"caller": {}, "callee": {}}}])
+}
+
+#[tokio::test]
+async fn rawsocket_handshake_with_unsupported_serializer_gets_error_one() {
+    let server = start(TransportConfig::default()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&[0x7F, 0xF5, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply, [0x7F, 0x10, 0, 0]);
+}
+
+#[tokio::test]
+async fn rawsocket_reply_announces_the_router_limit() {
+    let server = start(TransportConfig {
+        max_message_size: 1 << 16,
+        ..Default::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&[0x7F, 0x02, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply, [0x7F, 0x72, 0, 0]);
+}
+
+#[tokio::test]
+async fn rawsocket_ping_is_answered_with_pong_echoing_the_payload() {
+    let server = start(TransportConfig::default()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    write_frame(&mut s, 1, b"are you there").await;
+    assert_eq!(
+        read_frame(&mut s).await,
+        Some((2, b"are you there".to_vec()))
+    );
+}
+
+#[tokio::test]
+async fn rawsocket_session_registers_calls_and_says_goodbye() {
+    let server = start(TransportConfig::default()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    send_json(&mut s, hello()).await;
+    assert_eq!(recv_json(&mut s).await[0], 2);
+    send_json(&mut s, json!([64, 1, {}, "com.echo"])).await;
+    let registration = recv_json(&mut s).await[2].clone();
+    send_json(&mut s, json!([48, 2, {}, "com.echo", ["hi"]])).await;
+    assert_eq!(
+        recv_json(&mut s).await,
+        json!([68, 1, registration, {}, ["hi"]])
+    );
+    send_json(&mut s, json!([70, 1, {}, ["hi"]])).await;
+    assert_eq!(recv_json(&mut s).await, json!([50, 2, {}, ["hi"]]));
+    send_json(&mut s, json!([6, {}, "wamp.close.normal"])).await;
+    assert_eq!(
+        recv_json(&mut s).await,
+        json!([6, {}, "wamp.close.goodbye_and_out"])
+    );
+    assert_eq!(
+        read_frame(&mut s).await,
+        None,
+        "the router closes after GOODBYE"
+    );
+}
+
+#[tokio::test]
+async fn rawsocket_frame_over_the_announced_limit_closes_the_connection() {
+    let server = start(TransportConfig {
+        max_message_size: 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    s.write_all(&[0, 0, 0x10, 0]).await.unwrap(); // announces 4096 octets
+    assert_eq!(read_frame(&mut s).await, None);
+}
+
+#[tokio::test]
+async fn malformed_message_aborts_with_protocol_violation() {
+    let server = start(TransportConfig::default()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    write_frame(&mut s, 0, b"[1, \"realm1\", {").await;
+    let abort = recv_json(&mut s).await;
+    assert_eq!(abort[0], 3);
+    assert_eq!(abort[2], "wamp.error.protocol_violation");
+    assert_eq!(read_frame(&mut s).await, None);
+}
+
+#[tokio::test]
+async fn idle_connection_is_closed_after_the_handshake_timeout() {
+    let server = start(TransportConfig {
+        handshake_timeout: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    // No HELLO: the router gives up and closes.
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn websocket(
+    addr: std::net::SocketAddr,
+    path: &str,
+    protocol: Option<&str>,
+) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(protocol).unwrap(),
+        );
+    }
+    let stream = TcpStream::connect(addr).await.unwrap();
+    tokio_tungstenite::client_async(request, stream)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+fn http_status(
+    result: Result<
+        tokio_tungstenite::WebSocketStream<TcpStream>,
+        tokio_tungstenite::tungstenite::Error,
+    >,
+) -> u16 {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("the handshake should have been refused"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_without_a_wamp_subprotocol_is_refused() {
+    let server = start(TransportConfig::default()).await;
+    assert_eq!(
+        http_status(websocket(server.addr, "/ws", Some("chat")).await),
+        400
+    );
+    assert_eq!(http_status(websocket(server.addr, "/ws", None).await), 400);
+}
+
+#[tokio::test]
+async fn websocket_on_another_path_is_not_found() {
+    let server = start(TransportConfig::default()).await;
+    assert_eq!(
+        http_status(websocket(server.addr, "/other", Some("wamp.2.json")).await),
+        404
+    );
+}
+
+#[tokio::test]
+async fn websocket_picks_the_first_supported_subprotocol_and_serves_json() {
+    let server = start(TransportConfig::default()).await;
+    let mut ws = websocket(
+        server.addr,
+        "/ws",
+        Some("wamp.2.ubjson, wamp.2.json, wamp.2.cbor"),
+    )
+    .await
+    .unwrap();
+    ws.send(WsMessage::text(hello().to_string())).await.unwrap();
+    let Some(Ok(WsMessage::Text(welcome))) = ws.next().await else {
+        panic!("expected a text frame")
+    };
+    let welcome: Json = serde_json::from_str(&welcome).unwrap();
+    assert_eq!(welcome[0], 2);
+    assert_eq!(welcome[2]["realm"], "realm1");
+}
+
+#[tokio::test]
+async fn websocket_message_over_the_limit_closes_the_connection() {
+    let server = start(TransportConfig {
+        max_message_size: 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut ws = websocket(server.addr, "/ws", Some("wamp.2.json"))
+        .await
+        .unwrap();
+    ws.send(WsMessage::text(hello().to_string())).await.unwrap();
+    ws.next().await;
+    let big = json!([16, 1, {}, "com.topic", ["x".repeat(4096)]]).to_string();
+    let _ = ws.send(WsMessage::text(big)).await;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(other)) => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_sends_goodbye_system_shutdown_and_waits_for_connections() {
+    let server = start(TransportConfig::default()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    send_json(&mut s, hello()).await;
+    recv_json(&mut s).await;
+    server.shutdown.begin();
+    let goodbye = recv_json(&mut s).await;
+    assert_eq!(goodbye[0], 6);
+    assert_eq!(goodbye[2], "wamp.close.system_shutdown");
+    send_json(&mut s, json!([6, {}, "wamp.close.goodbye_and_out"])).await;
+    assert!(server.shutdown.wait(Duration::from_secs(5)).await);
+    assert_eq!(server.shutdown.connections(), 0);
+}
+
+#[tokio::test]
+async fn unix_socket_serves_rawsocket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junction.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let router = Router::new(RouterConfig {
+        realms: vec![RealmConfig::open("realm1")],
+        agent: "test".into(),
+    });
+    let shutdown = Shutdown::new();
+    tokio::spawn(serve_unix(
+        listener,
+        path.clone(),
+        router,
+        Arc::new(TransportConfig::default()),
+        shutdown.clone(),
+    ));
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    rawsocket_json(&mut s).await;
+    send_json(&mut s, hello()).await;
+    let welcome = recv_json(&mut s).await;
+    assert_eq!(welcome[0], 2);
+    shutdown.begin();
+}
