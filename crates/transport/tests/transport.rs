@@ -1,4 +1,5 @@
 //! Transport tests over real loopback sockets (`127.0.0.1:0`) and a real Unix socket.
+#![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
 
 use std::sync::Arc;
 use std::time::Duration;
