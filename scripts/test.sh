@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, Rust tests, then the interop tests that drive the real
+# `junction` binary with Autobahn|Python, Autobahn|JS and xconn. Installs what it needs itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test (unit, in-process, transport)"
+mkdir -p target
+cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
+# cargo prints one result line per test binary; show the total once.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "cargo: %d passed, %d failed\n", p, f }' target/cargo-test.log
+
+step "interop tests with real WAMP clients"
+scripts/test-interop.sh
