@@ -8,10 +8,16 @@ pub const BROKER_FEATURES: &[&str] = &[
     "publisher_exclusion",
     "subscriber_blackwhite_listing",
     "publisher_identification",
+    "session_meta_api",
+    "subscription_meta_api",
 ];
 
 /// Dealer features Junction implements.
-pub const DEALER_FEATURES: &[&str] = &[];
+pub const DEALER_FEATURES: &[&str] = &[
+    "session_meta_api",
+    "registration_meta_api",
+    "testament_meta_api",
+];
 
 /// `WELCOME.Details.roles`.
 pub fn router_roles() -> Dict {

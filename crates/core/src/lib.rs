@@ -9,6 +9,7 @@
 //! - [`dealer`]: routed remote procedure calls.
 //! - [`outbox`]: how the core hands messages to a transport ([`Outbox`], [`Outbound`]).
 //! - [`error`]: [`Error`], and its single mapping to `wamp.error.*` URIs.
+//! - [`meta`]: the session, registration and subscription meta API, and testaments.
 //! - [`features`]: the roles and features announced in WELCOME.
 //!
 //! Sharing model: each connection owns its [`Session`] (`&mut self`); realm-level tables are
@@ -23,6 +24,7 @@ pub mod error;
 pub mod features;
 mod ids;
 mod matcher;
+pub mod meta;
 pub mod options;
 pub mod outbox;
 pub mod realm;

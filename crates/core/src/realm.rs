@@ -2,7 +2,7 @@
 //! see that realm's sessions, subscriptions and registrations.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use junction_wire::id::MAX_ID;
@@ -11,6 +11,7 @@ use junction_wire::{Message, RequestId, SessionId, Uri, UriRules};
 
 use crate::broker::Broker;
 use crate::dealer::Dealer;
+use crate::meta::session::Testaments;
 use crate::outbox::{Outbound, Outbox};
 use crate::session::SessionInfo;
 
@@ -43,6 +44,11 @@ pub struct Peer {
     /// The last request id the router used towards this session (INVOCATION, …): per the spec,
     /// router-to-client request ids also start at 1 and increase by 1.
     last_request: AtomicU64,
+    /// Cleared once when the session leaves the realm (by itself, or killed by another
+    /// session), so it leaves exactly once and cannot subscribe or register afterwards.
+    attached: AtomicBool,
+    /// Events to publish when the session goes away.
+    testaments: Testaments,
 }
 
 impl std::fmt::Debug for Peer {
@@ -59,6 +65,8 @@ impl Peer {
             info,
             outbox,
             last_request: AtomicU64::new(0),
+            attached: AtomicBool::new(true),
+            testaments: Testaments::default(),
         }
     }
 
@@ -86,6 +94,15 @@ impl Peer {
     pub(crate) fn next_request_id(&self) -> RequestId {
         let n = self.last_request.fetch_add(1, Ordering::Relaxed) % MAX_ID + 1;
         RequestId::new(n).unwrap_or(RequestId::MAX)
+    }
+
+    pub(crate) fn testaments(&self) -> &Testaments {
+        &self.testaments
+    }
+
+    /// Whether the session is still attached to its realm.
+    pub(crate) fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::SeqCst)
     }
 
     /// Whether the router has already issued request id `id` to this session.
@@ -139,24 +156,53 @@ impl Realm {
         read(&self.sessions).get(&id).cloned()
     }
 
+    /// Attaches a session that was just welcomed, and announces it (`wamp.session.on_join`).
     pub(crate) fn attach(&self, peer: Arc<Peer>) {
-        write(&self.sessions).insert(peer.id(), peer);
+        write(&self.sessions).insert(peer.id(), Arc::clone(&peer));
+        self.meta_joined(&peer);
     }
 
-    /// Removes a session and everything it held in the broker and dealer.
+    /// Removes a session and everything it held, then publishes its testaments and the meta
+    /// events of its departure. Does nothing if the session already left (killed sessions are
+    /// detached by their killer, and again by their own connection when it closes).
     pub(crate) fn detach(&self, peer: &Peer) {
-        write(&self.sessions).remove(&peer.id());
-        self.broker.remove_session(peer.id());
-        self.dealer.remove_session(peer.id());
+        if !peer.attached.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let id = peer.id();
+        write(&self.sessions).remove(&id);
+        for (subscription, deleted) in self.broker.remove_session(id) {
+            self.meta_unsubscribed(id, subscription, deleted);
+        }
+        for (registration, deleted) in self.dealer.remove_session(id) {
+            self.meta_unregistered(id, registration, deleted);
+        }
+        for testament in peer.testaments.take() {
+            self.broker.publish(
+                Some(peer),
+                &testament.topic,
+                &testament.options,
+                testament.payload,
+            );
+        }
+        self.meta_left(peer);
     }
 
-    /// Asks every attached session to close with `reason` (shutdown, realm removal).
+    /// Ends a session on the router's initiative: detaches it at once, and tells its
+    /// connection to send `goodbye` and close.
+    pub(crate) fn kill(&self, peer: &Peer, goodbye: Goodbye) {
+        self.detach(peer);
+        peer.push(Outbound::Close(goodbye));
+    }
+
+    /// Closes every attached session with `reason` (realm removal, shutdown).
     pub fn close_all(&self, reason: &str, message: &str) {
+        let goodbye = Goodbye {
+            details: junction_wire::dict! { "message" => message },
+            reason: Uri::from(reason),
+        };
         for peer in self.sessions() {
-            peer.push(Outbound::Close(Goodbye {
-                details: junction_wire::dict! { "message" => message },
-                reason: Uri::from(reason),
-            }));
+            self.kill(&peer, goodbye.clone());
         }
     }
 }

@@ -479,9 +479,21 @@ async def connect_autobahn(router: RouterProcess, transport: str = "websocket",
         )
     else:
         raise ValueError(transport)
-    await asyncio.wait_for(loop.create_connection(factory, router.host, router.port), RECV_TIMEOUT)
-    await asyncio.wait_for(asyncio.shield(session.joined), RECV_TIMEOUT)
-    return session
+    _, protocol = await asyncio.wait_for(
+        loop.create_connection(factory, router.host, router.port), RECV_TIMEOUT
+    )
+    # If the transport handshake fails, Autobahn never creates the session, so also watch the
+    # protocol's own "closed" future to fail fast with a clear message.
+    closed = asyncio.ensure_future(protocol.is_closed)
+    done, _ = await asyncio.wait({session.joined, closed}, timeout=RECV_TIMEOUT,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if session.joined in done:
+        session.joined.result()  # raises JoinFailed on ABORT
+        return session
+    if closed in done:
+        raise JoinFailed(None, f"{transport}/{serializer} transport closed before WELCOME "
+                               "(transport handshake refused?)")
+    raise JoinFailed(None, f"no WELCOME within {RECV_TIMEOUT}s over {transport}/{serializer}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -130,3 +130,39 @@ async def test_rawsocket_handshake_and_hello_sent_in_one_segment_are_both_handle
         assert body.startswith(b"[%d," % WELCOME), body
     finally:
         await close_tcp(writer)
+
+
+async def test_rawsocket_handshake_with_reserved_bits_set_gets_error_reply(router):
+    reader, writer = await open_tcp(router)
+    try:
+        # Valid serializer (JSON) but the two reserved bytes are not zero.
+        writer.write(bytes([0x7F, 0xF1, 0x00, 0x01]))
+        await writer.drain()
+
+        try:
+            reply = await asyncio.wait_for(reader.readexactly(4), RECV_TIMEOUT)
+        except asyncio.IncompleteReadError as e:
+            pytest.fail(f"router closed the connection after {e.partial.hex()!r} instead of "
+                        "replying 7f300000")
+
+        # EEEE = 3: "use of reserved bits (unsupported feature)".
+        assert reply == bytes([0x7F, 0x30, 0x00, 0x00]), reply.hex()
+    finally:
+        await close_tcp(writer)
+
+
+@pytest.mark.parametrize("first_byte", [0x03, 0x07, 0x10], ids=["type3", "type7", "reserved-bit"])
+async def test_rawsocket_frame_with_unknown_type_or_reserved_bits_fails_the_connection(
+    router, first_byte
+):
+    peer = await RawPeer.open(router, "rawsocket", "json")
+    try:
+        await peer.join()
+
+        await peer.send_rawsocket_frame(first_byte, b"[]")
+
+        # The router fails the connection (it may say ABORT first).
+        seen = await peer.wait_closed()
+        assert all(msg[0] == 3 for msg in seen), f"unexpected messages before close: {seen!r}"
+    finally:
+        await peer.close()

@@ -20,7 +20,6 @@ from junction_harness import (
     RESULT,
     TRANSPORT_SERIALIZER_MATRIX,
     UNREGISTER,
-    UNREGISTERED,
     YIELD,
     Collector,
 )
@@ -297,3 +296,72 @@ async def test_concurrent_calls_are_matched_to_their_results(clients):
     finally:
         for gate in gates.values():
             gate.set()
+
+
+@pytest.mark.parametrize("procedure", ["a..b", "bad uri"])
+async def test_register_with_invalid_uri_returns_invalid_uri_and_session_stays_usable(
+    clients, procedure
+):
+    peer = await clients.raw("websocket", "json")
+    await peer.join()
+
+    bad = peer.next_request_id()
+    await peer.send([REGISTER, bad, {}, procedure])
+    reply = await peer.recv()
+
+    assert reply[:3] == [ERROR, REGISTER, bad], reply
+    assert reply[4] == "wamp.error.invalid_uri", reply
+    good = peer.next_request_id()
+    await peer.send([REGISTER, good, {}, "com.example.valid"])
+    reply = await peer.recv()
+    assert reply[:2] == [REGISTERED, good], f"session unusable after invalid_uri: {reply!r}"
+
+
+@pytest.mark.parametrize("procedure", ["a..b", "bad uri"])
+async def test_call_with_invalid_uri_returns_invalid_uri_and_session_stays_usable(
+    clients, procedure
+):
+    peer = await clients.raw("rawsocket", "cbor")
+    await peer.join()
+
+    bad = peer.next_request_id()
+    await peer.send([CALL, bad, {}, procedure, [1]])
+    reply = await peer.recv()
+
+    assert reply[:3] == [ERROR, CALL, bad], reply
+    assert reply[4] == "wamp.error.invalid_uri", reply
+    good = peer.next_request_id()
+    await peer.send([CALL, good, {}, "com.example.nobody"])
+    reply = await peer.recv()
+    assert reply[:3] == [ERROR, CALL, good], f"session unusable after invalid_uri: {reply!r}"
+    assert reply[4] == "wamp.error.no_such_procedure", reply
+
+
+async def test_late_yield_after_caller_left_is_dropped_and_callee_stays_usable(clients):
+    callee = await clients.raw("rawsocket", "json")
+    caller = await clients.raw("websocket", "msgpack")
+    await callee.join()
+    await caller.join()
+    request = callee.next_request_id()
+    await callee.send([REGISTER, request, {}, "com.example.slow_raw"])
+    assert (await callee.recv())[:2] == [REGISTERED, request]
+
+    await caller.send([CALL, caller.next_request_id(), {}, "com.example.slow_raw", [1]])
+    invocation = await callee.recv()
+    assert invocation[0] == INVOCATION, invocation
+    await caller.close()  # the caller goes away while its call is pending
+
+    # The callee announced no call canceling, so it gets no INTERRUPT; its late YIELD must be
+    # dropped without harming its session.
+    await callee.send([YIELD, invocation[1], {}, ["late"]])
+    second_caller = await clients.autobahn("websocket", "cbor")
+    pending = asyncio.ensure_future(second_caller.call("com.example.slow_raw", 2))
+    try:
+        message = await callee.recv()
+        assert message[0] == INVOCATION, f"expected the second INVOCATION, got {message!r}"
+        assert message[4] == [2], message
+        await callee.send([YIELD, message[1], {}, ["on time"]])
+        assert await asyncio.wait_for(pending, RECV_TIMEOUT) == "on time"
+    finally:
+        if not pending.done():
+            pending.cancel()

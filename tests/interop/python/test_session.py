@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 import websockets
+from autobahn.wamp.exception import ApplicationError
 from websockets.asyncio.client import connect as ws_connect
 
 from junction_harness import (
@@ -161,18 +162,76 @@ async def test_websocket_with_unknown_subprotocol_is_refused(router):
     except websockets.InvalidHandshake:
         return  # refused during the opening handshake, as expected
 
-    # The router accepted the upgrade anyway: it must at least not pretend to speak the
-    # subprotocol nor serve a WAMP session on it.
+    # The router accepted the upgrade anyway: that is already the failure. Find out whether it
+    # also serves a WAMP session on it, for the report.
+    selected = ws.subprotocol
     try:
-        selected = ws.subprotocol
         await ws.send('[1,"realm1",{"roles":{"caller":{}}}]')
-        try:
-            reply = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
-        except websockets.ConnectionClosed:
-            reply = None
-        pytest.fail(
-            f"router accepted a WebSocket with only subprotocol wamp.2.bogus offered "
-            f"(selected {selected!r}); reply to HELLO: {reply!r}"
-        )
+        reply = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+    except (websockets.ConnectionClosed, asyncio.TimeoutError) as e:
+        reply = f"no reply ({e!r})"
     finally:
         await ws.close()
+    pytest.fail(
+        f"router accepted a WebSocket upgrade offering only subprotocol wamp.2.bogus "
+        f"(selected subprotocol {selected!r}); reply to HELLO: {reply!r}"
+    )
+
+
+async def test_protocol_violation_removes_the_offending_sessions_registrations(clients):
+    offender = await clients.raw("websocket", "json")
+    await offender.join()
+    request = offender.next_request_id()
+    await offender.send([64, request, {}, "com.example.offender_proc"])
+    assert (await offender.recv())[:2] == [65, request]
+
+    await offender.send([HELLO, REALM, {"roles": RAW_CLIENT_ROLES}])  # a protocol violation
+    reply = await offender.recv()
+    assert reply[0] == ABORT and reply[2] == "wamp.error.protocol_violation", reply
+
+    observer = await clients.autobahn("rawsocket", "msgpack")
+    with pytest.raises(ApplicationError) as excinfo:
+        await asyncio.wait_for(observer.call("com.example.offender_proc"), RECV_TIMEOUT)
+    assert excinfo.value.error == "wamp.error.no_such_procedure"
+    # The procedure is free to be registered by someone else.
+    await asyncio.wait_for(observer.register(lambda: "mine", "com.example.offender_proc"),
+                           RECV_TIMEOUT)
+    assert await asyncio.wait_for(observer.call("com.example.offender_proc"), RECV_TIMEOUT) == "mine"
+
+
+@pytest.mark.parametrize(
+    "transport,serializer,payload",
+    [
+        ("websocket", "json", "this is not json"),
+        ("rawsocket", "cbor", b"\xff\xff\xff"),
+        ("websocket", "msgpack", b"\xc1"),
+    ],
+    ids=["json", "cbor", "msgpack"],
+)
+async def test_undecodable_message_is_aborted_with_protocol_violation(
+    clients, transport, serializer, payload
+):
+    peer = await clients.raw(transport, serializer)
+    await peer.join()
+
+    await peer.send_encoded(payload)
+    try:
+        reply = await peer.recv()
+    except PeerClosed as e:
+        pytest.fail(f"router closed the transport without ABORT ({e})")
+
+    assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
+    assert reply[2] == "wamp.error.protocol_violation", reply
+
+
+async def test_hello_without_realm_is_aborted_with_protocol_violation(clients):
+    peer = await clients.raw("websocket", "json")
+
+    await peer.send([HELLO])
+    try:
+        reply = await peer.recv()
+    except PeerClosed as e:
+        pytest.fail(f"router closed the transport without ABORT ({e})")
+
+    assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
+    assert reply[2] == "wamp.error.protocol_violation", reply

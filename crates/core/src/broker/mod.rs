@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use junction_wire::message::Event;
 use junction_wire::{Dict, Payload, PublicationId, SessionId, SubscriptionId, Uri, Value};
@@ -43,6 +44,8 @@ pub struct Subscription {
     pub topic: Uri,
     /// How the topic is matched.
     pub policy: MatchPolicy,
+    /// When the first subscriber created it.
+    pub created: SystemTime,
     subscribers: HashMap<SessionId, Arc<Peer>>,
 }
 
@@ -58,13 +61,20 @@ pub struct Subscribed {
 impl Broker {
     /// Adds `peer` to the subscription for `topic` under `policy`, creating it if needed.
     /// Subscribing twice returns the same subscription and delivers each event once.
+    /// Returns `None` if the session is being detached.
     pub(crate) fn subscribe(
         &self,
         peer: &Arc<Peer>,
         topic: Uri,
         policy: MatchPolicy,
-    ) -> Subscribed {
+        now: SystemTime,
+    ) -> Option<Subscribed> {
         let mut table = write(&self.table);
+        // Checked under the lock that `remove_session` takes after clearing the flag, so a
+        // session killed concurrently cannot leave a subscription behind.
+        if !peer.is_attached() {
+            return None;
+        }
         let key = (topic, policy);
         let (id, created) = match table.by_key.get(&key) {
             Some(id) => (*id, false),
@@ -78,6 +88,7 @@ impl Broker {
                     id,
                     topic: key.0,
                     policy,
+                    created: now,
                     subscribers: HashMap::new(),
                 };
                 table.subscriptions.insert(id, subscription);
@@ -88,7 +99,7 @@ impl Broker {
             subscription.subscribers.insert(peer.id(), Arc::clone(peer));
         }
         table.by_session.entry(peer.id()).or_default().insert(id);
-        Subscribed { id, created }
+        Some(Subscribed { id, created })
     }
 
     /// Removes `session` from subscription `id`. Returns whether the subscription was deleted
@@ -109,36 +120,29 @@ impl Broker {
         Ok(table.remove_subscriber(session, id))
     }
 
-    /// Removes every subscription of a session that went away.
-    pub(crate) fn remove_session(&self, session: SessionId) {
+    /// Removes every subscription of a session that went away. Returns each subscription left
+    /// and whether it was deleted, for the meta events.
+    pub(crate) fn remove_session(&self, session: SessionId) -> Vec<(SubscriptionId, bool)> {
         let mut table = write(&self.table);
-        for id in table.by_session.remove(&session).unwrap_or_default() {
-            table.remove_subscriber(session, id);
-        }
+        let held = table.by_session.remove(&session).unwrap_or_default();
+        held.into_iter()
+            .map(|id| (id, table.remove_subscriber(session, id)))
+            .collect()
     }
 
     /// Delivers a publication to every matching subscriber the options allow, encoding the
     /// EVENT at most once per subscription and serializer. Returns the publication id.
+    /// `publisher` is `None` for the router's own (meta) events.
     pub(crate) fn publish(
         &self,
-        publisher: &Peer,
+        publisher: Option<&Peer>,
         topic: &Uri,
         options: &PublishOptions,
         payload: Payload,
     ) -> PublicationId {
         let publication = ids::random(PublicationId::new);
         let table = read(&self.table);
-        let exact = table.by_key.get(&(topic.clone(), MatchPolicy::Exact));
-        let pattern_hits = table.patterns.iter().filter(|id| {
-            table
-                .subscriptions
-                .get(id)
-                .is_some_and(|s| matches(s.policy, s.topic.as_str(), topic.as_str()))
-        });
-        for id in exact.into_iter().chain(pattern_hits) {
-            let Some(subscription) = table.subscriptions.get(id) else {
-                continue;
-            };
+        for subscription in table.matching(topic) {
             let mut recipients = subscription
                 .subscribers
                 .values()
@@ -151,8 +155,7 @@ impl Broker {
             if subscription.policy != MatchPolicy::Exact {
                 details.insert("topic".into(), Value::from(topic.as_str()));
             }
-            if options.disclose_me {
-                let info = publisher.info();
+            if let Some(info) = publisher.filter(|_| options.disclose_me).map(Peer::info) {
                 details.insert("publisher".into(), Value::from(info.id.get()));
                 details.insert("publisher_authid".into(), Value::from(info.authid.as_str()));
                 details.insert(
@@ -162,7 +165,7 @@ impl Broker {
             }
             let event = Arc::new(SharedMessage::new(
                 Event {
-                    subscription: *id,
+                    subscription: subscription.id,
                     publication,
                     details,
                     payload: payload.clone(),
@@ -180,9 +183,62 @@ impl Broker {
     pub fn subscription_count(&self) -> usize {
         read(&self.table).subscriptions.len()
     }
+
+    /// Subscription ids by match policy (`wamp.subscription.list`).
+    pub(crate) fn list(&self) -> HashMap<MatchPolicy, Vec<u64>> {
+        let table = read(&self.table);
+        let mut lists: HashMap<MatchPolicy, Vec<u64>> = HashMap::new();
+        for s in table.subscriptions.values() {
+            lists.entry(s.policy).or_default().push(s.id.get());
+        }
+        lists
+    }
+
+    /// The subscription for exactly this topic and policy (`wamp.subscription.lookup`).
+    pub(crate) fn lookup(&self, topic: &Uri, policy: MatchPolicy) -> Option<SubscriptionId> {
+        read(&self.table)
+            .by_key
+            .get(&(topic.clone(), policy))
+            .copied()
+    }
+
+    /// Every subscription a publication to `topic` would reach (`wamp.subscription.match`).
+    pub(crate) fn matching(&self, topic: &Uri) -> Vec<SubscriptionId> {
+        read(&self.table).matching(topic).map(|s| s.id).collect()
+    }
+
+    /// Calls `f` with subscription `id`, if it exists.
+    pub(crate) fn with<T>(
+        &self,
+        id: SubscriptionId,
+        f: impl FnOnce(&Subscription) -> T,
+    ) -> Option<T> {
+        read(&self.table).subscriptions.get(&id).map(f)
+    }
+}
+
+impl Subscription {
+    /// The subscribers' session ids.
+    pub fn subscribers(&self) -> Vec<SessionId> {
+        self.subscribers.keys().copied().collect()
+    }
 }
 
 impl Table {
+    /// The exact subscription for `topic`, then every pattern subscription that matches it.
+    fn matching<'a>(&'a self, topic: &'a Uri) -> impl Iterator<Item = &'a Subscription> {
+        let exact = self
+            .by_key
+            .get(&(topic.clone(), MatchPolicy::Exact))
+            .and_then(|id| self.subscriptions.get(id));
+        let patterns = self
+            .patterns
+            .iter()
+            .filter_map(|id| self.subscriptions.get(id))
+            .filter(move |s| matches(s.policy, s.topic.as_str(), topic.as_str()));
+        exact.into_iter().chain(patterns)
+    }
+
     fn remove_subscriber(&mut self, session: SessionId, id: SubscriptionId) -> bool {
         let Some(subscription) = self.subscriptions.get_mut(&id) else {
             return false;
@@ -202,10 +258,10 @@ impl Table {
 impl PublishOptions {
     /// Whether `subscriber` may receive a publication from `publisher` under these options
     /// (publisher exclusion, then black- and whitelists, all conditions combined).
-    fn allows(&self, publisher: &Peer, subscriber: &Peer) -> bool {
+    fn allows(&self, publisher: Option<&Peer>, subscriber: &Peer) -> bool {
         let s = subscriber.info();
         let id = s.id.get();
-        if self.exclude_me && s.id == publisher.id() {
+        if self.exclude_me && publisher.is_some_and(|p| p.id() == s.id) {
             return false;
         }
         let listed = |list: &Option<Vec<String>>, v: &str| {

@@ -8,6 +8,7 @@ mod calls;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use rand::Rng;
 
@@ -51,6 +52,8 @@ pub struct Registration {
     pub policy: MatchPolicy,
     /// How a callee is picked.
     pub invoke: InvokePolicy,
+    /// When the first callee created it.
+    pub created: SystemTime,
     /// Callees in the order they registered.
     callees: Vec<Arc<Peer>>,
     /// Round-robin cursor.
@@ -69,13 +72,19 @@ pub struct Registered {
 impl Dealer {
     /// Adds `peer` as a callee of `procedure`. A second callee is accepted only when every
     /// REGISTER of the procedure asked for the same shared invocation policy.
+    /// Returns `Ok(None)` if the session is being detached.
     pub(crate) fn register(
         &self,
         peer: &Arc<Peer>,
         procedure: Uri,
         options: &RegisterOptions,
-    ) -> Result<Registered, Error> {
+        now: SystemTime,
+    ) -> Result<Option<Registered>, Error> {
         let mut table = write(&self.table);
+        // Checked under the lock `remove_session` takes after clearing the flag (see Broker).
+        if !peer.is_attached() {
+            return Ok(None);
+        }
         let key = (procedure, options.match_policy);
         let existing_id = table.by_key.get(&key).copied();
         let registered = match existing_id.and_then(|id| table.registrations.get_mut(&id)) {
@@ -103,6 +112,7 @@ impl Dealer {
                     procedure: key.0,
                     policy: options.match_policy,
                     invoke: options.invoke,
+                    created: now,
                     callees: vec![Arc::clone(peer)],
                     next: AtomicUsize::new(0),
                 };
@@ -115,7 +125,7 @@ impl Dealer {
             .entry(peer.id())
             .or_default()
             .insert(registered.id);
-        Ok(registered)
+        Ok(Some(registered))
     }
 
     /// Removes `session` as a callee of registration `id`. Returns whether the registration
@@ -133,45 +143,25 @@ impl Dealer {
     }
 
     /// Removes everything a departed session held: its registrations, and its calls in flight
-    /// as caller (abandoned) and as callee (failed with `wamp.error.canceled`).
-    pub(crate) fn remove_session(&self, session: SessionId) {
-        {
+    /// as caller (abandoned) and as callee (failed with `wamp.error.canceled`). Returns each
+    /// registration left and whether it was deleted, for the meta events.
+    pub(crate) fn remove_session(&self, session: SessionId) -> Vec<(RegistrationId, bool)> {
+        let removed = {
             let mut table = write(&self.table);
-            for id in table.by_session.remove(&session).unwrap_or_default() {
-                table.remove_callee(session, id);
-            }
-        }
+            let held = table.by_session.remove(&session).unwrap_or_default();
+            held.into_iter()
+                .map(|id| (id, table.remove_callee(session, id)))
+                .collect()
+        };
         self.lock_calls().remove_session(session);
+        removed
     }
 
     /// The registration that a call to `procedure` reaches, with the callee chosen by the
-    /// registration's invocation policy. Precedence (spec): exact, then the longest prefix,
-    /// then the wildcard whose fixed components come earliest.
+    /// registration's invocation policy.
     fn route(&self, procedure: &Uri) -> Option<(RegistrationId, MatchPolicy, Arc<Peer>)> {
         let table = read(&self.table);
-        let registration = table
-            .by_key
-            .get(&(procedure.clone(), MatchPolicy::Exact))
-            .and_then(|id| table.registrations.get(id))
-            .or_else(|| {
-                let candidates = table
-                    .patterns
-                    .iter()
-                    .filter_map(|id| table.registrations.get(id));
-                let hits: Vec<&Registration> = candidates
-                    .filter(|r| matches(r.policy, r.procedure.as_str(), procedure.as_str()))
-                    .collect();
-                let prefix = hits
-                    .iter()
-                    .filter(|r| r.policy == MatchPolicy::Prefix)
-                    .max_by_key(|r| r.procedure.as_str().len());
-                prefix
-                    .or_else(|| {
-                        hits.iter()
-                            .max_by_key(|r| wildcard_specificity(r.procedure.as_str()))
-                    })
-                    .copied()
-            })?;
+        let registration = table.best_match(procedure)?;
         let callee = registration.pick_callee()?;
         Some((registration.id, registration.policy, callee))
     }
@@ -186,9 +176,46 @@ impl Dealer {
     pub fn registration_count(&self) -> usize {
         read(&self.table).registrations.len()
     }
+
+    /// Registration ids by match policy (`wamp.registration.list`).
+    pub(crate) fn list(&self) -> HashMap<MatchPolicy, Vec<u64>> {
+        let table = read(&self.table);
+        let mut lists: HashMap<MatchPolicy, Vec<u64>> = HashMap::new();
+        for r in table.registrations.values() {
+            lists.entry(r.policy).or_default().push(r.id.get());
+        }
+        lists
+    }
+
+    /// The registration for exactly this procedure and policy (`wamp.registration.lookup`).
+    pub(crate) fn lookup(&self, procedure: &Uri, policy: MatchPolicy) -> Option<RegistrationId> {
+        read(&self.table)
+            .by_key
+            .get(&(procedure.clone(), policy))
+            .copied()
+    }
+
+    /// The registration a call to `procedure` would reach (`wamp.registration.match`).
+    pub(crate) fn best_match(&self, procedure: &Uri) -> Option<RegistrationId> {
+        read(&self.table).best_match(procedure).map(|r| r.id)
+    }
+
+    /// Calls `f` with registration `id`, if it exists.
+    pub(crate) fn with<T>(
+        &self,
+        id: RegistrationId,
+        f: impl FnOnce(&Registration) -> T,
+    ) -> Option<T> {
+        read(&self.table).registrations.get(&id).map(f)
+    }
 }
 
 impl Registration {
+    /// The callees' session ids, in registration order.
+    pub fn callees(&self) -> Vec<SessionId> {
+        self.callees.iter().map(|c| c.id()).collect()
+    }
+
     fn pick_callee(&self) -> Option<Arc<Peer>> {
         let n = self.callees.len();
         let index = match self.invoke {
@@ -203,6 +230,30 @@ impl Registration {
 }
 
 impl Table {
+    /// The registration that a call to `procedure` reaches. Precedence (spec): exact, then the
+    /// longest prefix, then the wildcard whose fixed components come earliest.
+    fn best_match(&self, procedure: &Uri) -> Option<&Registration> {
+        if let Some(exact) = self.by_key.get(&(procedure.clone(), MatchPolicy::Exact)) {
+            return self.registrations.get(exact);
+        }
+        let hits: Vec<&Registration> = self
+            .patterns
+            .iter()
+            .filter_map(|id| self.registrations.get(id))
+            .filter(|r| matches(r.policy, r.procedure.as_str(), procedure.as_str()))
+            .collect();
+        let prefix = hits
+            .iter()
+            .filter(|r| r.policy == MatchPolicy::Prefix)
+            .max_by_key(|r| r.procedure.as_str().len());
+        prefix
+            .or_else(|| {
+                hits.iter()
+                    .max_by_key(|r| wildcard_specificity(r.procedure.as_str()))
+            })
+            .copied()
+    }
+
     fn remove_callee(&mut self, session: SessionId, id: RegistrationId) -> bool {
         let Some(registration) = self.registrations.get_mut(&id) else {
             return false;

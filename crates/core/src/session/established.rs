@@ -1,6 +1,8 @@
-//! An established session: dispatches the peer's requests to the broker and the dealer.
+//! An established session: dispatches the peer's requests to the broker, the dealer and the
+//! meta API.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use junction_wire::message::{self, Goodbye, Subscribed, Unregistered, Unsubscribed};
 use junction_wire::{Dict, Message, MessageType, RequestId, Uri, dict};
@@ -8,6 +10,7 @@ use junction_wire::{Dict, Message, MessageType, RequestId, Uri, dict};
 use super::{SessionInfo, State, Status, abort_message};
 use crate::dealer::CancelMode;
 use crate::error::Error;
+use crate::meta;
 use crate::options::{CallOptions, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions};
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
@@ -33,7 +36,12 @@ impl Established {
         tracing::debug!(session = %self.peer.id(), realm = %self.realm.name(), "session detached");
     }
 
-    pub(super) fn handle(self, outbox: &Arc<dyn Outbox>, message: Message) -> (State, Status) {
+    pub(super) fn handle(
+        self,
+        outbox: &Arc<dyn Outbox>,
+        now: SystemTime,
+        message: Message,
+    ) -> (State, Status) {
         match message {
             Message::Goodbye(_) => {
                 self.detach();
@@ -51,7 +59,7 @@ impl Established {
             _ => {}
         }
         let request = request_of(&message);
-        match self.dispatch(message) {
+        match self.dispatch(now, message) {
             Ok(()) => (State::Established(self), Status::Open),
             Err(error @ Error::ProtocolViolation(_)) => {
                 self.detach();
@@ -67,29 +75,35 @@ impl Established {
         }
     }
 
-    fn dispatch(&self, message: Message) -> Result<(), Error> {
+    fn dispatch(&self, now: SystemTime, message: Message) -> Result<(), Error> {
         match message {
-            Message::Subscribe(m) => self.subscribe(m),
+            Message::Subscribe(m) => self.subscribe(now, m),
             Message::Unsubscribe(m) => {
-                self.realm
+                let deleted = self
+                    .realm
                     .broker
                     .unsubscribe(self.peer.id(), m.subscription)?;
                 self.peer.send(Unsubscribed {
                     request: m.request,
                     details: None,
                 });
+                self.realm
+                    .meta_unsubscribed(self.peer.id(), m.subscription, deleted);
                 Ok(())
             }
             Message::Publish(m) => self.publish(m),
-            Message::Register(m) => self.register(m),
+            Message::Register(m) => self.register(now, m),
             Message::Unregister(m) => {
-                self.realm
+                let deleted = self
+                    .realm
                     .dealer
                     .unregister(self.peer.id(), m.registration)?;
                 self.peer.send(Unregistered {
                     request: m.request,
                     details: None,
                 });
+                self.realm
+                    .meta_unregistered(self.peer.id(), m.registration, deleted);
                 Ok(())
             }
             Message::Call(m) => self.call(m),
@@ -109,24 +123,28 @@ impl Established {
         }
     }
 
-    fn subscribe(&self, m: message::Subscribe) -> Result<(), Error> {
+    fn subscribe(&self, now: SystemTime, m: message::Subscribe) -> Result<(), Error> {
         let options = SubscribeOptions::parse(&m.options)?;
         self.check_uri(&m.topic, options.match_policy, false)?;
-        let subscribed = self
-            .realm
-            .broker
-            .subscribe(&self.peer, m.topic, options.match_policy);
-        self.peer.send(Subscribed {
-            request: m.request,
-            subscription: subscribed.id,
-        });
+        // `None`: the session was killed meanwhile; its GOODBYE is on the way.
+        if let Some(subscribed) =
+            self.realm
+                .broker
+                .subscribe(&self.peer, m.topic, options.match_policy, now)
+        {
+            self.peer.send(Subscribed {
+                request: m.request,
+                subscription: subscribed.id,
+            });
+            self.realm
+                .meta_subscribed(self.peer.id(), subscribed.id, subscribed.created);
+        }
         Ok(())
     }
 
     fn publish(&self, m: message::Publish) -> Result<(), Error> {
         let options = PublishOptions::parse(&m.options)?;
-        let checked = self.check_uri(&m.topic, MatchPolicy::Exact, true);
-        if let Err(error) = checked {
+        if let Err(error) = self.check_uri(&m.topic, MatchPolicy::Exact, true) {
             // The spec answers a failed PUBLISH only when it asked for acknowledgement.
             return if options.acknowledge {
                 Err(error)
@@ -134,10 +152,10 @@ impl Established {
                 Ok(())
             };
         }
-        let publication = self
-            .realm
-            .broker
-            .publish(&self.peer, &m.topic, &options, m.payload);
+        let publication =
+            self.realm
+                .broker
+                .publish(Some(&self.peer), &m.topic, &options, m.payload);
         if options.acknowledge {
             self.peer.send(message::Published {
                 request: m.request,
@@ -147,23 +165,38 @@ impl Established {
         Ok(())
     }
 
-    fn register(&self, m: message::Register) -> Result<(), Error> {
+    fn register(&self, now: SystemTime, m: message::Register) -> Result<(), Error> {
         let options = RegisterOptions::parse(&m.options)?;
         self.check_uri(&m.procedure, options.match_policy, true)?;
-        let registered = self
-            .realm
-            .dealer
-            .register(&self.peer, m.procedure, &options)?;
-        self.peer.send(message::Registered {
-            request: m.request,
-            registration: registered.id,
-        });
+        // `None`: the session was killed meanwhile; its GOODBYE is on the way.
+        if let Some(registered) =
+            self.realm
+                .dealer
+                .register(&self.peer, m.procedure, &options, now)?
+        {
+            self.peer.send(message::Registered {
+                request: m.request,
+                registration: registered.id,
+            });
+            self.realm
+                .meta_registered(self.peer.id(), registered.id, registered.created);
+        }
         Ok(())
     }
 
     fn call(&self, m: message::Call) -> Result<(), Error> {
         let options = CallOptions::parse(&m.options)?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
+        if m.procedure.is_reserved() {
+            let payload = meta::call(&self.realm, &self.peer, &m.procedure, &m.payload)
+                .ok_or_else(|| Error::NoSuchProcedure(m.procedure.clone()))??;
+            self.peer.send(message::Result {
+                request: m.request,
+                details: Dict::new(),
+                payload,
+            });
+            return Ok(());
+        }
         self.realm.dealer.call(&self.peer, m, &options)
     }
 

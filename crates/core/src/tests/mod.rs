@@ -2,6 +2,7 @@
 //! outboxes. Messages are written as the spec writes them, in JSON.
 
 mod harness;
+mod meta;
 mod pubsub;
 mod rpc;
 mod session;

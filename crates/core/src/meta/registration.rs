@@ -1,0 +1,57 @@
+//! `wamp.registration.*` procedures.
+
+use junction_wire::{RegistrationId, Value};
+
+use super::args::Args;
+use super::events::registration_details;
+use super::subscription::by_policy;
+use crate::error::Error;
+use crate::options::RegisterOptions;
+use crate::realm::Realm;
+
+/// Answers `wamp.registration.<name>`, or `None` if there is no such procedure.
+pub(super) fn call(realm: &Realm, name: &str, args: &Args) -> Option<Result<Value, Error>> {
+    let dealer = &realm.dealer;
+    Some(match name {
+        "list" => Ok(Value::Dict(by_policy(dealer.list()))),
+        "lookup" => lookup(realm, args),
+        "match" => args
+            .uri(0, "procedure")
+            .map(|uri| dealer.best_match(&uri).map(|id| id.get()).into()),
+        "get" => registration(args).and_then(|id| {
+            dealer
+                .with(id, registration_details)
+                .map(Value::Dict)
+                .ok_or(Error::NoSuchRegistration(id.get()))
+        }),
+        "list_callees" => {
+            callees(realm, args).map(|c| Value::List(c.into_iter().map(Value::from).collect()))
+        }
+        "count_callees" => callees(realm, args).map(|c| Value::from(c.len())),
+        _ => return None,
+    })
+}
+
+fn lookup(realm: &Realm, args: &Args) -> Result<Value, Error> {
+    let procedure = args.uri(0, "procedure")?;
+    let policy = RegisterOptions::parse(&args.dict(1, "options")?)?.match_policy;
+    Ok(realm
+        .dealer
+        .lookup(&procedure, policy)
+        .map(|id| id.get())
+        .into())
+}
+
+fn registration(args: &Args) -> Result<RegistrationId, Error> {
+    let raw = args.id(0, "registration")?;
+    RegistrationId::new(raw).ok_or(Error::NoSuchRegistration(raw))
+}
+
+fn callees(realm: &Realm, args: &Args) -> Result<Vec<u64>, Error> {
+    let id = registration(args)?;
+    let sessions = realm
+        .dealer
+        .with(id, |r| r.callees())
+        .ok_or(Error::NoSuchRegistration(id.get()))?;
+    Ok(sessions.into_iter().map(|s| s.get()).collect())
+}

@@ -1,0 +1,268 @@
+'use strict';
+// Test harness for the Autobahn|JS interop tests: start the real `junction` binary on a free
+// loopback port with its own data directory, and open Autobahn|JS sessions to it.
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+// Autobahn|JS binds console.warn when it is loaded and warns on every normal connection close;
+// drop just those two routine messages so test output shows what matters.
+const routineWarnings = [/^connection closed$/, /^auto-reconnect disabled!$/];
+const originalWarn = console.warn;
+console.warn = (...args) => {
+  if (typeof args[0] === 'string' && routineWarnings.some((re) => re.test(args[0]))) return;
+  originalWarn.apply(console, args);
+};
+const autobahn = require('autobahn');
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+const REALM = 'realm1';
+// Every wait is bounded by one of these (milliseconds).
+const STARTUP_TIMEOUT = 10000;
+const STOP_TIMEOUT = 5000;
+const RECV_TIMEOUT = 5000;
+
+const SERIALIZERS = ['json', 'msgpack', 'cbor'];
+
+function junctionBinary() {
+  return process.env.JUNCTION_BIN
+    ? path.resolve(process.env.JUNCTION_BIN)
+    : path.join(REPO_ROOT, 'target', 'debug', 'junction');
+}
+
+/** A loopback TCP port that was free a moment ago (bind port 0, read it, close). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setTimeout(500);
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rejects with `message` if `promise` has not settled within `ms`. */
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} (timed out after ${ms} ms)`)), ms);
+  });
+  return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
+}
+
+class Router {
+  constructor() {
+    this.workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'junction-js-'));
+    this.dataDir = path.join(this.workdir, 'data');
+    this.logPath = path.join(this.workdir, 'router.log');
+    this.port = null;
+    this.proc = null;
+    this.exit = null; // {code, signal} once the process has exited
+  }
+
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  async start() {
+    const binary = junctionBinary();
+    if (!fs.existsSync(binary)) {
+      throw new Error(`junction binary not found at ${binary}; build it with ` +
+        '`cargo build -p junction --bin junction` or set JUNCTION_BIN');
+    }
+    fs.mkdirSync(this.dataDir, { recursive: true });
+    // A port picked by freePort() can be taken by a parallel test before the router binds it;
+    // the router then exits early and we try another port.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.port = await freePort();
+      const log = fs.openSync(this.logPath, 'a');
+      this.exit = null;
+      this.proc = spawn(binary, [
+        'serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir,
+      ], { cwd: this.workdir, stdio: ['ignore', log, log] });
+      fs.closeSync(log);
+      const exited = new Promise((resolve) => {
+        this.proc.once('exit', (code, signal) => { this.exit = { code, signal }; resolve(); });
+      });
+      this.exited = exited;
+      const deadline = Date.now() + STARTUP_TIMEOUT;
+      while (Date.now() < deadline && this.exit === null) {
+        if (await canConnect(this.port)) return this;
+        await delay(50);
+      }
+      await this.kill();
+    }
+    throw new Error(`junction did not accept connections within ${STARTUP_TIMEOUT} ms. ` +
+      `Log:\n${this.logTail()}`);
+  }
+
+  isRunning() {
+    return this.proc !== null && this.exit === null;
+  }
+
+  async kill() {
+    if (this.isRunning()) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+
+  /** SIGTERM, then SIGKILL if the router has not exited within STOP_TIMEOUT. */
+  async stop() {
+    if (this.isRunning()) {
+      this.proc.kill('SIGTERM');
+      try {
+        await withTimeout(this.exited, STOP_TIMEOUT, 'router did not exit on SIGTERM');
+      } catch (e) {
+        await this.kill();
+      }
+    }
+    fs.rmSync(this.workdir, { recursive: true, force: true });
+  }
+
+  logTail(maxChars = 6000) {
+    try {
+      return fs.readFileSync(this.logPath, 'utf8').slice(-maxChars);
+    } catch (e) {
+      return '(no router log)';
+    }
+  }
+}
+
+async function startRouter() {
+  const router = new Router();
+  await router.start();
+  return router;
+}
+
+/**
+ * Wrap a test body so that a failure carries the tail of the router's log, and a router that
+ * died during the test is reported as such.
+ */
+function withRouterLog(getRouter, body) {
+  return async (t) => {
+    try {
+      await body(t);
+    } catch (e) {
+      const router = getRouter();
+      if (router) {
+        const state = router.isRunning() ? 'running' : `exited ${JSON.stringify(router.exit)}`;
+        e.message += `\n--- junction router (port ${router.port}, ${state}) log tail ---\n` +
+          router.logTail(3000);
+      }
+      throw e;
+    }
+  };
+}
+
+function serializerOptions(name) {
+  switch (name) {
+    case 'json':
+      return { protocols: ['wamp.2.json'], serializers: [new autobahn.serializer.JSONSerializer()] };
+    case 'msgpack':
+      return { protocols: ['wamp.2.msgpack'], serializers: [new autobahn.serializer.MsgpackSerializer()] };
+    case 'cbor':
+      return { protocols: ['wamp.2.cbor'], serializers: [new autobahn.serializer.CBORSerializer()] };
+    default:
+      throw new Error(`unknown serializer ${name}`);
+  }
+}
+
+/**
+ * Open an Autobahn|JS connection and wait until its session has joined the realm.
+ * Resolves to {connection, session, details, closed}; `closed` resolves with
+ * {reason, details} when the connection closes. No automatic reconnects.
+ */
+function connect(router, { serializer = 'json', transport = 'websocket', realm = REALM } = {}) {
+  const options = {
+    realm,
+    max_retries: 0,
+    retry_if_unreachable: false,
+    ...serializerOptions(serializer),
+  };
+  if (transport === 'websocket') {
+    options.url = router.wsUrl;
+  } else if (transport === 'rawsocket') {
+    // Autobahn|JS speaks RawSocket with JSON only.
+    options.transports = [{ type: 'rawsocket', host: '127.0.0.1', port: router.port }];
+  } else {
+    throw new Error(`unknown transport ${transport}`);
+  }
+  const connection = new autobahn.Connection(options);
+  let resolveClosed;
+  const closed = new Promise((resolve) => { resolveClosed = resolve; });
+  const joined = new Promise((resolve, reject) => {
+    connection.onopen = (session, details) => resolve({ connection, session, details, closed });
+    connection.onclose = (reason, details) => {
+      reject(new Error(`connection closed before join: ${reason} ${JSON.stringify(details)}`));
+      resolveClosed({ reason, details });
+      return true; // never reconnect
+    };
+  });
+  connection.open();
+  return withTimeout(joined, RECV_TIMEOUT, `joining ${realm} over ${transport}/${serializer}`);
+}
+
+/** Close a connection opened by connect() and wait (bounded) until it is closed. */
+async function disconnect(client) {
+  if (!client || !client.connection.isOpen) return;
+  try {
+    client.connection.close();
+    await withTimeout(client.closed, STOP_TIMEOUT, 'closing connection');
+  } catch (e) {
+    // The router may already be gone; nothing else to clean up.
+  }
+}
+
+/** Collects callback values; `waitFor(n)` resolves once n values arrived (bounded). */
+class Collector {
+  constructor() {
+    this.items = [];
+    this.waiters = [];
+  }
+
+  add(item) {
+    this.items.push(item);
+    this.waiters = this.waiters.filter(({ count, resolve }) => {
+      if (this.items.length >= count) { resolve(this.items); return false; }
+      return true;
+    });
+  }
+
+  waitFor(count = 1, ms = RECV_TIMEOUT) {
+    if (this.items.length >= count) return Promise.resolve(this.items);
+    const arrived = new Promise((resolve) => this.waiters.push({ count, resolve }));
+    return withTimeout(arrived, ms,
+      `waiting for ${count} item(s), got ${this.items.length}: ${JSON.stringify(this.items)}`);
+  }
+}
+
+module.exports = {
+  REALM,
+  RECV_TIMEOUT,
+  SERIALIZERS,
+  Collector,
+  autobahn,
+  connect,
+  disconnect,
+  startRouter,
+  withRouterLog,
+  withTimeout,
+};
