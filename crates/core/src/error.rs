@@ -18,18 +18,28 @@ pub enum Error {
     /// No registration matches a called procedure.
     #[error("no callee registered for procedure \"{0}\"")]
     NoSuchProcedure(Uri),
-    /// The procedure is already registered (and shared registration does not apply).
-    #[error("procedure \"{0}\" is already registered")]
-    ProcedureAlreadyExists(Uri),
+    /// The procedure is already registered (and shared registration does not apply); the
+    /// message says why.
+    #[error("{0}")]
+    ProcedureAlreadyExists(String),
     /// UNREGISTER of a registration the session does not hold.
-    #[error("no registration {0} held by this session")]
+    #[error("no registration {0}")]
     NoSuchRegistration(u64),
     /// UNSUBSCRIBE of a subscription the session does not hold.
-    #[error("no subscription {0} held by this session")]
+    #[error("no subscription {0}")]
     NoSuchSubscription(u64),
     /// The call ended because its callee left (or it was canceled).
     #[error("{0}")]
     Canceled(String),
+    /// The call ran out of time (CALL.Options.timeout or the realm's default).
+    #[error("{0}")]
+    Timeout(String),
+    /// Every callee of the procedure is busy (concurrency limit) or said it is unavailable.
+    #[error("{0}")]
+    NoAvailableCallee(String),
+    /// A peer needed for the request did not announce a feature it requires.
+    #[error("{0}")]
+    FeatureNotSupported(String),
     /// A request carries an option or argument the router cannot accept.
     #[error("{0}")]
     InvalidArgument(String),
@@ -57,11 +67,23 @@ impl Error {
             Error::NoSuchRegistration(_) => "wamp.error.no_such_registration",
             Error::NoSuchSubscription(_) => "wamp.error.no_such_subscription",
             Error::Canceled(_) => "wamp.error.canceled",
+            Error::Timeout(_) => "wamp.error.timeout",
+            Error::NoAvailableCallee(_) => "wamp.error.no_available_callee",
+            Error::FeatureNotSupported(_) => "wamp.error.feature_not_supported",
             Error::InvalidArgument(_) => "wamp.error.invalid_argument",
             Error::NoSuchSession(_) => "wamp.error.no_such_session",
             Error::ProtocolViolation(_) => "wamp.error.protocol_violation",
             Error::NoSuchRealm(_) => "wamp.error.no_such_realm",
             Error::NoMatchingAuthMethod(_) => "wamp.error.no_matching_auth_method",
+        }
+    }
+
+    /// The same complaint about an argument of a call rather than an option of a message:
+    /// options passed as meta API arguments are the caller's data, not a protocol breach.
+    pub(crate) fn into_argument(self) -> Error {
+        match self {
+            Error::ProtocolViolation(message) => Error::InvalidArgument(message),
+            other => other,
         }
     }
 
@@ -85,16 +107,16 @@ mod tests {
     fn every_error_maps_to_a_wamp_error_uri_and_a_message() {
         let uri = Uri::from("com.x");
         let all = [
-            Error::InvalidUri {
-                uri: uri.clone(),
-                reason: "r",
-            },
+            Error::InvalidUri { uri: uri.clone(), reason: "r" },
             Error::NoSuchProcedure(uri.clone()),
-            Error::ProcedureAlreadyExists(uri.clone()),
+            Error::ProcedureAlreadyExists("p".into()),
             Error::NoSuchRegistration(1),
             Error::NoSuchSubscription(1),
             Error::Canceled("c".into()),
             Error::InvalidArgument("a".into()),
+            Error::Timeout("t".into()),
+            Error::NoAvailableCallee("n".into()),
+            Error::FeatureNotSupported("f".into()),
             Error::NoSuchSession(1),
             Error::ProtocolViolation("p".into()),
             Error::NoSuchRealm(uri.clone()),

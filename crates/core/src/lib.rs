@@ -8,6 +8,7 @@
 //! - [`broker`]: publish & subscribe.
 //! - [`dealer`]: routed remote procedure calls.
 //! - [`outbox`]: how the core hands messages to a transport ([`Outbox`], [`Outbound`]).
+//! - [`time`]: [`Now`], the time a driver passes in.
 //! - [`error`]: [`Error`], and its single mapping to `wamp.error.*` URIs.
 //! - [`meta`]: the session, registration and subscription meta API, and testaments.
 //! - [`features`]: the roles and features announced in WELCOME.
@@ -30,12 +31,14 @@ pub mod outbox;
 pub mod realm;
 pub mod router;
 pub mod session;
+pub mod time;
 
 pub use error::Error;
 pub use outbox::{Outbound, Outbox, SharedMessage};
 pub use realm::{Realm, RealmConfig};
 pub use router::{Router, RouterConfig};
 pub use session::{Session, SessionInfo, Status, TransportInfo, TransportKind};
+pub use time::Now;
 
 #[cfg(test)]
 mod tests;

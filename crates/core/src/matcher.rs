@@ -43,21 +43,9 @@ mod tests {
 
     #[test]
     fn wildcard_matches_one_component_per_empty_pattern_component() {
-        assert!(matches(
-            MatchPolicy::Wildcard,
-            "com..update",
-            "com.user.update"
-        ));
-        assert!(!matches(
-            MatchPolicy::Wildcard,
-            "com..update",
-            "com.user.x.update"
-        ));
-        assert!(!matches(
-            MatchPolicy::Wildcard,
-            "com..update",
-            "com.user.create"
-        ));
+        assert!(matches(MatchPolicy::Wildcard, "com..update", "com.user.update"));
+        assert!(!matches(MatchPolicy::Wildcard, "com..update", "com.user.x.update"));
+        assert!(!matches(MatchPolicy::Wildcard, "com..update", "com.user.create"));
         assert!(matches(MatchPolicy::Wildcard, ".a.", "x.a.y"));
     }
 

@@ -102,6 +102,10 @@ pub struct CallOptions {
     pub receive_progress: bool,
     /// Disclose the caller to the callee.
     pub disclose_me: bool,
+    /// More CALL chunks with the same request id follow (progressive call invocations).
+    pub progress: bool,
+    /// The partition key of a sharded call (`runmode: "partition"`).
+    pub partition_key: Option<String>,
 }
 
 /// REGISTER.Options.
@@ -111,6 +115,12 @@ pub struct RegisterOptions {
     pub match_policy: MatchPolicy,
     /// How a shared registration picks its callee.
     pub invoke: InvokePolicy,
+    /// Invocations in flight each callee accepts at most (`None`: unlimited).
+    pub concurrency: Option<u64>,
+    /// The callee wants to know who calls.
+    pub disclose_caller: bool,
+    /// Revoke whoever holds the procedure and take it over.
+    pub force_reregister: bool,
 }
 
 /// Reads typed options out of a dictionary, naming the message and option in errors.
@@ -129,22 +139,17 @@ impl<'a> Reader<'a> {
     }
 
     fn bool(&self, key: &str, default: bool) -> Result<bool, Error> {
-        self.get(key).map_or(Ok(default), |v| {
-            v.as_bool().ok_or_else(|| self.wrong(key, "a boolean"))
-        })
+        self.get(key)
+            .map_or(Ok(default), |v| v.as_bool().ok_or_else(|| self.wrong(key, "a boolean")))
     }
 
     fn uint(&self, key: &str) -> Result<u64, Error> {
-        self.get(key).map_or(Ok(0), |v| {
-            v.as_u64()
-                .ok_or_else(|| self.wrong(key, "a non-negative integer"))
-        })
+        self.get(key)
+            .map_or(Ok(0), |v| v.as_u64().ok_or_else(|| self.wrong(key, "a non-negative integer")))
     }
 
     fn string(&self, key: &str) -> Result<Option<&'a str>, Error> {
-        self.get(key)
-            .map(|v| v.as_str().ok_or_else(|| self.wrong(key, "a string")))
-            .transpose()
+        self.get(key).map(|v| v.as_str().ok_or_else(|| self.wrong(key, "a string"))).transpose()
     }
 
     fn ids(&self, key: &str) -> Result<Option<Vec<u64>>, Error> {
@@ -162,9 +167,7 @@ impl<'a> Reader<'a> {
             .map(|v| {
                 v.as_list()
                     .and_then(|l| {
-                        l.iter()
-                            .map(|s| s.as_str().map(str::to_owned))
-                            .collect::<Option<Vec<_>>>()
+                        l.iter().map(|s| s.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()
                     })
                     .ok_or_else(|| self.wrong(key, "a list of strings"))
             })
@@ -191,10 +194,7 @@ impl<'a> Reader<'a> {
 impl PublishOptions {
     /// Parses PUBLISH.Options.
     pub fn parse(dict: &Dict) -> Result<Self, Error> {
-        let r = Reader {
-            dict,
-            message: "PUBLISH",
-        };
+        let r = Reader { dict, message: "PUBLISH" };
         // Checked for shape only: they are not acted on yet, but a wrong type is still an error.
         r.list("forward_for")?;
         r.string("transaction_hash")?;
@@ -221,29 +221,30 @@ impl PublishOptions {
 impl SubscribeOptions {
     /// Parses SUBSCRIBE.Options.
     pub fn parse(dict: &Dict) -> Result<Self, Error> {
-        let r = Reader {
-            dict,
-            message: "SUBSCRIBE",
-        };
+        let r = Reader { dict, message: "SUBSCRIBE" };
         r.list("forward_for")?;
-        Ok(Self {
-            match_policy: r.match_policy()?,
-            get_retained: r.bool("get_retained", false)?,
-        })
+        Ok(Self { match_policy: r.match_policy()?, get_retained: r.bool("get_retained", false)? })
     }
 }
 
 impl CallOptions {
     /// Parses CALL.Options.
     pub fn parse(dict: &Dict) -> Result<Self, Error> {
-        let r = Reader {
-            dict,
-            message: "CALL",
+        let r = Reader { dict, message: "CALL" };
+        let partition_key = match r.string("runmode")? {
+            None => None,
+            Some("partition") => {
+                let key = r.string("rkey")?;
+                Some(key.ok_or_else(|| r.wrong("rkey", "a string when runmode is partition"))?)
+            }
+            Some(_) => return Err(r.wrong("runmode", "\"partition\"")),
         };
         Ok(Self {
             timeout_ms: r.uint("timeout")?,
             receive_progress: r.bool("receive_progress", false)?,
             disclose_me: r.bool("disclose_me", false)?,
+            progress: r.bool("progress", false)?,
+            partition_key: partition_key.map(str::to_owned),
         })
     }
 }
@@ -251,10 +252,7 @@ impl CallOptions {
 impl RegisterOptions {
     /// Parses REGISTER.Options.
     pub fn parse(dict: &Dict) -> Result<Self, Error> {
-        let r = Reader {
-            dict,
-            message: "REGISTER",
-        };
+        let r = Reader { dict, message: "REGISTER" };
         let invoke = match r.string("invoke")? {
             None | Some("single") => InvokePolicy::Single,
             Some("roundrobin") => InvokePolicy::RoundRobin,
@@ -265,9 +263,16 @@ impl RegisterOptions {
                 return Err(r.wrong("invoke", "one of single, roundrobin, random, first, last"));
             }
         };
+        let concurrency = match r.uint("concurrency")? {
+            0 => None,
+            n => Some(n),
+        };
         Ok(Self {
             match_policy: r.match_policy()?,
             invoke,
+            concurrency,
+            disclose_caller: r.bool("disclose_caller", false)?,
+            force_reregister: r.bool("force_reregister", false)?,
         })
     }
 }

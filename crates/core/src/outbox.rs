@@ -39,10 +39,7 @@ pub struct SharedMessage {
 impl SharedMessage {
     /// Wraps a message for sharing.
     pub fn new(message: Message) -> Self {
-        Self {
-            message,
-            encoded: Default::default(),
-        }
+        Self { message, encoded: Default::default() }
     }
 
     /// The message itself.
@@ -57,7 +54,6 @@ impl SharedMessage {
             Serializer::MsgPack => &self.encoded[1],
             _ => &self.encoded[2],
         };
-        slot.get_or_init(|| serializer.encode(&self.message))
-            .clone()
+        slot.get_or_init(|| serializer.encode(&self.message)).clone()
     }
 }

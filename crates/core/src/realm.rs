@@ -4,16 +4,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use junction_wire::id::MAX_ID;
 use junction_wire::message::Goodbye;
-use junction_wire::{Message, RequestId, SessionId, Uri, UriRules};
+use junction_wire::{Dict, Message, RequestId, SessionId, Uri, UriRules};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Publication};
 use crate::dealer::Dealer;
 use crate::meta::session::Testaments;
+use crate::options::MatchPolicy;
 use crate::outbox::{Outbound, Outbox};
 use crate::session::SessionInfo;
+use crate::time::TimerWaker;
 
 /// A realm's settings.
 #[derive(Debug, Clone)]
@@ -24,15 +27,54 @@ pub struct RealmConfig {
     pub allow_anonymous: bool,
     /// Which URI rules topics and procedures must satisfy.
     pub uri_rules: UriRules,
+    /// Tell callees who calls (`caller`, `caller_authid`, `caller_authrole`), whether or not
+    /// the caller asked with `disclose_me`.
+    pub disclose_caller: bool,
+    /// Tell subscribers who published, whether or not the publisher asked with `disclose_me`.
+    pub disclose_publisher: bool,
+    /// Call timeout applied when a CALL sets none.
+    pub default_call_timeout: Option<Duration>,
+    /// Upper bound on any call's timeout.
+    pub max_call_timeout: Option<Duration>,
+    /// Topics whose events are kept for `wamp.subscription.get_events`.
+    pub event_history: Vec<HistoryConfig>,
+}
+
+/// Which topics keep an event history, and how much of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryConfig {
+    /// The topic, or a pattern under `policy`.
+    pub topic: Uri,
+    /// How `topic` matches published topics.
+    pub policy: MatchPolicy,
+    /// How many events are kept per topic (the oldest go first).
+    pub limit: usize,
 }
 
 impl RealmConfig {
-    /// A realm open to anonymous clients, with loose URI rules.
+    /// A realm open to anonymous clients, with loose URI rules, disclosing callers and
+    /// publishers (the default realm's settings).
     pub fn open(name: &str) -> Self {
         Self {
             name: Uri::from(name),
             allow_anonymous: true,
             uri_rules: UriRules::Loose,
+            disclose_caller: true,
+            disclose_publisher: true,
+            default_call_timeout: None,
+            max_call_timeout: None,
+            event_history: Vec::new(),
+        }
+    }
+
+    /// The timeout a call gets: the one it asked for (0 = none) or the realm's default, bounded
+    /// by the realm's maximum.
+    pub(crate) fn call_timeout(&self, requested_ms: u64) -> Option<Duration> {
+        let requested = (requested_ms > 0).then(|| Duration::from_millis(requested_ms));
+        match (requested.or(self.default_call_timeout), self.max_call_timeout) {
+            (Some(t), Some(max)) => Some(t.min(max)),
+            (None, Some(max)) => Some(max),
+            (t, None) => t,
         }
     }
 }
@@ -53,9 +95,7 @@ pub struct Peer {
 
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peer")
-            .field("session", &self.info.id)
-            .finish_non_exhaustive()
+        f.debug_struct("Peer").field("session", &self.info.id).finish_non_exhaustive()
     }
 }
 
@@ -121,14 +161,10 @@ pub struct Realm {
 }
 
 impl Realm {
-    /// An empty realm.
-    pub fn new(config: RealmConfig) -> Self {
-        Self {
-            config,
-            sessions: RwLock::default(),
-            broker: Broker::default(),
-            dealer: Dealer::default(),
-        }
+    /// An empty realm; `timers` wakes the driver when a call deadline appears.
+    pub(crate) fn new(config: RealmConfig, timers: Arc<TimerWaker>) -> Self {
+        let broker = Broker::new(config.event_history.clone());
+        Self { config, sessions: RwLock::default(), broker, dealer: Dealer::new(timers) }
     }
 
     /// The realm's settings.
@@ -157,52 +193,55 @@ impl Realm {
     }
 
     /// Attaches a session that was just welcomed, and announces it (`wamp.session.on_join`).
-    pub(crate) fn attach(&self, peer: Arc<Peer>) {
+    pub(crate) fn attach(&self, peer: Arc<Peer>, now: SystemTime) {
         write(&self.sessions).insert(peer.id(), Arc::clone(&peer));
-        self.meta_joined(&peer);
+        self.meta_joined(&peer, now);
     }
 
     /// Removes a session and everything it held, then publishes its testaments and the meta
     /// events of its departure. Does nothing if the session already left (killed sessions are
     /// detached by their killer, and again by their own connection when it closes).
-    pub(crate) fn detach(&self, peer: &Peer) {
+    pub(crate) fn detach(&self, peer: &Peer, now: SystemTime) {
         if !peer.attached.swap(false, Ordering::SeqCst) {
             return;
         }
         let id = peer.id();
         write(&self.sessions).remove(&id);
         for (subscription, deleted) in self.broker.remove_session(id) {
-            self.meta_unsubscribed(id, subscription, deleted);
+            self.meta_unsubscribed(id, subscription, deleted, now);
         }
         for (registration, deleted) in self.dealer.remove_session(id) {
-            self.meta_unregistered(id, registration, deleted);
+            self.meta_unregistered(id, registration, deleted, now);
         }
         for testament in peer.testaments.take() {
-            self.broker.publish(
-                Some(peer),
-                &testament.topic,
-                &testament.options,
-                testament.payload,
-            );
+            self.broker.publish(Publication {
+                publisher: Some(peer),
+                topic: &testament.topic,
+                disclose: testament.options.disclose_me || self.config.disclose_publisher,
+                options: &testament.options,
+                passthru: Dict::new(),
+                payload: testament.payload,
+                now,
+            });
         }
-        self.meta_left(peer);
+        self.meta_left(peer, now);
     }
 
     /// Ends a session on the router's initiative: detaches it at once, and tells its
     /// connection to send `goodbye` and close.
-    pub(crate) fn kill(&self, peer: &Peer, goodbye: Goodbye) {
-        self.detach(peer);
+    pub(crate) fn kill(&self, peer: &Peer, goodbye: Goodbye, now: SystemTime) {
+        self.detach(peer, now);
         peer.push(Outbound::Close(goodbye));
     }
 
     /// Closes every attached session with `reason` (realm removal, shutdown).
-    pub fn close_all(&self, reason: &str, message: &str) {
+    pub fn close_all(&self, reason: &str, message: &str, now: SystemTime) {
         let goodbye = Goodbye {
             details: junction_wire::dict! { "message" => message },
             reason: Uri::from(reason),
         };
         for peer in self.sessions() {
-            self.kill(&peer, goodbye.clone());
+            self.kill(&peer, goodbye.clone(), now);
         }
     }
 }
@@ -210,12 +249,10 @@ impl Realm {
 /// Reads a lock, recovering from poisoning: a panic elsewhere must not take routing down, and
 /// every critical section here leaves the tables consistent between statements.
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Writes a lock, recovering from poisoning (see [`read`]).
 pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use junction_wire::Uri;
 
 use crate::realm::{Realm, RealmConfig, read, write};
+use crate::time::TimerWaker;
 
 /// The router's settings.
 #[derive(Debug, Clone, Default)]
@@ -20,20 +22,31 @@ pub struct RouterConfig {
 pub struct Router {
     config: RouterConfig,
     realms: RwLock<HashMap<Uri, Arc<Realm>>>,
+    /// Shared by every realm's dealer: wakes the driver's timer task for new deadlines.
+    timers: Arc<TimerWaker>,
 }
 
 impl Router {
     /// A router with the configured realms open.
     pub fn new(config: RouterConfig) -> Arc<Self> {
+        let timers = Arc::new(TimerWaker::default());
         let realms = config
             .realms
             .iter()
-            .map(|r| (r.name.clone(), Arc::new(Realm::new(r.clone()))))
+            .map(|r| (r.name.clone(), Arc::new(Realm::new(r.clone(), Arc::clone(&timers)))))
             .collect();
-        Arc::new(Self {
-            config,
-            realms: RwLock::new(realms),
-        })
+        Arc::new(Self { config, realms: RwLock::new(realms), timers })
+    }
+
+    /// Installs the driver's timer wake-up: called whenever a deadline sooner than any known
+    /// one appears, so the driver calls [`Router::expire`] in time.
+    pub fn set_timer_waker(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        self.timers.install(wake);
+    }
+
+    /// Expires every call whose deadline passed; returns the next deadline, if any.
+    pub fn expire(&self, now: Instant) -> Option<Instant> {
+        self.realms().iter().filter_map(|r| r.dealer.expire(now)).min()
     }
 
     /// The router's settings.
@@ -57,7 +70,8 @@ impl Router {
         if realms.contains_key(&config.name) {
             return false;
         }
-        realms.insert(config.name.clone(), Arc::new(Realm::new(config)));
+        let realm = Realm::new(config, Arc::clone(&self.timers));
+        realms.insert(realm.name().clone(), Arc::new(realm));
         true
     }
 

@@ -10,6 +10,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use junction_core::options::MatchPolicy;
+use junction_core::realm::HistoryConfig;
 use junction_core::{RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
 use junction_wire::{Uri, UriRules};
@@ -90,6 +92,47 @@ pub struct Realm {
     /// `loose` or `strict` URI rules.
     #[serde(default)]
     pub uri_rules: UriRuleSet,
+    /// Tell callees who calls, even without `disclose_me`.
+    #[serde(default)]
+    pub disclose_caller: bool,
+    /// Tell subscribers who published, even without `disclose_me`.
+    #[serde(default)]
+    pub disclose_publisher: bool,
+    /// Timeout (ms) for calls that set none; 0 = none.
+    #[serde(default)]
+    pub default_call_timeout_ms: u64,
+    /// Upper bound (ms) on any call's timeout; 0 = none.
+    #[serde(default)]
+    pub max_call_timeout_ms: u64,
+    /// Topics whose events are kept for `wamp.subscription.get_events`.
+    #[serde(default)]
+    pub event_history: Vec<EventHistory>,
+}
+
+/// One `[[realms.event_history]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventHistory {
+    /// The topic, or a pattern.
+    pub topic: String,
+    /// `exact`, `prefix` or `wildcard`.
+    #[serde(default, rename = "match")]
+    pub match_policy: MatchRule,
+    /// Events kept per topic.
+    pub limit: usize,
+}
+
+/// How an event-history topic matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchRule {
+    /// The same topic.
+    #[default]
+    Exact,
+    /// Topics starting with it.
+    Prefix,
+    /// Empty components match any one component.
+    Wildcard,
 }
 
 /// URI validation rules.
@@ -107,6 +150,11 @@ fn yes() -> bool {
     true
 }
 
+/// Milliseconds from the config as a duration, 0 meaning none.
+fn millis(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -121,6 +169,11 @@ impl Default for Config {
                 name: "realm1".into(),
                 anonymous: true,
                 uri_rules: UriRuleSet::Loose,
+                disclose_caller: true,
+                disclose_publisher: true,
+                default_call_timeout_ms: 0,
+                max_call_timeout_ms: 0,
+                event_history: Vec::new(),
             }],
         }
     }
@@ -140,18 +193,13 @@ impl Default for Limits {
 
 impl Default for WebSocket {
     fn default() -> Self {
-        Self {
-            path: TransportConfig::default().websocket_path,
-        }
+        Self { path: TransportConfig::default().websocket_path }
     }
 }
 
 impl Default for Log {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            level: "info".into(),
-        }
+        Self { format: LogFormat::Human, level: "info".into() }
     }
 }
 
@@ -212,21 +260,31 @@ impl Config {
             return Err("limits.outbound_queue: must be at least 1".into());
         }
         if !self.websocket.path.starts_with('/') {
-            return Err(format!(
-                "websocket.path: \"{}\" must start with /",
-                self.websocket.path
-            ));
+            return Err(format!("websocket.path: \"{}\" must start with /", self.websocket.path));
         }
         let mut seen = std::collections::HashSet::new();
         for realm in &self.realms {
             if !Uri::from(realm.name.as_str()).is_valid(UriRules::Loose, false) {
-                return Err(format!(
-                    "realms.name: \"{}\" is not a valid URI",
-                    realm.name
-                ));
+                return Err(format!("realms.name: \"{}\" is not a valid URI", realm.name));
             }
             if !seen.insert(&realm.name) {
                 return Err(format!("realms.name: \"{}\" is declared twice", realm.name));
+            }
+            for history in &realm.event_history {
+                let policy_allows_empty = history.match_policy != MatchRule::Exact;
+                if !Uri::from(history.topic.as_str()).is_valid(UriRules::Loose, policy_allows_empty)
+                {
+                    return Err(format!(
+                        "realms.event_history.topic: \"{}\" is not a valid URI",
+                        history.topic
+                    ));
+                }
+                if history.limit == 0 {
+                    return Err(format!(
+                        "realms.event_history.limit: must be at least 1 (topic \"{}\")",
+                        history.topic
+                    ));
+                }
             }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
@@ -246,12 +304,26 @@ impl Config {
                     UriRuleSet::Loose => UriRules::Loose,
                     UriRuleSet::Strict => UriRules::Strict,
                 },
+                disclose_caller: r.disclose_caller,
+                disclose_publisher: r.disclose_publisher,
+                default_call_timeout: millis(r.default_call_timeout_ms),
+                max_call_timeout: millis(r.max_call_timeout_ms),
+                event_history: r
+                    .event_history
+                    .iter()
+                    .map(|h| HistoryConfig {
+                        topic: Uri::from(h.topic.as_str()),
+                        policy: match h.match_policy {
+                            MatchRule::Exact => MatchPolicy::Exact,
+                            MatchRule::Prefix => MatchPolicy::Prefix,
+                            MatchRule::Wildcard => MatchPolicy::Wildcard,
+                        },
+                        limit: h.limit,
+                    })
+                    .collect(),
             })
             .collect();
-        RouterConfig {
-            realms,
-            agent: format!("Junction {}", env!("CARGO_PKG_VERSION")),
-        }
+        RouterConfig { realms, agent: format!("Junction {}", env!("CARGO_PKG_VERSION")) }
     }
 
     /// The transports' part.
@@ -302,21 +374,16 @@ mod tests {
     #[test]
     fn defaults_open_realm1_to_anonymous_on_loopback_8080() {
         let config = load_in_jail(None, &[], Overrides::default()).expect("defaults are valid");
-        assert_eq!(
-            config.listen,
-            vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
-        );
+        assert_eq!(config.listen, vec![SocketAddr::from(([127, 0, 0, 1], 8080))]);
         assert_eq!(config.realms.len(), 1);
         assert!(config.realms[0].anonymous);
     }
 
     #[test]
     fn missing_config_file_is_refused() {
-        let error = Config::load(
-            Some(Path::new("/nonexistent/junction.toml")),
-            Overrides::default(),
-        )
-        .unwrap_err();
+        let error =
+            Config::load(Some(Path::new("/nonexistent/junction.toml")), Overrides::default())
+                .unwrap_err();
         assert!(error.contains("does not exist"), "{error}");
     }
 
@@ -340,15 +407,9 @@ mod tests {
                 .contains("limits.max_message_size")
         );
         assert!(
-            load_toml("[[realms]]\nname = \"bad realm\"\n")
-                .unwrap_err()
-                .contains("realms.name")
+            load_toml("[[realms]]\nname = \"bad realm\"\n").unwrap_err().contains("realms.name")
         );
-        assert!(
-            load_toml("[log]\nlevel = \"[[\"\n")
-                .unwrap_err()
-                .contains("log.level")
-        );
+        assert!(load_toml("[log]\nlevel = \"[[\"\n").unwrap_err().contains("log.level"));
     }
 
     #[test]
@@ -367,10 +428,7 @@ mod tests {
     #[test]
     fn command_line_overrides_file_and_environment() {
         let addr = SocketAddr::from(([127, 0, 0, 1], 9100));
-        let overrides = Overrides {
-            listen: Some(vec![addr]),
-            ..Default::default()
-        };
+        let overrides = Overrides { listen: Some(vec![addr]), ..Default::default() };
         let env = [("JUNCTION_LISTEN", "[\"127.0.0.1:9200\"]")];
         let config =
             load_in_jail(Some("listen = [\"127.0.0.1:9000\"]\n"), &env, overrides).expect("valid");
@@ -379,16 +437,11 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file_and_ignores_foreign_variables() {
-        let env = [
-            ("JUNCTION_LIMITS__MAX_MESSAGE_SIZE", "2048"),
-            ("JUNCTION_BIN", "/not/a/config/key"),
-        ];
-        let config = load_in_jail(
-            Some("[limits]\nmax_message_size = 4096\n"),
-            &env,
-            Overrides::default(),
-        )
-        .expect("valid");
+        let env =
+            [("JUNCTION_LIMITS__MAX_MESSAGE_SIZE", "2048"), ("JUNCTION_BIN", "/not/a/config/key")];
+        let config =
+            load_in_jail(Some("[limits]\nmax_message_size = 4096\n"), &env, Overrides::default())
+                .expect("valid");
         assert_eq!(config.limits.max_message_size, 2048);
     }
 }

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use config::{Config, LogFormat, Overrides};
 use junction_core::Router;
-use junction_transport::{Shutdown, serve_tcp, serve_unix};
+use junction_transport::{Shutdown, run_timers, serve_tcp, serve_unix};
 
 /// Junction, a WAMP router.
 #[derive(Parser)]
@@ -50,17 +50,9 @@ const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve {
-        config,
-        listen,
-        data_dir,
-        unix_socket,
-    } = cli.command;
-    let overrides = Overrides {
-        listen: (!listen.is_empty()).then_some(listen),
-        data_dir,
-        unix_socket,
-    };
+    let Command::Serve { config, listen, data_dir, unix_socket } = cli.command;
+    let overrides =
+        Overrides { listen: (!listen.is_empty()).then_some(listen), data_dir, unix_socket };
     let config = match Config::load(config.as_deref(), overrides) {
         Ok(config) => config,
         Err(error) => {
@@ -69,10 +61,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("junction: cannot start the runtime: {error}");
@@ -91,9 +80,7 @@ fn main() -> ExitCode {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JUNCTION_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -109,9 +96,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut tcp = Vec::new();
     for addr in &config.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener =
+            TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         println!(
             "junction: listening on ws://{local}{} (WebSocket) and rs://{local} (RawSocket)",
@@ -125,22 +111,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(path);
             let listener = UnixListener::bind(path)
                 .with_context(|| format!("cannot listen on {}", path.display()))?;
-            println!(
-                "junction: listening on unix://{} (RawSocket)",
-                path.display()
-            );
+            println!("junction: listening on unix://{} (RawSocket)", path.display());
             Some((listener, path.clone()))
         }
         None => None,
     };
-    let realms: Vec<String> = config
-        .router()
-        .realms
-        .iter()
-        .map(|r| r.name.to_string())
-        .collect();
+    let realms: Vec<String> = config.router().realms.iter().map(|r| r.name.to_string()).collect();
     tracing::info!(realms = ?realms, data_dir = %config.data_dir.display(), "junction started");
 
+    tokio::spawn(run_timers(Arc::clone(&router), shutdown.clone()));
     for listener in tcp {
         tokio::spawn(serve_tcp(
             listener,

@@ -3,14 +3,13 @@
 //! session's outbox and write it in one batch with one flush.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use junction_core::{Error, Outbound, Router, Session, Status, TransportInfo};
+use junction_core::{Error, Now, Outbound, Router, Session, Status, TransportInfo};
 use junction_wire::message::Goodbye;
 use junction_wire::{Serializer, Uri};
 
@@ -69,10 +68,7 @@ pub(crate) async fn drive(
     let peer = transport.peer.clone();
     let (outbox, mut rx) = QueueOutbox::new(config.outbound_queue);
     let mut session = Session::new(router, transport, Arc::clone(&outbox) as _);
-    let mut driver = Driver {
-        serializer,
-        closing_since: None,
-    };
+    let mut driver = Driver { serializer, closing_since: None };
     let handshake_deadline = accepted_at + config.handshake_timeout;
     let mut shutting_down = false;
 
@@ -98,8 +94,8 @@ pub(crate) async fn drive(
                 incoming = link.recv() => match incoming? {
                     Some(Incoming::Message(bytes)) => {
                         let status = match serializer.decode(&bytes) {
-                            Ok(message) => session.handle(SystemTime::now(), message),
-                            Err(error) => session.reject(&error),
+                            Ok(message) => session.handle(Now::read(), message),
+                            Err(error) => session.reject(Now::read(), &error),
                         };
                         if status == Status::Closed {
                             return driver.finish(&mut link, &mut session, &mut rx).await;
@@ -111,7 +107,7 @@ pub(crate) async fn drive(
                 () = outbox.overflowed() => {
                     let error = Error::Canceled("the session did not read its messages fast enough".into());
                     tracing::warn!(%peer, dropped_events = outbox.dropped_events(), "closing a session whose outbound queue overflowed");
-                    let _ = session.abort(&error);
+                    let _ = session.abort(Now::read(), &error);
                     return driver.finish(&mut link, &mut session, &mut rx).await;
                 }
                 () = shutdown.cancelled(), if !shutting_down => {
@@ -137,7 +133,7 @@ pub(crate) async fn drive(
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
-    session.transport_closed();
+    session.transport_closed(Now::read());
     link.close().await;
 }
 
@@ -158,7 +154,7 @@ impl Driver {
             Outbound::Message(message) => (self.serializer.encode(&message), false),
             Outbound::Event(shared) => (shared.encoded(self.serializer), true),
             Outbound::Close(goodbye) => {
-                let Some(message) = session.close(goodbye) else {
+                let Some(message) = session.close(Now::read(), goodbye) else {
                     return Ok(());
                 };
                 self.closing_since.get_or_insert_with(Instant::now);

@@ -9,7 +9,8 @@
 //! - [`rawsocket`]: the RawSocket handshake and link.
 //! - [`connection`]: the per-connection driver shared by every transport: read, hand to the
 //!   session, drain the outbox, write in batches, close.
-//! - [`outbox`]: the bounded outbound queue behind each session.
+//! - `outbox`: the bounded outbound queue behind each session.
+//! - `timers`: the task that expires calls past their deadline.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -17,7 +18,9 @@ mod connection;
 pub mod listener;
 mod outbox;
 mod rawsocket;
+mod timers;
 mod websocket;
 
 pub use config::TransportConfig;
 pub use listener::{Shutdown, serve_tcp, serve_unix};
+pub use timers::run_timers;

@@ -42,6 +42,11 @@ impl Shutdown {
         timeout(grace, self.tracker.wait()).await.is_ok()
     }
 
+    /// Resolves once shutdown has begun.
+    pub(crate) async fn cancelled(&self) {
+        self.token.cancelled().await;
+    }
+
     /// The number of open connections.
     pub fn connections(&self) -> usize {
         self.tracker.len()
@@ -64,11 +69,8 @@ pub async fn serve_tcp(
             Ok((stream, peer)) => {
                 // Small WAMP messages must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                let (router, config, token) = (
-                    Arc::clone(&router),
-                    Arc::clone(&config),
-                    shutdown.token.clone(),
-                );
+                let (router, config, token) =
+                    (Arc::clone(&router), Arc::clone(&config), shutdown.token.clone());
                 shutdown.tracker.spawn(serve_tcp_connection(
                     stream,
                     peer.to_string(),
@@ -130,15 +132,7 @@ async fn serve_tcp_connection(
             http_path: Some(accepted.path),
             subprotocol: Some(accepted.subprotocol.to_owned()),
         };
-        drive(
-            accepted.link,
-            router,
-            transport,
-            &config,
-            token,
-            accepted_at,
-        )
-        .await;
+        drive(accepted.link, router, transport, &config, token, accepted_at).await;
     }
 }
 
@@ -156,17 +150,13 @@ async fn serve_rawsocket<R, W>(
     R: tokio::io::AsyncRead + Unpin + Send,
     W: tokio::io::AsyncWrite + Unpin + Send,
 {
-    let link = match timeout(
-        config.handshake_timeout,
-        rawsocket::accept(reader, writer, config),
-    )
-    .await
-    {
-        Ok(Ok(Some(link))) => link,
-        Ok(Ok(None)) => return,
-        Ok(Err(error)) => return tracing::debug!(%peer, %error, "RawSocket handshake failed"),
-        Err(_) => return tracing::debug!(%peer, "RawSocket handshake timed out"),
-    };
+    let link =
+        match timeout(config.handshake_timeout, rawsocket::accept(reader, writer, config)).await {
+            Ok(Ok(Some(link))) => link,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => return tracing::debug!(%peer, %error, "RawSocket handshake failed"),
+            Err(_) => return tracing::debug!(%peer, "RawSocket handshake timed out"),
+        };
     let transport = TransportInfo {
         kind,
         serializer: link.serializer(),
@@ -193,15 +183,10 @@ pub async fn serve_unix(
         };
         match accepted {
             Ok((stream, _)) => {
-                let (router, config, token) = (
-                    Arc::clone(&router),
-                    Arc::clone(&config),
-                    shutdown.token.clone(),
-                );
+                let (router, config, token) =
+                    (Arc::clone(&router), Arc::clone(&config), shutdown.token.clone());
                 let peer = path.display().to_string();
-                shutdown
-                    .tracker
-                    .spawn(serve_unix_connection(stream, peer, router, config, token));
+                shutdown.tracker.spawn(serve_unix_connection(stream, peer, router, config, token));
             }
             Err(error) => {
                 tracing::warn!(%error, "accept failed on Unix socket");

@@ -65,9 +65,7 @@ impl<R, W> RawSocketLink<R, W> {
     where
         W: AsyncWrite + Unpin,
     {
-        self.writer
-            .write_all(&FrameHeader::encode(kind, payload.len()))
-            .await?;
+        self.writer.write_all(&FrameHeader::encode(kind, payload.len())).await?;
         self.writer.write_all(payload).await?;
         Ok(())
     }

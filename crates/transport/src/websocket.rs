@@ -51,10 +51,9 @@ where
                 "no supported WAMP subprotocol offered; use wamp.2.json, wamp.2.msgpack or wamp.2.cbor".into(),
             ));
         };
-        response.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static(serializer.subprotocol()),
-        );
+        response
+            .headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_static(serializer.subprotocol()));
         agreed = Some((serializer, path));
         Ok(response)
     };
@@ -69,11 +68,7 @@ where
     };
     let max = config.max_message_size;
     Ok(Accepted {
-        link: WebSocketLink {
-            ws,
-            serializer,
-            max,
-        },
+        link: WebSocketLink { ws, serializer, max },
         path,
         subprotocol: serializer.subprotocol(),
     })
@@ -134,9 +129,7 @@ where
             match Utf8Bytes::try_from(message) {
                 Ok(text) => WsMessage::Text(text),
                 Err(_) => {
-                    return Err(LinkError::Io(std::io::Error::other(
-                        "JSON output was not UTF-8",
-                    )));
+                    return Err(LinkError::Io(std::io::Error::other("JSON output was not UTF-8")));
                 }
             }
         } else {

@@ -70,9 +70,7 @@ impl Payload {
         match self.kwargs.as_ref().map(Data::to_value).transpose()? {
             None => Ok(Dict::new()),
             Some(Value::Dict(d)) => Ok(d),
-            Some(_) => Err(DecodeError::PayloadShape(
-                "ArgumentsKw must be a dictionary",
-            )),
+            Some(_) => Err(DecodeError::PayloadShape("ArgumentsKw must be a dictionary")),
         }
     }
 

@@ -70,12 +70,7 @@ impl Handshake {
     /// The router's 4-octet reply: the client's serializer, and the largest message the router
     /// accepts (rounded down to a power of two the handshake can express).
     pub fn reply(serializer: Serializer, router_max_length: usize) -> [u8; 4] {
-        [
-            MAGIC,
-            (exponent_for_length(router_max_length) << 4) | serializer.rawsocket_id(),
-            0,
-            0,
-        ]
+        [MAGIC, (exponent_for_length(router_max_length) << 4) | serializer.rawsocket_id(), 0, 0]
     }
 }
 
@@ -85,10 +80,7 @@ fn length_for_exponent(exp: u8) -> usize {
 
 /// The largest exponent whose length does not exceed `max` (at least 2^9).
 fn exponent_for_length(max: usize) -> u8 {
-    (0u8..16)
-        .rev()
-        .find(|e| length_for_exponent(*e) <= max)
-        .unwrap_or(0)
+    (0u8..16).rev().find(|e| length_for_exponent(*e) <= max).unwrap_or(0)
 }
 
 /// The kind of a RawSocket frame.
@@ -146,11 +138,7 @@ impl FrameHeader {
         };
         let low =
             (usize::from(octets[1]) << 16) | (usize::from(octets[2]) << 8) | usize::from(octets[3]);
-        let length = if first & 0x08 != 0 {
-            MAX_LENGTH + low
-        } else {
-            low
-        };
+        let length = if first & 0x08 != 0 { MAX_LENGTH + low } else { low };
         if length > limit {
             return Err(FrameError::TooLong { length, limit });
         }
@@ -201,24 +189,16 @@ mod tests {
 
     #[test]
     fn reply_rounds_router_limit_down_to_a_power_of_two() {
-        assert_eq!(
-            Handshake::reply(Serializer::Cbor, 1 << 20),
-            [0x7F, 0xB3, 0, 0]
-        );
-        assert_eq!(
-            Handshake::reply(Serializer::Json, 1_000_000),
-            [0x7F, 0xA1, 0, 0]
-        );
+        assert_eq!(Handshake::reply(Serializer::Cbor, 1 << 20), [0x7F, 0xB3, 0, 0]);
+        assert_eq!(Handshake::reply(Serializer::Json, 1_000_000), [0x7F, 0xA1, 0, 0]);
         assert_eq!(Handshake::reply(Serializer::Json, 100), [0x7F, 0x01, 0, 0]);
     }
 
     #[test]
     fn frame_header_round_trips_including_the_sixteen_mebibyte_case() {
-        for (kind, len) in [
-            (FrameKind::Message, 0),
-            (FrameKind::Ping, 300),
-            (FrameKind::Pong, MAX_LENGTH),
-        ] {
+        for (kind, len) in
+            [(FrameKind::Message, 0), (FrameKind::Ping, 300), (FrameKind::Pong, MAX_LENGTH)]
+        {
             let header = FrameHeader::encode(kind, len);
             assert_eq!(
                 FrameHeader::parse(header, MAX_LENGTH),
@@ -231,18 +211,9 @@ mod tests {
     fn frame_over_the_limit_or_with_reserved_bits_is_refused() {
         assert_eq!(
             FrameHeader::parse([0, 0, 2, 1], 512),
-            Err(FrameError::TooLong {
-                length: 513,
-                limit: 512
-            })
+            Err(FrameError::TooLong { length: 513, limit: 512 })
         );
-        assert_eq!(
-            FrameHeader::parse([0x10, 0, 0, 1], 512),
-            Err(FrameError::ReservedBits)
-        );
-        assert_eq!(
-            FrameHeader::parse([0x03, 0, 0, 1], 512),
-            Err(FrameError::UnknownKind(3))
-        );
+        assert_eq!(FrameHeader::parse([0x10, 0, 0, 1], 512), Err(FrameError::ReservedBits));
+        assert_eq!(FrameHeader::parse([0x03, 0, 0, 1], 512), Err(FrameError::UnknownKind(3)));
     }
 }

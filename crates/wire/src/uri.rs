@@ -40,13 +40,11 @@ impl Uri {
         }
         let component_ok = |c: &str| match rules {
             UriRules::Loose => !c.chars().any(|ch| ch.is_whitespace() || ch == '#'),
-            UriRules::Strict => c
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'_'),
+            UriRules::Strict => {
+                c.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'_')
+            }
         };
-        self.0
-            .split('.')
-            .all(|c| (allow_empty_components || !c.is_empty()) && component_ok(c))
+        self.0.split('.').all(|c| (allow_empty_components || !c.is_empty()) && component_ok(c))
     }
 
     /// Whether the URI lies in the `wamp.` namespace, which only the router may use.

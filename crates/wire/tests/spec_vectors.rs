@@ -16,14 +16,7 @@ fn position(message_type: &str, attribute: &str) -> Option<usize> {
         "ABORT" | "GOODBYE" => &["details", "reason"],
         "CHALLENGE" => &["method", "extra"],
         "AUTHENTICATE" => &["signature", "extra"],
-        "ERROR" => &[
-            "request_type",
-            "request_id",
-            "details",
-            "error",
-            "args",
-            "kwargs",
-        ],
+        "ERROR" => &["request_type", "request_id", "details", "error", "args", "kwargs"],
         "PUBLISH" => &["request_id", "options", "topic", "args", "kwargs"],
         "PUBLISHED" => &["request_id", "publication_id"],
         "SUBSCRIBE" => &["request_id", "options", "topic"],
@@ -57,12 +50,7 @@ fn check_attributes(
     let array = as_json(msg);
     for (attribute, want) in expected {
         if attribute == "message_type" {
-            assert_eq!(
-                Some(msg.message_type().code()),
-                want.as_u64(),
-                "{}",
-                file.display()
-            );
+            assert_eq!(Some(msg.message_type().code()), want.as_u64(), "{}", file.display());
             continue;
         }
         let transparent = expected.get("payload").is_some_and(|p| !p.is_null());
@@ -71,16 +59,9 @@ fn check_attributes(
         }
         if attribute == "payload" {
             let at = position(message_type, "args").expect("payload-bearing message");
-            let is_binary = array
-                .get(at)
-                .and_then(Json::as_str)
-                .is_some_and(|s| s.starts_with('\0'));
-            assert_eq!(
-                is_binary,
-                transparent,
-                "{}: transparent payload",
-                file.display()
-            );
+            let is_binary =
+                array.get(at).and_then(Json::as_str).is_some_and(|s| s.starts_with('\0'));
+            assert_eq!(is_binary, transparent, "{}: transparent payload", file.display());
             continue;
         }
         let got = match (message_type, attribute.as_str()) {
@@ -124,10 +105,9 @@ fn every_spec_vector_decodes_in_every_serializer_and_round_trips() {
             continue; // An autobahn extension message (code 337) a router does not accept.
         }
         for sample in doc["samples"].as_array().expect("samples") {
-            let (Some(serializers), Some(expected)) = (
-                sample.get("serializers"),
-                sample["expected_attributes"].as_object(),
-            ) else {
+            let (Some(serializers), Some(expected)) =
+                (sample.get("serializers"), sample["expected_attributes"].as_object())
+            else {
                 continue; // option-validation samples are router checks, run in junction-core
             };
             for serializer in Serializer::ALL {

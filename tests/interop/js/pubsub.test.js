@@ -5,46 +5,11 @@
 // a marker event afterwards from the same publisher and waits for that one, since the router
 // delivers one publisher's events to a subscriber in order.
 
-const { describe, before, after, test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const h = require('./lib/harness');
 
-const { RECV_TIMEOUT } = h;
-
-describe('Autobahn|JS publish and subscribe', () => {
-  let router;
-  const clients = [];
-  const open = async (options) => {
-    const client = await h.connect(router, options);
-    clients.push(client);
-    return client.session;
-  };
-  const it = (name, body) => test(name, h.withRouterLog(() => router, body));
-  const within = (promise, what) => h.withTimeout(promise, RECV_TIMEOUT, what);
-
-  /** Subscribe and collect events as {args, kwargs, details}. */
-  async function collect(session, topic) {
-    const events = new h.Collector();
-    const subscription = await within(session.subscribe(topic, (args, kwargs, details) => {
-      events.add({ args, kwargs, details });
-    }), `subscribe ${topic}`);
-    return { events, subscription };
-  }
-
-  before(async () => {
-    router = await h.startRouter();
-  });
-
-  after(async () => {
-    for (const client of clients) await h.disconnect(client);
-    const alive = router.isRunning();
-    const exit = router.exit;
-    const log = router.logTail();
-    await router.stop();
-    assert.ok(alive, `junction exited during the tests ${JSON.stringify(exit)}:\n${log}`);
-  });
-
+h.suite('Autobahn|JS publish and subscribe', ({ it, open, within, collect }) => {
   for (const serializer of h.SERIALIZERS) {
     it(`event over ${serializer} reaches the subscriber with args and kwargs`, async () => {
       const subscriber = await open({ serializer });

@@ -2,37 +2,13 @@
 // Remote procedure calls between Autobahn|JS sessions through Junction, over WebSocket with
 // JSON, MessagePack and CBOR, plus RawSocket (Autobahn|JS speaks it with JSON only).
 
-const { describe, before, after, test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const h = require('./lib/harness');
 
-const { autobahn, RECV_TIMEOUT } = h;
+const { autobahn } = h;
 
-describe('Autobahn|JS remote procedure calls', () => {
-  let router;
-  const clients = [];
-  const open = async (options) => {
-    const client = await h.connect(router, options);
-    clients.push(client);
-    return client.session;
-  };
-  const it = (name, body) => test(name, h.withRouterLog(() => router, body));
-  const within = (promise, what) => h.withTimeout(promise, RECV_TIMEOUT, what);
-
-  before(async () => {
-    router = await h.startRouter();
-  });
-
-  after(async () => {
-    for (const client of clients) await h.disconnect(client);
-    const alive = router.isRunning();
-    const exit = router.exit;
-    const log = router.logTail();
-    await router.stop();
-    assert.ok(alive, `junction exited during the tests ${JSON.stringify(exit)}:\n${log}`);
-  });
-
+h.suite('Autobahn|JS remote procedure calls', ({ it, open, within, rejected }) => {
   for (const serializer of h.SERIALIZERS) {
     it(`call over ${serializer} delivers a single positional result as a bare value`, async () => {
       const callee = await open({ serializer });
@@ -73,10 +49,7 @@ describe('Autobahn|JS remote procedure calls', () => {
           { balance: 7 });
       }), 'register');
 
-      const error = await within(caller.call(uri, [100]).then(
-        (value) => assert.fail(`call succeeded with ${JSON.stringify(value)}`),
-        (e) => e,
-      ), 'call');
+      const error = await rejected(caller.call(uri, [100]), 'call');
 
       assert.equal(error.error, 'com.example.error.insufficient_funds');
       assert.deepEqual(error.args, ['not enough', 100]);
@@ -86,10 +59,7 @@ describe('Autobahn|JS remote procedure calls', () => {
     it(`call to an unknown procedure over ${serializer} fails with no_such_procedure`, async () => {
       const caller = await open({ serializer });
 
-      const error = await within(caller.call(`com.example.js.nobody.${serializer}`).then(
-        (value) => assert.fail(`call succeeded with ${JSON.stringify(value)}`),
-        (e) => e,
-      ), 'call');
+      const error = await rejected(caller.call(`com.example.js.nobody.${serializer}`), 'call');
 
       assert.equal(error.error, 'wamp.error.no_such_procedure');
     });
@@ -100,10 +70,8 @@ describe('Autobahn|JS remote procedure calls', () => {
     const second = await open({ serializer: 'cbor' });
     await within(first.register('com.example.js.taken', () => 'first'), 'register');
 
-    const error = await within(second.register('com.example.js.taken', () => 'second').then(
-      () => assert.fail('second registration succeeded'),
-      (e) => e,
-    ), 'register');
+    const error = await rejected(second.register('com.example.js.taken', () => 'second'),
+      'second registration');
 
     assert.equal(error.error, 'wamp.error.procedure_already_exists');
   });
@@ -116,10 +84,7 @@ describe('Autobahn|JS remote procedure calls', () => {
     assert.equal(await within(caller.call('com.example.js.gone'), 'call'), 'here');
 
     await within(callee.unregister(registration), 'unregister');
-    const error = await within(caller.call('com.example.js.gone').then(
-      (value) => assert.fail(`call succeeded with ${JSON.stringify(value)}`),
-      (e) => e,
-    ), 'call');
+    const error = await rejected(caller.call('com.example.js.gone'), 'call');
 
     assert.equal(error.error, 'wamp.error.no_such_procedure');
   });

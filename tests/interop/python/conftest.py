@@ -30,8 +30,12 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def router(request, tmp_path):
-    """A running ``junction serve`` on a free loopback port, with its own data directory."""
-    proc = RouterProcess(junction_binary(), tmp_path)
+    """A running ``junction serve`` on a free loopback port, with its own data directory.
+
+    It opens realm ``realm1``, or the realms a test names with ``@pytest.mark.realms(...)``.
+    """
+    marker = request.node.get_closest_marker("realms")
+    proc = RouterProcess(junction_binary(), tmp_path, realms=list(marker.args) if marker else None)
     request.node.junction_routers = getattr(request.node, "junction_routers", []) + [proc]
     try:
         proc.start()

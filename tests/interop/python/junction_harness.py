@@ -39,7 +39,7 @@ from autobahn.wamp.serializer import (  # noqa: E402
     JsonSerializer as AutobahnJSON,
     MsgPackSerializer as AutobahnMsgPack,
 )
-from autobahn.wamp.types import ComponentConfig  # noqa: E402
+from autobahn.wamp.types import ComponentConfig, SubscribeOptions  # noqa: E402
 import websockets  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 import xconn  # noqa: E402
@@ -96,14 +96,21 @@ class RouterStartError(RuntimeError):
     pass
 
 
+def realms_config(realms: list[str]) -> str:
+    """A configuration file (docs/configuration.md) that opens ``realms`` to anonymous clients."""
+    return "".join(f'[[realms]]\nname = {json.dumps(name)}\n\n' for name in realms)
+
+
 class RouterProcess:
     """One ``junction serve`` process on a free loopback port, with its own data directory."""
 
-    def __init__(self, binary: Path, workdir: Path):
+    def __init__(self, binary: Path, workdir: Path, realms: list[str] | None = None):
         self.binary = binary
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.log_path = workdir / "router.log"
+        # Realms to open instead of the default ``realm1`` (written to a config file).
+        self.realms = realms
         self.host = "127.0.0.1"
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
@@ -129,6 +136,11 @@ class RouterProcess:
                 "`cargo build -p junction --bin junction` or set JUNCTION_BIN"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        config_args = []
+        if self.realms is not None:
+            config = self.workdir / "junction.toml"
+            config.write_text(realms_config(self.realms))
+            config_args = ["--config", str(config)]
         last_error = ""
         # A port picked by free_port() can be taken by a parallel test before the router binds
         # it; in that case the router exits early and we try again on another port.
@@ -144,6 +156,7 @@ class RouterProcess:
                         f"{self.host}:{self.port}",
                         "--data-dir",
                         str(self.data_dir),
+                        *config_args,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -244,6 +257,14 @@ def decode(serializer: str, data: bytes | str) -> list:
     raise ValueError(serializer)
 
 
+def assert_error(reply: list, request_type: int, request: int, error: str) -> None:
+    """``reply`` must be ``[ERROR, request_type, request, Details, error, ...]``."""
+    assert reply[:3] == [ERROR, request_type, request], (
+        f"expected ERROR {error} for request {request}, got {reply!r}"
+    )
+    assert reply[4] == error, reply
+
+
 def rawsocket_frame(kind: int, payload: bytes) -> bytes:
     """A RawSocket frame: 1 byte kind (0 WAMP, 1 PING, 2 PONG), 3 byte big-endian length."""
     return bytes([kind]) + len(payload).to_bytes(3, "big") + payload
@@ -303,6 +324,12 @@ class RawPeer:
 
     async def send(self, msg: list) -> None:
         await self.send_encoded(encode(self.serializer, msg))
+
+    async def request(self, kind: int, *fields: Any) -> tuple[int, list]:
+        """Sends ``[kind, <next request id>, *fields]``; returns that id and the next message."""
+        request = self.next_request_id()
+        await self.send([kind, request, *fields])
+        return request, await self.recv()
 
     async def send_encoded(self, data: bytes | str) -> None:
         if self._ws is not None:
@@ -364,6 +391,28 @@ class RawPeer:
         assert reply[0] == WELCOME, f"expected WELCOME, got {reply!r}"
         return reply[1]
 
+    async def register(self, procedure: str, options: dict | None = None) -> int:
+        """REGISTER and expect REGISTERED; returns the registration id."""
+        request, reply = await self.request(REGISTER, options or {}, procedure)
+        assert reply[:2] == [REGISTERED, request], f"REGISTER {procedure}: {reply!r}"
+        return reply[2]
+
+    async def subscribe(self, topic: str, options: dict | None = None) -> int:
+        """SUBSCRIBE and expect SUBSCRIBED; returns the subscription id."""
+        request, reply = await self.request(SUBSCRIBE, options or {}, topic)
+        assert reply[:2] == [SUBSCRIBED, request], f"SUBSCRIBE {topic}: {reply!r}"
+        return reply[2]
+
+    async def expect_abort(self, reason: str) -> list:
+        """The router's next message must be ABORT with ``reason``, not a silent close."""
+        try:
+            reply = await self.recv()
+        except PeerClosed as e:
+            raise AssertionError(f"router closed the transport without ABORT ({e})") from None
+        assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
+        assert reply[2] == reason, reply
+        return reply
+
     async def wait_closed(self, timeout: float = RECV_TIMEOUT) -> list[list]:
         """Read until the router closes the transport; returns the WAMP messages read meanwhile."""
         seen: list[list] = []
@@ -377,6 +426,11 @@ class RawPeer:
 
         await asyncio.wait_for(drain(), timeout)
         return seen
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once: no GOODBYE, no WebSocket close handshake."""
+        transport = self._ws.transport if self._ws is not None else self._writer.transport
+        transport.abort()
 
     async def close(self) -> None:
         try:
@@ -539,18 +593,38 @@ class Collector:
 
     def add(self, item: Any) -> None:
         self.items.append(item)
-        for count, fut in list(self._waiters):
-            if len(self.items) >= count and not fut.done():
+        for done, fut in list(self._waiters):
+            if not fut.done() and done(self.items):
                 fut.set_result(None)
 
     async def wait_for(self, count: int = 1, timeout: float = RECV_TIMEOUT) -> list:
-        if len(self.items) < count:
+        """The items, once there are at least ``count``."""
+        return await self.wait_until(lambda items: len(items) >= count,
+                                     f"{count} item(s)", timeout)
+
+    async def wait_until(self, done, what: str, timeout: float = RECV_TIMEOUT) -> list:
+        """The items, once ``done(items)`` holds; ``what`` names the wait in the failure."""
+        if not done(self.items):
             fut = asyncio.get_running_loop().create_future()
-            self._waiters.append((count, fut))
+            self._waiters.append((done, fut))
             try:
                 await asyncio.wait_for(fut, timeout)
             except asyncio.TimeoutError:
                 raise AssertionError(
-                    f"waited {timeout}s for {count} item(s), got {len(self.items)}: {self.items!r}"
+                    f"waited {timeout}s for {what}, got {len(self.items)}: {self.items!r}"
                 ) from None
         return self.items
+
+
+async def subscribe_collector(session, topic: str, **options) -> tuple[Collector, object]:
+    """Subscribe an Autobahn session; events are collected as (args, kwargs, details)."""
+    events = Collector()
+
+    def on_event(*args, details=None, **kwargs):
+        events.add((args, kwargs, details))
+
+    subscription = await asyncio.wait_for(
+        session.subscribe(on_event, topic, options=SubscribeOptions(details=True, **options)),
+        RECV_TIMEOUT,
+    )
+    return events, subscription

@@ -20,8 +20,6 @@ from junction_harness import (
     PUBLISH,
     PUBLISHED,
     RECV_TIMEOUT,
-    SUBSCRIBE,
-    SUBSCRIBED,
     Collector,
     json_binary,
 )
@@ -130,15 +128,12 @@ async def test_json_binary_string_is_delivered_as_native_bytes(clients, binary_s
     await binary_subscriber.join()
     data = sample_bytes(300)
 
-    sub_request = binary_subscriber.next_request_id()
-    await binary_subscriber.send([SUBSCRIBE, sub_request, {}, "com.example.wire"])
-    assert (await binary_subscriber.recv())[:2] == [SUBSCRIBED, sub_request]
-    pub_request = json_publisher.next_request_id()
-    await json_publisher.send([
-        PUBLISH, pub_request, {"acknowledge": True}, "com.example.wire",
+    await binary_subscriber.subscribe("com.example.wire")
+    pub_request, reply = await json_publisher.request(
+        PUBLISH, {"acknowledge": True}, "com.example.wire",
         [json_binary(data), "plain"], {"blob": json_binary(b"")},
-    ])
-    assert (await json_publisher.recv())[:2] == [PUBLISHED, pub_request]
+    )
+    assert reply[:2] == [PUBLISHED, pub_request], reply
     event = await binary_subscriber.recv()
 
     assert event[0] == EVENT, event
@@ -156,15 +151,11 @@ async def test_native_bytes_are_delivered_to_json_peer_as_nul_base64_string(clie
     await json_subscriber.join()
     data = bytes.fromhex("10e3ff9053075c526f5fc06d4fe37cdb")
 
-    sub_request = json_subscriber.next_request_id()
-    await json_subscriber.send([SUBSCRIBE, sub_request, {}, "com.example.wire"])
-    assert (await json_subscriber.recv())[:2] == [SUBSCRIBED, sub_request]
-    pub_request = binary_publisher.next_request_id()
-    await binary_publisher.send([
-        PUBLISH, pub_request, {"acknowledge": True}, "com.example.wire",
-        [data, "plain"], {"nested": [data]},
-    ])
-    assert (await binary_publisher.recv())[:2] == [PUBLISHED, pub_request]
+    await json_subscriber.subscribe("com.example.wire")
+    pub_request, reply = await binary_publisher.request(
+        PUBLISH, {"acknowledge": True}, "com.example.wire", [data, "plain"], {"nested": [data]},
+    )
+    assert reply[:2] == [PUBLISHED, pub_request], reply
     event = await json_subscriber.recv()
 
     assert event[0] == EVENT, event

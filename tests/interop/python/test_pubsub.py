@@ -11,10 +11,9 @@ import asyncio
 
 import pytest
 import xconn.types
-from autobahn.wamp.types import PublishOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions
 
 from junction_harness import (
-    ERROR,
     EVENT,
     PUBLISH,
     PUBLISHED,
@@ -24,6 +23,8 @@ from junction_harness import (
     TRANSPORT_SERIALIZER_MATRIX,
     UNSUBSCRIBE,
     Collector,
+    assert_error,
+    subscribe_collector,
 )
 
 ACK = PublishOptions(acknowledge=True)
@@ -33,19 +34,6 @@ RICH_PAYLOAD = {
     "big": 2**53,
 }
 INVALID_TOPICS = ["a..b", "bad uri", "trailing."]
-
-
-async def subscribe_collector(session, topic: str) -> tuple[Collector, object]:
-    """Subscribe an Autobahn session; events are collected as (args, kwargs, details)."""
-    events = Collector()
-
-    def on_event(*args, details=None, **kwargs):
-        events.add((args, kwargs, details))
-
-    subscription = await asyncio.wait_for(
-        session.subscribe(on_event, topic, options=SubscribeOptions(details=True)), RECV_TIMEOUT
-    )
-    return events, subscription
 
 
 @pytest.mark.parametrize("transport,serializer", TRANSPORT_SERIALIZER_MATRIX)
@@ -148,9 +136,7 @@ async def test_subscribers_of_the_same_topic_share_one_subscription_id(clients):
 
     first_events, first_sub = await subscribe_collector(first, "com.example.shared")
     second_events, second_sub = await subscribe_collector(second, "com.example.shared")
-    request = third.next_request_id()
-    await third.send([SUBSCRIBE, request, {}, "com.example.shared"])
-    subscribed = await third.recv()
+    request, subscribed = await third.request(SUBSCRIBE, {}, "com.example.shared")
     _, other_sub = await subscribe_collector(first, "com.example.other")
 
     assert subscribed[:2] == [SUBSCRIBED, request], subscribed
@@ -185,12 +171,9 @@ async def test_unsubscribing_an_unknown_subscription_returns_no_such_subscriptio
     peer = await clients.raw("rawsocket", "cbor")
     await peer.join()
 
-    request = peer.next_request_id()
-    await peer.send([UNSUBSCRIBE, request, 987654])
-    reply = await peer.recv()
+    request, reply = await peer.request(UNSUBSCRIBE, 987654)
 
-    assert reply[:3] == [ERROR, UNSUBSCRIBE, request], reply
-    assert reply[4] == "wamp.error.no_such_subscription", reply
+    assert_error(reply, UNSUBSCRIBE, request, "wamp.error.no_such_subscription")
 
 
 @pytest.mark.parametrize("topic", INVALID_TOPICS)
@@ -201,16 +184,10 @@ async def test_subscribe_to_invalid_uri_returns_invalid_uri_and_session_stays_us
     peer = await clients.raw(transport, serializer)
     await peer.join()
 
-    bad = peer.next_request_id()
-    await peer.send([SUBSCRIBE, bad, {}, topic])
-    reply = await peer.recv()
+    bad, reply = await peer.request(SUBSCRIBE, {}, topic)
 
-    assert reply[:3] == [ERROR, SUBSCRIBE, bad], reply
-    assert reply[4] == "wamp.error.invalid_uri", reply
-
-    good = peer.next_request_id()
-    await peer.send([SUBSCRIBE, good, {}, "com.example.valid"])
-    reply = await peer.recv()
+    assert_error(reply, SUBSCRIBE, bad, "wamp.error.invalid_uri")
+    good, reply = await peer.request(SUBSCRIBE, {}, "com.example.valid")
     assert reply[:2] == [SUBSCRIBED, good], f"session unusable after invalid_uri: {reply!r}"
 
 
@@ -222,16 +199,10 @@ async def test_publish_to_invalid_uri_returns_invalid_uri_and_session_stays_usab
     peer = await clients.raw(transport, serializer)
     await peer.join()
 
-    bad = peer.next_request_id()
-    await peer.send([PUBLISH, bad, {"acknowledge": True}, topic, ["x"]])
-    reply = await peer.recv()
+    bad, reply = await peer.request(PUBLISH, {"acknowledge": True}, topic, ["x"])
 
-    assert reply[:3] == [ERROR, PUBLISH, bad], reply
-    assert reply[4] == "wamp.error.invalid_uri", reply
-
-    good = peer.next_request_id()
-    await peer.send([PUBLISH, good, {"acknowledge": True}, "com.example.valid", ["x"]])
-    reply = await peer.recv()
+    assert_error(reply, PUBLISH, bad, "wamp.error.invalid_uri")
+    good, reply = await peer.request(PUBLISH, {"acknowledge": True}, "com.example.valid", ["x"])
     assert reply[:2] == [PUBLISHED, good], f"session unusable after invalid_uri: {reply!r}"
 
 

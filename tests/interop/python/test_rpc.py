@@ -12,7 +12,6 @@ from xconn.exception import ApplicationError as XconnApplicationError
 
 from junction_harness import (
     CALL,
-    ERROR,
     INVOCATION,
     REGISTER,
     REGISTERED,
@@ -22,6 +21,7 @@ from junction_harness import (
     UNREGISTER,
     YIELD,
     Collector,
+    assert_error,
 )
 
 # A payload that exercises the type mapping of every serializer: unicode, nesting, null,
@@ -94,11 +94,7 @@ async def test_call_and_result_frames_carry_args_and_kwargs_verbatim(clients):
     await callee.join()
     await caller.join()
 
-    reg_request = callee.next_request_id()
-    await callee.send([REGISTER, reg_request, {}, "com.example.raw"])
-    registered = await callee.recv()
-    assert registered[:2] == [REGISTERED, reg_request], registered
-    registration_id = registered[2]
+    registration_id = await callee.register("com.example.raw")
 
     call_request = caller.next_request_id()
     await caller.send([CALL, call_request, {}, "com.example.raw", [1, "two"], {"three": 3}])
@@ -150,12 +146,9 @@ async def test_unregistering_an_unknown_registration_returns_no_such_registratio
     peer = await clients.raw("websocket", "cbor")
     await peer.join()
 
-    request = peer.next_request_id()
-    await peer.send([UNREGISTER, request, 424242])
-    reply = await peer.recv()
+    request, reply = await peer.request(UNREGISTER, 424242)
 
-    assert reply[:3] == [ERROR, UNREGISTER, request], reply
-    assert reply[4] == "wamp.error.no_such_registration", reply
+    assert_error(reply, UNREGISTER, request, "wamp.error.no_such_registration")
 
 
 async def test_unregistering_another_sessions_registration_returns_no_such_registration(clients):
@@ -164,12 +157,9 @@ async def test_unregistering_another_sessions_registration_returns_no_such_regis
     registration = await owner.register(lambda: 1, "com.example.owned")
     await other.join()
 
-    request = other.next_request_id()
-    await other.send([UNREGISTER, request, registration.id])
-    reply = await other.recv()
+    request, reply = await other.request(UNREGISTER, registration.id)
 
-    assert reply[:3] == [ERROR, UNREGISTER, request], reply
-    assert reply[4] == "wamp.error.no_such_registration", reply
+    assert_error(reply, UNREGISTER, request, "wamp.error.no_such_registration")
 
 
 async def test_unregistered_procedure_is_no_longer_callable(clients):
@@ -305,15 +295,10 @@ async def test_register_with_invalid_uri_returns_invalid_uri_and_session_stays_u
     peer = await clients.raw("websocket", "json")
     await peer.join()
 
-    bad = peer.next_request_id()
-    await peer.send([REGISTER, bad, {}, procedure])
-    reply = await peer.recv()
+    bad, reply = await peer.request(REGISTER, {}, procedure)
 
-    assert reply[:3] == [ERROR, REGISTER, bad], reply
-    assert reply[4] == "wamp.error.invalid_uri", reply
-    good = peer.next_request_id()
-    await peer.send([REGISTER, good, {}, "com.example.valid"])
-    reply = await peer.recv()
+    assert_error(reply, REGISTER, bad, "wamp.error.invalid_uri")
+    good, reply = await peer.request(REGISTER, {}, "com.example.valid")
     assert reply[:2] == [REGISTERED, good], f"session unusable after invalid_uri: {reply!r}"
 
 
@@ -324,17 +309,11 @@ async def test_call_with_invalid_uri_returns_invalid_uri_and_session_stays_usabl
     peer = await clients.raw("rawsocket", "cbor")
     await peer.join()
 
-    bad = peer.next_request_id()
-    await peer.send([CALL, bad, {}, procedure, [1]])
-    reply = await peer.recv()
+    bad, reply = await peer.request(CALL, {}, procedure, [1])
 
-    assert reply[:3] == [ERROR, CALL, bad], reply
-    assert reply[4] == "wamp.error.invalid_uri", reply
-    good = peer.next_request_id()
-    await peer.send([CALL, good, {}, "com.example.nobody"])
-    reply = await peer.recv()
-    assert reply[:3] == [ERROR, CALL, good], f"session unusable after invalid_uri: {reply!r}"
-    assert reply[4] == "wamp.error.no_such_procedure", reply
+    assert_error(reply, CALL, bad, "wamp.error.invalid_uri")
+    good, reply = await peer.request(CALL, {}, "com.example.nobody")
+    assert_error(reply, CALL, good, "wamp.error.no_such_procedure")  # the session still works
 
 
 async def test_late_yield_after_caller_left_is_dropped_and_callee_stays_usable(clients):
@@ -342,9 +321,7 @@ async def test_late_yield_after_caller_left_is_dropped_and_callee_stays_usable(c
     caller = await clients.raw("websocket", "msgpack")
     await callee.join()
     await caller.join()
-    request = callee.next_request_id()
-    await callee.send([REGISTER, request, {}, "com.example.slow_raw"])
-    assert (await callee.recv())[:2] == [REGISTERED, request]
+    await callee.register("com.example.slow_raw")
 
     await caller.send([CALL, caller.next_request_id(), {}, "com.example.slow_raw", [1]])
     invocation = await callee.recv()

@@ -20,7 +20,6 @@ from junction_harness import (
     TRANSPORT_SERIALIZER_MATRIX,
     WELCOME,
     JoinFailed,
-    PeerClosed,
     connect_autobahn,
 )
 
@@ -118,13 +117,8 @@ async def test_call_before_hello_is_aborted_with_protocol_violation(clients, tra
     peer = await clients.raw(transport, serializer)
 
     await peer.send([CALL, 1, {}, "com.example.proc", [1]])
-    try:
-        reply = await peer.recv()
-    except PeerClosed as e:
-        pytest.fail(f"router closed the transport without ABORT ({e})")
 
-    assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
-    assert reply[2] == "wamp.error.protocol_violation", reply
+    await peer.expect_abort("wamp.error.protocol_violation")
 
 
 @pytest.mark.parametrize("transport,serializer", [("websocket", "cbor"), ("rawsocket", "json")])
@@ -133,13 +127,8 @@ async def test_second_hello_is_aborted_with_protocol_violation(clients, transpor
     await peer.join()
 
     await peer.send([HELLO, REALM, {"roles": RAW_CLIENT_ROLES}])
-    try:
-        reply = await peer.recv()
-    except PeerClosed as e:
-        pytest.fail(f"router closed the transport without ABORT ({e})")
 
-    assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
-    assert reply[2] == "wamp.error.protocol_violation", reply
+    await peer.expect_abort("wamp.error.protocol_violation")
 
 
 async def test_unknown_message_type_is_aborted_with_protocol_violation(clients):
@@ -147,13 +136,8 @@ async def test_unknown_message_type_is_aborted_with_protocol_violation(clients):
     await peer.join()
 
     await peer.send([999, 1, {}])
-    try:
-        reply = await peer.recv()
-    except PeerClosed as e:
-        pytest.fail(f"router closed the transport without ABORT ({e})")
 
-    assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
-    assert reply[2] == "wamp.error.protocol_violation", reply
+    await peer.expect_abort("wamp.error.protocol_violation")
 
 
 async def test_websocket_with_unknown_subprotocol_is_refused(router):
@@ -181,13 +165,10 @@ async def test_websocket_with_unknown_subprotocol_is_refused(router):
 async def test_protocol_violation_removes_the_offending_sessions_registrations(clients):
     offender = await clients.raw("websocket", "json")
     await offender.join()
-    request = offender.next_request_id()
-    await offender.send([64, request, {}, "com.example.offender_proc"])
-    assert (await offender.recv())[:2] == [65, request]
+    await offender.register("com.example.offender_proc")
 
     await offender.send([HELLO, REALM, {"roles": RAW_CLIENT_ROLES}])  # a protocol violation
-    reply = await offender.recv()
-    assert reply[0] == ABORT and reply[2] == "wamp.error.protocol_violation", reply
+    await offender.expect_abort("wamp.error.protocol_violation")
 
     observer = await clients.autobahn("rawsocket", "msgpack")
     with pytest.raises(ApplicationError) as excinfo:
@@ -215,23 +196,13 @@ async def test_undecodable_message_is_aborted_with_protocol_violation(
     await peer.join()
 
     await peer.send_encoded(payload)
-    try:
-        reply = await peer.recv()
-    except PeerClosed as e:
-        pytest.fail(f"router closed the transport without ABORT ({e})")
 
-    assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
-    assert reply[2] == "wamp.error.protocol_violation", reply
+    await peer.expect_abort("wamp.error.protocol_violation")
 
 
 async def test_hello_without_realm_is_aborted_with_protocol_violation(clients):
     peer = await clients.raw("websocket", "json")
 
     await peer.send([HELLO])
-    try:
-        reply = await peer.recv()
-    except PeerClosed as e:
-        pytest.fail(f"router closed the transport without ABORT ({e})")
 
-    assert reply[0] == ABORT, f"expected ABORT, got {reply!r}"
-    assert reply[2] == "wamp.error.protocol_violation", reply
+    await peer.expect_abort("wamp.error.protocol_violation")

@@ -2,26 +2,40 @@
 //!
 //! One subscription id is shared by every subscriber of the same topic and match policy, as the
 //! spec says. Publishing takes a read lock on the subscription table only, so publishers never
-//! contend with each other; subscribe and unsubscribe take the write lock briefly.
+//! contend with each other; subscribe and unsubscribe take the write lock briefly. Retained
+//! events and the event history sit behind their own locks, taken only when used.
+//!
+//! - [`mod@self`]: subscriptions, publication fan-out, black/white listing, revocation.
+//! - `history`: the event history behind `wamp.subscription.get_events`.
+//! - `retained`: the last event per topic, for `get_retained` (event retention).
+
+pub(crate) mod history;
+mod retained;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use junction_wire::message::Event;
-use junction_wire::{Dict, Payload, PublicationId, SessionId, SubscriptionId, Uri, Value};
+use junction_wire::message::{Event, Unsubscribed};
+use junction_wire::{
+    Dict, Payload, PublicationId, RequestId, SessionId, SubscriptionId, Uri, Value, dict,
+};
 
 use crate::error::Error;
 use crate::ids;
 use crate::matcher::matches;
 use crate::options::{MatchPolicy, PublishOptions};
 use crate::outbox::{Outbound, SharedMessage};
-use crate::realm::{Peer, read, write};
+use crate::realm::{HistoryConfig, Peer, read, write};
+use crate::session::supports_passthru;
+use history::History;
+use retained::Retained;
 
-/// The realm's subscriptions.
-#[derive(Default)]
+/// The realm's subscriptions, retained events and event history.
 pub struct Broker {
     table: RwLock<Table>,
+    retained: Mutex<HashMap<Uri, Retained>>,
+    history: History,
 }
 
 #[derive(Default)]
@@ -58,10 +72,33 @@ pub struct Subscribed {
     pub created: bool,
 }
 
+/// A publication, as the broker routes it.
+pub(crate) struct Publication<'a> {
+    /// The publishing session, or `None` for the router's own (meta) events.
+    pub(crate) publisher: Option<&'a Peer>,
+    pub(crate) topic: &'a Uri,
+    pub(crate) options: &'a PublishOptions,
+    /// Tell subscribers who published (the publisher asked, or the realm's policy says so).
+    pub(crate) disclose: bool,
+    /// The publisher's `ppt_*` options, forwarded in EVENT details.
+    pub(crate) passthru: Dict,
+    pub(crate) payload: Payload,
+    pub(crate) now: SystemTime,
+}
+
 impl Broker {
+    /// A broker keeping event history for the topics `history` names.
+    pub(crate) fn new(history: Vec<HistoryConfig>) -> Self {
+        Self {
+            table: RwLock::default(),
+            retained: Mutex::default(),
+            history: History::new(history),
+        }
+    }
+
     /// Adds `peer` to the subscription for `topic` under `policy`, creating it if needed.
-    /// Subscribing twice returns the same subscription and delivers each event once.
-    /// Returns `None` if the session is being detached.
+    /// Subscribing twice returns the same subscription and delivers each event once. Returns
+    /// `None` if the session is being detached.
     pub(crate) fn subscribe(
         &self,
         peer: &Arc<Peer>,
@@ -110,14 +147,38 @@ impl Broker {
         id: SubscriptionId,
     ) -> Result<bool, Error> {
         let mut table = write(&self.table);
-        let held = table
-            .by_session
-            .get_mut(&session)
-            .is_some_and(|ids| ids.remove(&id));
+        let held = table.by_session.get_mut(&session).is_some_and(|ids| ids.remove(&id));
         if !held {
             return Err(Error::NoSuchSubscription(id.get()));
         }
         Ok(table.remove_subscriber(session, id))
+    }
+
+    /// The router withdraws `session` from subscription `id` (subscription revocation): the
+    /// subscriber is told with UNSUBSCRIBED(0) if it announced `subscription_revocation`.
+    /// Returns whether the subscription was deleted.
+    pub(crate) fn revoke(
+        &self,
+        id: SubscriptionId,
+        session: SessionId,
+        reason: &str,
+    ) -> Result<bool, Error> {
+        let mut table = write(&self.table);
+        let subscriber = table
+            .subscriptions
+            .get(&id)
+            .and_then(|s| s.subscribers.get(&session).cloned())
+            .ok_or(Error::NoSuchSubscription(id.get()))?;
+        if let Some(ids) = table.by_session.get_mut(&session) {
+            ids.remove(&id);
+        }
+        let deleted = table.remove_subscriber(session, id);
+        drop(table);
+        if subscriber.info().has_feature("subscriber", "subscription_revocation") {
+            let details = dict! { "subscription" => id.get(), "reason" => reason };
+            subscriber.send(Unsubscribed { request: RequestId::MIN, details: Some(details) });
+        }
+        Ok(deleted)
     }
 
     /// Removes every subscription of a session that went away. Returns each subscription left
@@ -125,58 +186,108 @@ impl Broker {
     pub(crate) fn remove_session(&self, session: SessionId) -> Vec<(SubscriptionId, bool)> {
         let mut table = write(&self.table);
         let held = table.by_session.remove(&session).unwrap_or_default();
-        held.into_iter()
-            .map(|id| (id, table.remove_subscriber(session, id)))
-            .collect()
+        held.into_iter().map(|id| (id, table.remove_subscriber(session, id))).collect()
     }
 
     /// Delivers a publication to every matching subscriber the options allow, encoding the
-    /// EVENT at most once per subscription and serializer. Returns the publication id.
-    /// `publisher` is `None` for the router's own (meta) events.
-    pub(crate) fn publish(
-        &self,
-        publisher: Option<&Peer>,
-        topic: &Uri,
-        options: &PublishOptions,
-        payload: Payload,
-    ) -> PublicationId {
-        let publication = ids::random(PublicationId::new);
-        let table = read(&self.table);
-        for subscription in table.matching(topic) {
-            let mut recipients = subscription
-                .subscribers
-                .values()
-                .filter(|p| options.allows(publisher, p))
-                .peekable();
-            if recipients.peek().is_none() {
-                continue;
-            }
-            let mut details = Dict::new();
-            if subscription.policy != MatchPolicy::Exact {
-                details.insert("topic".into(), Value::from(topic.as_str()));
-            }
-            if let Some(info) = publisher.filter(|_| options.disclose_me).map(Peer::info) {
-                details.insert("publisher".into(), Value::from(info.id.get()));
-                details.insert("publisher_authid".into(), Value::from(info.authid.as_str()));
-                details.insert(
-                    "publisher_authrole".into(),
-                    Value::from(info.authrole.as_str()),
-                );
-            }
-            let event = Arc::new(SharedMessage::new(
-                Event {
+    /// EVENT at most once per subscription and serializer; keeps it as the topic's retained
+    /// event and in the topic's history where asked. Returns the publication id.
+    pub(crate) fn publish(&self, publication: Publication<'_>) -> PublicationId {
+        let id = ids::random(PublicationId::new);
+        let Publication { publisher, topic, options, disclose, passthru, payload, now } =
+            publication;
+        // A payload the router was not shown only goes to subscribers that can handle it.
+        let passthru_used = !passthru.is_empty();
+        let mut publisher_details = passthru;
+        if let Some(info) = publisher.filter(|_| disclose).map(Peer::info) {
+            publisher_details.insert("publisher".into(), Value::from(info.id.get()));
+            publisher_details.insert("publisher_authid".into(), Value::from(info.authid.as_str()));
+            publisher_details
+                .insert("publisher_authrole".into(), Value::from(info.authrole.as_str()));
+        }
+        {
+            let table = read(&self.table);
+            for subscription in table.matching(topic) {
+                let mut recipients = subscription
+                    .subscribers
+                    .values()
+                    .filter(|p| options.allows(publisher, p))
+                    .filter(|p| !passthru_used || supports_passthru(p.info(), "subscriber"))
+                    .peekable();
+                if recipients.peek().is_none() {
+                    continue;
+                }
+                let details = event_details(&publisher_details, subscription, topic);
+                let event = Event {
                     subscription: subscription.id,
-                    publication,
+                    publication: id,
                     details,
                     payload: payload.clone(),
+                };
+                let event = Arc::new(SharedMessage::new(event.into()));
+                for peer in recipients {
+                    peer.push(Outbound::Event(Arc::clone(&event)));
                 }
-                .into(),
-            ));
-            for peer in recipients {
-                peer.push(Outbound::Event(Arc::clone(&event)));
             }
         }
-        publication
+        if options.retain {
+            let retained = Retained {
+                publication: id,
+                details: publisher_details.clone(),
+                payload: payload.clone(),
+                options: options.clone(),
+            };
+            self.lock_retained().insert(topic.clone(), retained);
+        }
+        self.history.record(topic, id, now, &publisher_details, &payload, options);
+        id
+    }
+
+    /// Delivers the retained events that match a new subscription to `peer` (event retention,
+    /// `get_retained`), each with `retained: true`.
+    pub(crate) fn deliver_retained(&self, peer: &Peer, id: SubscriptionId) {
+        let Some((topic, policy)) = self.with(id, |s| (s.topic.clone(), s.policy)) else { return };
+        let retained = self.lock_retained();
+        for (published_to, event) in retained.iter() {
+            if !matches(policy, topic.as_str(), published_to.as_str())
+                || !event.options.allows(None, peer)
+            {
+                continue;
+            }
+            let mut details = event.details.clone();
+            details.insert("retained".into(), Value::Bool(true));
+            if policy != MatchPolicy::Exact {
+                details.insert("topic".into(), Value::from(published_to.as_str()));
+            }
+            peer.send(Event {
+                subscription: id,
+                publication: event.publication,
+                details,
+                payload: event.payload.clone(),
+            });
+        }
+    }
+
+    /// The event history of subscription `id` for `requester` (`wamp.subscription.get_events`).
+    pub(crate) fn history(
+        &self,
+        id: SubscriptionId,
+        requester: &Peer,
+        query: &history::Query,
+    ) -> Result<Vec<Value>, Error> {
+        let (topic, policy) = self
+            .with(id, |s| (s.topic.clone(), s.policy))
+            .ok_or(Error::NoSuchSubscription(id.get()))?;
+        Ok(self.history.query(id, &topic, policy, requester, query))
+    }
+
+    /// Whether the realm keeps any event history (`event_history` is announced only then).
+    pub fn keeps_history(&self) -> bool {
+        self.history.is_enabled()
+    }
+
+    fn lock_retained(&self) -> std::sync::MutexGuard<'_, HashMap<Uri, Retained>> {
+        self.retained.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The number of subscriptions (for tests and metrics).
@@ -196,10 +307,7 @@ impl Broker {
 
     /// The subscription for exactly this topic and policy (`wamp.subscription.lookup`).
     pub(crate) fn lookup(&self, topic: &Uri, policy: MatchPolicy) -> Option<SubscriptionId> {
-        read(&self.table)
-            .by_key
-            .get(&(topic.clone(), policy))
-            .copied()
+        read(&self.table).by_key.get(&(topic.clone(), policy)).copied()
     }
 
     /// Every subscription a publication to `topic` would reach (`wamp.subscription.match`).
@@ -215,6 +323,16 @@ impl Broker {
     ) -> Option<T> {
         read(&self.table).subscriptions.get(&id).map(f)
     }
+}
+
+/// EVENT.Details: the publisher's (when disclosed) and passthru details, plus the actual topic
+/// for pattern subscriptions.
+fn event_details(publisher_details: &Dict, subscription: &Subscription, topic: &Uri) -> Dict {
+    let mut details = publisher_details.clone();
+    if subscription.policy != MatchPolicy::Exact {
+        details.insert("topic".into(), Value::from(topic.as_str()));
+    }
+    details
 }
 
 impl Subscription {
@@ -240,9 +358,7 @@ impl Table {
     }
 
     fn remove_subscriber(&mut self, session: SessionId, id: SubscriptionId) -> bool {
-        let Some(subscription) = self.subscriptions.get_mut(&id) else {
-            return false;
-        };
+        let Some(subscription) = self.subscriptions.get_mut(&id) else { return false };
         subscription.subscribers.remove(&session);
         if !subscription.subscribers.is_empty() {
             return false;
@@ -258,20 +374,31 @@ impl Table {
 impl PublishOptions {
     /// Whether `subscriber` may receive a publication from `publisher` under these options
     /// (publisher exclusion, then black- and whitelists, all conditions combined).
-    fn allows(&self, publisher: Option<&Peer>, subscriber: &Peer) -> bool {
+    pub(crate) fn allows(&self, publisher: Option<&Peer>, subscriber: &Peer) -> bool {
         let s = subscriber.info();
-        let id = s.id.get();
         if self.exclude_me && publisher.is_some_and(|p| p.id() == s.id) {
             return false;
         }
+        let id = s.id.get();
+        !self.exclude.contains(&id)
+            && self.eligible.as_ref().is_none_or(|l| l.contains(&id))
+            && self.allows_identity(&s.authid, &s.authrole)
+    }
+
+    /// The part of the black/white lists that depends on stable identity (authid, authrole):
+    /// what the event history can still apply later.
+    pub(crate) fn allows_identity(&self, authid: &str, authrole: &str) -> bool {
         let listed = |list: &Option<Vec<String>>, v: &str| {
             list.as_ref().is_none_or(|l| l.iter().any(|x| x == v))
         };
-        !self.exclude.contains(&id)
-            && !self.exclude_authid.contains(&s.authid)
-            && !self.exclude_authrole.contains(&s.authrole)
-            && self.eligible.as_ref().is_none_or(|l| l.contains(&id))
-            && listed(&self.eligible_authid, &s.authid)
-            && listed(&self.eligible_authrole, &s.authrole)
+        !self.exclude_authid.iter().any(|a| a == authid)
+            && !self.exclude_authrole.iter().any(|r| r == authrole)
+            && listed(&self.eligible_authid, authid)
+            && listed(&self.eligible_authrole, authrole)
+    }
+
+    /// Whether the lists name sessions, which makes the event unfit for the history (spec).
+    pub(crate) fn names_sessions(&self) -> bool {
+        !self.exclude.is_empty() || self.eligible.is_some()
     }
 }

@@ -1,16 +1,21 @@
-//! Calls in flight: CALL → INVOCATION, YIELD/ERROR → RESULT/ERROR, CANCEL → INTERRUPT, and the
+//! Calls in flight: CALL → INVOCATION, YIELD/ERROR → RESULT/ERROR, CANCEL → INTERRUPT;
+//! progressive results and invocations, timeouts, rerouting, concurrency limits, and the
 //! clean-up when either side leaves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use junction_wire::message::{self, Call, Interrupt, Invocation, Yield};
-use junction_wire::{Dict, MessageType, RequestId, SessionId, Uri, Value, dict};
+use junction_wire::{
+    Dict, MessageType, Payload, RegistrationId, RequestId, SessionId, Uri, Value, dict,
+};
 
-use super::Dealer;
+use super::{Dealer, Route};
 use crate::error::Error;
 use crate::options::{CallOptions, MatchPolicy};
-use crate::realm::Peer;
+use crate::realm::{Peer, RealmConfig};
+use crate::session::supports_passthru;
 
 /// How a CANCEL treats the callee (spec, call canceling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +35,7 @@ impl CancelMode {
             None | Some("killnowait") => Ok(CancelMode::KillNoWait),
             Some("kill") => Ok(CancelMode::Kill),
             Some("skip") => Ok(CancelMode::Skip),
-            Some(other) => Err(Error::InvalidArgument(format!(
-                "unknown cancel mode \"{other}\""
-            ))),
+            Some(other) => Err(Error::InvalidArgument(format!("unknown cancel mode \"{other}\""))),
         }
     }
 
@@ -45,81 +48,146 @@ impl CancelMode {
     }
 }
 
-/// Calls in flight, indexed from both ends.
+/// (callee, invocation request id): how the dealer names an invocation.
+type CalleeKey = (SessionId, RequestId);
+
+/// Calls in flight, indexed from both ends, with their deadlines and per-callee load.
 #[derive(Default)]
 pub(super) struct Calls {
-    /// By (callee, invocation request id).
-    invocations: BTreeMap<(SessionId, RequestId), Pending>,
-    /// (caller, call request id) → (callee, invocation request id).
-    by_caller: BTreeMap<(SessionId, RequestId), (SessionId, RequestId)>,
+    invocations: BTreeMap<CalleeKey, Pending>,
+    /// (caller, call request id) → the invocation serving it.
+    by_caller: BTreeMap<(SessionId, RequestId), CalleeKey>,
+    /// Calls with a timeout, soonest first.
+    deadlines: BTreeSet<(Instant, CalleeKey)>,
+    /// Invocations in flight per (registration, callee), for concurrency limits.
+    load: HashMap<(RegistrationId, SessionId), u64>,
 }
 
 struct Pending {
     caller: Arc<Peer>,
     call_request: RequestId,
     callee: Arc<Peer>,
+    registration: RegistrationId,
+    procedure: Uri,
     receive_progress: bool,
+    /// The caller is still sending CALL chunks (progressive call invocations).
+    caller_streaming: bool,
+    deadline: Option<Instant>,
+    /// What rerouting needs if the callee answers `wamp.error.unavailable`.
+    reroute: Option<Reroute>,
+}
+
+struct Reroute {
+    details: Dict,
+    payload: Payload,
+    /// Other callees, in preference order.
+    untried: Vec<Arc<Peer>>,
+    concurrency: Option<u64>,
 }
 
 impl Dealer {
-    /// Routes a CALL to a callee as an INVOCATION.
+    /// Routes a CALL to a callee as an INVOCATION, or continues a progressive call invocation.
     pub(crate) fn call(
         &self,
         caller: &Arc<Peer>,
         call: Call,
         options: &CallOptions,
+        realm: &RealmConfig,
+        now: Instant,
     ) -> Result<(), Error> {
-        let (registration, policy, callee) = self
-            .route(&call.procedure)
+        // Bound first: a guard in the `if let` would live on through `continue_call`.
+        let in_flight = self.lock_calls().by_caller.get(&(caller.id(), call.request)).copied();
+        if let Some(callee_key) = in_flight {
+            return self.continue_call(callee_key, call, options);
+        }
+        let route = self
+            .route(&call.procedure, options.partition_key.as_deref())
             .ok_or_else(|| Error::NoSuchProcedure(call.procedure.clone()))?;
-        let receive_progress = options.receive_progress
-            && callee
-                .info()
-                .has_feature("callee", "progressive_call_results");
-        let mut details = Dict::new();
-        if policy != MatchPolicy::Exact {
-            details.insert("procedure".into(), Value::from(call.procedure.as_str()));
+        let timeout = realm.call_timeout(options.timeout_ms);
+        let mut details =
+            invocation_details(caller, &call.procedure, &route, options, realm, timeout);
+        copy_passthru_options(&call.options, &mut details);
+        let deadline = timeout.map(|t| now + t);
+        let Route { registration, concurrency, candidates, .. } = route;
+
+        let mut calls = self.lock_calls();
+        let mut untried = candidates.into_iter();
+        let callee = untried
+            .by_ref()
+            .find(|c| calls.has_room(registration, c, concurrency))
+            .ok_or_else(|| {
+                Error::NoAvailableCallee(format!(
+                    "every callee of \"{}\" is at its concurrency limit",
+                    call.procedure
+                ))
+            })?;
+        if call.options.contains_key("ppt_scheme") && !supports_passthru(callee.info(), "callee") {
+            return Err(Error::FeatureNotSupported(format!(
+                "the callee of \"{}\" does not support payload passthru mode",
+                call.procedure
+            )));
         }
-        if receive_progress {
-            details.insert("receive_progress".into(), Value::Bool(true));
-        }
-        if options.disclose_me {
-            let info = caller.info();
-            details.insert("caller".into(), Value::from(info.id.get()));
-            details.insert("caller_authid".into(), Value::from(info.authid.as_str()));
-            details.insert(
-                "caller_authrole".into(),
-                Value::from(info.authrole.as_str()),
-            );
-        }
-        if options.timeout_ms > 0 {
-            details.insert("timeout".into(), Value::from(options.timeout_ms));
-        }
-        let invocation_request = callee.next_request_id();
+        if options.progress && !callee.info().has_feature("callee", "progressive_call_invocations")
         {
-            let mut calls = self.lock_calls();
-            let caller_key = (caller.id(), call.request);
-            if calls.by_caller.contains_key(&caller_key) {
-                return Err(Error::ProtocolViolation(format!(
-                    "CALL request id {} is already in flight",
-                    call.request
-                )));
-            }
-            calls
-                .by_caller
-                .insert(caller_key, (callee.id(), invocation_request));
-            let pending = Pending {
-                caller: Arc::clone(caller),
-                call_request: call.request,
-                callee: Arc::clone(&callee),
-                receive_progress,
-            };
-            calls
-                .invocations
-                .insert((callee.id(), invocation_request), pending);
+            return Err(Error::FeatureNotSupported(format!(
+                "the callee of \"{}\" does not accept progressive call invocations",
+                call.procedure
+            )));
         }
+        let untried: Vec<_> = untried.collect();
+        let reroute = (!untried.is_empty() && !options.progress).then(|| Reroute {
+            details: details.clone(),
+            payload: call.payload.clone(),
+            untried,
+            concurrency,
+        });
+        let pending = Pending {
+            caller: Arc::clone(caller),
+            call_request: call.request,
+            callee: Arc::clone(&callee),
+            registration,
+            procedure: call.procedure,
+            receive_progress: details.contains_key("receive_progress"),
+            caller_streaming: options.progress,
+            deadline,
+            reroute,
+        };
+        let request = callee.next_request_id();
+        let soonest = calls.insert((callee.id(), request), pending);
+        drop(calls);
+        callee.send(Invocation { request, registration, details, payload: call.payload });
+        if soonest {
+            self.timers.wake();
+        }
+        Ok(())
+    }
+
+    /// Another CALL chunk of a progressive call invocation, forwarded to the same callee under
+    /// the same invocation request id.
+    fn continue_call(
+        &self,
+        callee_key: CalleeKey,
+        call: Call,
+        options: &CallOptions,
+    ) -> Result<(), Error> {
+        let mut calls = self.lock_calls();
+        let Some(pending) = calls.invocations.get_mut(&callee_key) else { return Ok(()) };
+        if !pending.caller_streaming {
+            return Err(Error::ProtocolViolation(format!(
+                "CALL request id {} is already in flight",
+                call.request
+            )));
+        }
+        pending.caller_streaming = options.progress;
+        let (callee, registration) = (Arc::clone(&pending.callee), pending.registration);
+        drop(calls);
+        let details = if options.progress {
+            dict! { "progress" => true }
+        } else {
+            Dict::new()
+        };
         callee.send(Invocation {
-            request: invocation_request,
+            request: callee_key.1,
             registration,
             details,
             payload: call.payload,
@@ -129,13 +197,9 @@ impl Dealer {
 
     /// Forwards a callee's YIELD to the caller as RESULT (progressive or final).
     pub(crate) fn yield_result(&self, callee: &Peer, result: Yield) -> Result<(), Error> {
-        let progress = result
-            .options
-            .get("progress")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let mut calls = self.lock_calls();
+        let progress = result.options.get("progress").and_then(Value::as_bool).unwrap_or(false);
         let key = (callee.id(), result.request);
+        let mut calls = self.lock_calls();
         let Some(pending) = calls.invocations.get(&key) else {
             return late_answer(callee, result.request, "YIELD");
         };
@@ -145,29 +209,51 @@ impl Dealer {
             calls.finish(key);
         }
         drop(calls);
-        let details = if progressive {
+        let mut details = if progressive {
             dict! { "progress" => true }
         } else {
             Dict::new()
         };
-        caller.send(message::Result {
-            request: call_request,
-            details,
-            payload: result.payload,
-        });
+        copy_passthru_options(&result.options, &mut details);
+        caller.send(message::Result { request: call_request, details, payload: result.payload });
         Ok(())
     }
 
-    /// Forwards a callee's ERROR for an invocation to the caller.
+    /// Forwards a callee's ERROR for an invocation to the caller, or reroutes the call to
+    /// another callee when the error is `wamp.error.unavailable` (call rerouting).
     pub(crate) fn invocation_error(
         &self,
         callee: &Peer,
         error: message::Error,
     ) -> Result<(), Error> {
         let key = (callee.id(), error.request);
-        let Some(pending) = self.lock_calls().finish(key) else {
+        let mut calls = self.lock_calls();
+        let Some(pending) = calls.finish(key) else {
             return late_answer(callee, error.request, "ERROR");
         };
+        if error.error.as_str() == "wamp.error.unavailable" {
+            let rerouted = calls.reroute(pending);
+            drop(calls);
+            return match rerouted {
+                Ok((next, request, registration, reroute_details, payload)) => {
+                    next.send(Invocation {
+                        request,
+                        registration,
+                        details: reroute_details,
+                        payload,
+                    });
+                    Ok(())
+                }
+                Err((caller, call_request, procedure)) => {
+                    let error = Error::NoAvailableCallee(format!(
+                        "no callee of \"{procedure}\" is available"
+                    ));
+                    caller.send(error_for_call(call_request, &error));
+                    Ok(())
+                }
+            };
+        }
+        drop(calls);
         pending.caller.send(message::Error {
             request_type: MessageType::Call,
             request: pending.call_request,
@@ -180,21 +266,14 @@ impl Dealer {
     /// treated as `skip`, as the spec says. Unknown calls (already answered) are ignored.
     pub(crate) fn cancel(&self, caller: &Peer, request: RequestId, mode: CancelMode) {
         let mut calls = self.lock_calls();
-        let Some(&callee_key) = calls.by_caller.get(&(caller.id(), request)) else {
-            return;
-        };
-        let Some(pending) = calls.invocations.get(&callee_key) else {
-            return;
-        };
+        let Some(&callee_key) = calls.by_caller.get(&(caller.id(), request)) else { return };
+        let Some(pending) = calls.invocations.get(&callee_key) else { return };
         let callee = Arc::clone(&pending.callee);
-        let mode = if callee_can_cancel(&callee) {
-            mode
-        } else {
-            CancelMode::Skip
-        };
+        let mode = if can_cancel(&callee) { mode } else { CancelMode::Skip };
         if mode != CancelMode::Kill {
             calls.finish(callee_key);
-            caller.send(canceled(request, "the call was canceled by the caller"));
+            let error = Error::Canceled("the call was canceled by the caller".into());
+            caller.send(error_for_call(request, &error));
         }
         drop(calls);
         if mode != CancelMode::Skip {
@@ -204,76 +283,187 @@ impl Dealer {
             });
         }
     }
+
+    /// Fails every call whose deadline is at or before `now` with `wamp.error.timeout`, and
+    /// interrupts its callee. Returns the next deadline.
+    pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut calls = self.lock_calls();
+        while let Some(&(deadline, key)) = calls.deadlines.first() {
+            if deadline > now {
+                return Some(deadline);
+            }
+            if let Some(pending) = calls.finish(key) {
+                let error =
+                    Error::Timeout(format!("the call to \"{}\" timed out", pending.procedure));
+                pending.caller.send(error_for_call(pending.call_request, &error));
+                if can_cancel(&pending.callee) {
+                    let options =
+                        dict! { "mode" => "killnowait", "reason" => "wamp.error.timeout" };
+                    pending.callee.send(Interrupt { request: key.1, options });
+                }
+            }
+        }
+        None
+    }
 }
 
 impl Calls {
-    /// Removes a call from both indexes.
-    fn finish(&mut self, callee_key: (SessionId, RequestId)) -> Option<Pending> {
-        let pending = self.invocations.remove(&callee_key)?;
-        self.by_caller
-            .remove(&(pending.caller.id(), pending.call_request));
+    /// Records a call; returns whether its deadline is now the soonest.
+    fn insert(&mut self, key: CalleeKey, pending: Pending) -> bool {
+        *self.load.entry((pending.registration, key.0)).or_default() += 1;
+        self.by_caller.insert((pending.caller.id(), pending.call_request), key);
+        let soonest = pending
+            .deadline
+            .is_some_and(|d| self.deadlines.first().is_none_or(|(first, _)| d < *first));
+        if let Some(deadline) = pending.deadline {
+            self.deadlines.insert((deadline, key));
+        }
+        self.invocations.insert(key, pending);
+        soonest
+    }
+
+    /// Removes a call from every index.
+    fn finish(&mut self, key: CalleeKey) -> Option<Pending> {
+        let pending = self.invocations.remove(&key)?;
+        self.by_caller.remove(&(pending.caller.id(), pending.call_request));
+        if let Some(deadline) = pending.deadline {
+            self.deadlines.remove(&(deadline, key));
+        }
+        let load_key = (pending.registration, key.0);
+        if let Some(n) = self.load.get_mut(&load_key) {
+            *n -= 1;
+            if *n == 0 {
+                self.load.remove(&load_key);
+            }
+        }
         Some(pending)
+    }
+
+    fn has_room(&self, registration: RegistrationId, callee: &Peer, limit: Option<u64>) -> bool {
+        limit.is_none_or(|limit| {
+            self.load.get(&(registration, callee.id())).copied().unwrap_or(0) < limit
+        })
+    }
+
+    /// Moves a call whose callee said it is unavailable to the next callee with room. On
+    /// failure, returns who to tell.
+    #[allow(clippy::type_complexity)]
+    fn reroute(
+        &mut self,
+        mut pending: Pending,
+    ) -> Result<(Arc<Peer>, RequestId, RegistrationId, Dict, Payload), (Arc<Peer>, RequestId, Uri)>
+    {
+        let Some(mut reroute) = pending.reroute.take() else {
+            return Err((pending.caller, pending.call_request, pending.procedure));
+        };
+        let position = reroute
+            .untried
+            .iter()
+            .position(|c| self.has_room(pending.registration, c, reroute.concurrency));
+        let Some(next) = position.map(|i| reroute.untried.remove(i)) else {
+            return Err((pending.caller, pending.call_request, pending.procedure));
+        };
+        let request = next.next_request_id();
+        let (details, payload) = (reroute.details.clone(), reroute.payload.clone());
+        pending.callee = Arc::clone(&next);
+        pending.reroute = (!reroute.untried.is_empty()).then_some(reroute);
+        let registration = pending.registration;
+        self.insert((next.id(), request), pending);
+        Ok((next, request, registration, details, payload))
     }
 
     /// Fails the calls a departed callee was serving and abandons those a departed caller made
     /// (interrupting their callees where they support it).
     pub(super) fn remove_session(&mut self, session: SessionId) {
-        let as_callee: Vec<_> = self
-            .invocations
-            .range(session_range(session))
-            .map(|(k, _)| *k)
-            .collect();
+        let as_callee: Vec<_> =
+            self.invocations.range(session_range(session)).map(|(k, _)| *k).collect();
         for key in as_callee {
             if let Some(pending) = self.finish(key)
                 && pending.caller.id() != session
             {
-                pending.caller.send(canceled(
-                    pending.call_request,
-                    "the callee left before answering",
-                ));
+                let error = Error::Canceled("the callee left before answering".into());
+                pending.caller.send(error_for_call(pending.call_request, &error));
             }
         }
-        let as_caller: Vec<_> = self
-            .by_caller
-            .range(session_range(session))
-            .map(|(_, v)| *v)
-            .collect();
+        let as_caller: Vec<_> =
+            self.by_caller.range(session_range(session)).map(|(_, v)| *v).collect();
         for key in as_caller {
             if let Some(pending) = self.finish(key)
-                && callee_can_cancel(&pending.callee)
+                && can_cancel(&pending.callee)
             {
-                pending.callee.send(Interrupt {
-                    request: key.1,
-                    options: dict! { "mode" => "killnowait" },
-                });
+                pending
+                    .callee
+                    .send(Interrupt { request: key.1, options: dict! { "mode" => "killnowait" } });
             }
         }
     }
 }
 
-fn session_range(session: SessionId) -> std::ops::RangeInclusive<(SessionId, RequestId)> {
+/// INVOCATION.Details for a call: the called URI for pattern registrations, progress, the
+/// caller when disclosed (by the caller, the callee's REGISTER, or the realm's policy), the
+/// timeout, and payload passthru options.
+fn invocation_details(
+    caller: &Peer,
+    procedure: &Uri,
+    route: &Route,
+    options: &CallOptions,
+    realm: &RealmConfig,
+    timeout: Option<std::time::Duration>,
+) -> Dict {
+    let mut details = Dict::new();
+    let callee_supports =
+        |feature| route.candidates.first().is_some_and(|c| c.info().has_feature("callee", feature));
+    if route.policy != MatchPolicy::Exact {
+        details.insert("procedure".into(), Value::from(procedure.as_str()));
+    }
+    if options.receive_progress && callee_supports("progressive_call_results") {
+        details.insert("receive_progress".into(), Value::Bool(true));
+    }
+    if options.progress {
+        details.insert("progress".into(), Value::Bool(true));
+    }
+    if options.disclose_me || route.disclose_caller || realm.disclose_caller {
+        let info = caller.info();
+        details.insert("caller".into(), Value::from(info.id.get()));
+        details.insert("caller_authid".into(), Value::from(info.authid.as_str()));
+        details.insert("caller_authrole".into(), Value::from(info.authrole.as_str()));
+    }
+    if let Some(timeout) = timeout {
+        details.insert("timeout".into(), Value::from(timeout.as_millis() as u64));
+    }
+    details
+}
+
+/// Copies payload passthru mode options (`ppt_*`) from a request's options to the details of
+/// what the router forwards, so the receiver can interpret the payload it was not shown.
+pub(crate) fn copy_passthru_options(options: &Dict, details: &mut Dict) {
+    for (k, v) in options.iter().filter(|(k, _)| k.starts_with("ppt_")) {
+        details.insert(k.clone(), v.clone());
+    }
+}
+
+fn session_range(session: SessionId) -> std::ops::RangeInclusive<CalleeKey> {
     (session, RequestId::MIN)..=(session, RequestId::MAX)
 }
 
-fn callee_can_cancel(callee: &Peer) -> bool {
+fn can_cancel(callee: &Peer) -> bool {
     let info = callee.info();
     info.has_feature("callee", "call_canceling") || info.has_feature("callee", "call_cancelling")
 }
 
 /// An answer to an invocation the dealer no longer tracks: fine if the router issued that
-/// request id (the call was canceled or its caller left), a protocol violation otherwise.
+/// request id (the call was canceled, timed out or its caller left), a protocol violation
+/// otherwise.
 fn late_answer(callee: &Peer, request: RequestId, what: &str) -> Result<(), Error> {
     if callee.has_issued(request) {
         Ok(())
     } else {
-        Err(Error::ProtocolViolation(format!(
-            "{what} for unknown INVOCATION request {request}"
-        )))
+        Err(Error::ProtocolViolation(format!("{what} for unknown INVOCATION request {request}")))
     }
 }
 
-fn canceled(request: RequestId, why: &str) -> message::Error {
-    let error = Error::Canceled(why.to_owned());
+/// ERROR for a CALL request.
+pub(crate) fn error_for_call(request: RequestId, error: &Error) -> message::Error {
     message::Error {
         request_type: MessageType::Call,
         request,

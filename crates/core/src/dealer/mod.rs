@@ -2,32 +2,40 @@
 //!
 //! Registration lookups take a read lock on the registration table; the table of calls in
 //! flight sits behind its own short-lived mutex. The two locks are never held together.
+//!
+//! - [`mod@self`]: registrations, matching, callee selection, revocation.
+//! - `calls`: calls in flight — progressive results and invocations, cancel, timeouts,
+//!   rerouting, concurrency limits, clean-up when a session leaves.
 
 mod calls;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use rand::Rng;
+use rand::seq::SliceRandom;
 
-use junction_wire::{RegistrationId, SessionId, Uri};
+use junction_wire::message::Unregistered;
+use junction_wire::{RegistrationId, RequestId, SessionId, Uri, dict};
+
+use calls::Calls;
+pub use calls::CancelMode;
 
 use crate::error::Error;
 use crate::ids;
 use crate::matcher::{matches, wildcard_specificity};
 use crate::options::{InvokePolicy, MatchPolicy, RegisterOptions};
 use crate::realm::{Peer, read, write};
-
-use calls::Calls;
-pub use calls::CancelMode;
+use crate::time::TimerWaker;
 
 /// The realm's registrations and calls in flight.
-#[derive(Default)]
 pub struct Dealer {
     table: RwLock<Table>,
     calls: Mutex<Calls>,
+    /// Told when a call deadline sooner than the known ones appears.
+    timers: Arc<TimerWaker>,
 }
 
 #[derive(Default)]
@@ -54,6 +62,10 @@ pub struct Registration {
     pub invoke: InvokePolicy,
     /// When the first callee created it.
     pub created: SystemTime,
+    /// The first callee asked to know who calls.
+    pub disclose_caller: bool,
+    /// Invocations in flight each callee accepts at most.
+    pub concurrency: Option<u64>,
     /// Callees in the order they registered.
     callees: Vec<Arc<Peer>>,
     /// Round-robin cursor.
@@ -69,10 +81,25 @@ pub struct Registered {
     pub created: bool,
 }
 
+/// Where a call goes: the registration, and its callees in the order the invocation policy
+/// prefers them (the first one that is not at its concurrency limit gets the call; the others
+/// are kept for rerouting).
+pub(crate) struct Route {
+    pub(crate) registration: RegistrationId,
+    pub(crate) policy: MatchPolicy,
+    pub(crate) disclose_caller: bool,
+    pub(crate) concurrency: Option<u64>,
+    pub(crate) candidates: Vec<Arc<Peer>>,
+}
+
 impl Dealer {
+    pub(crate) fn new(timers: Arc<TimerWaker>) -> Self {
+        Self { table: RwLock::default(), calls: Mutex::default(), timers }
+    }
+
     /// Adds `peer` as a callee of `procedure`. A second callee is accepted only when every
-    /// REGISTER of the procedure asked for the same shared invocation policy.
-    /// Returns `Ok(None)` if the session is being detached.
+    /// REGISTER of the procedure asked for the same shared invocation policy. Returns `Ok(None)`
+    /// if the session is being detached.
     pub(crate) fn register(
         &self,
         peer: &Arc<Peer>,
@@ -89,17 +116,14 @@ impl Dealer {
         let existing_id = table.by_key.get(&key).copied();
         let registered = match existing_id.and_then(|id| table.registrations.get_mut(&id)) {
             Some(existing) => {
-                if existing.invoke == InvokePolicy::Single || options.invoke != existing.invoke {
-                    return Err(Error::ProcedureAlreadyExists(key.0));
-                }
-                if existing.callees.iter().any(|c| c.id() == peer.id()) {
-                    return Err(Error::ProcedureAlreadyExists(key.0));
+                if existing.invoke == InvokePolicy::Single
+                    || options.invoke != existing.invoke
+                    || existing.callees.iter().any(|c| c.id() == peer.id())
+                {
+                    return Err(already_registered(existing, options.invoke, peer.id()));
                 }
                 existing.callees.push(Arc::clone(peer));
-                Registered {
-                    id: existing.id,
-                    created: false,
-                }
+                Registered { id: existing.id, created: false }
             }
             None => {
                 let id = ids::fresh(RegistrationId::new, &table.registrations);
@@ -113,6 +137,8 @@ impl Dealer {
                     policy: options.match_policy,
                     invoke: options.invoke,
                     created: now,
+                    disclose_caller: options.disclose_caller,
+                    concurrency: options.concurrency,
                     callees: vec![Arc::clone(peer)],
                     next: AtomicUsize::new(0),
                 };
@@ -120,11 +146,7 @@ impl Dealer {
                 Registered { id, created: true }
             }
         };
-        table
-            .by_session
-            .entry(peer.id())
-            .or_default()
-            .insert(registered.id);
+        table.by_session.entry(peer.id()).or_default().insert(registered.id);
         Ok(Some(registered))
     }
 
@@ -132,14 +154,38 @@ impl Dealer {
     /// was deleted because no callee is left.
     pub(crate) fn unregister(&self, session: SessionId, id: RegistrationId) -> Result<bool, Error> {
         let mut table = write(&self.table);
-        let held = table
-            .by_session
-            .get_mut(&session)
-            .is_some_and(|ids| ids.remove(&id));
+        let held = table.by_session.get_mut(&session).is_some_and(|ids| ids.remove(&id));
         if !held {
             return Err(Error::NoSuchRegistration(id.get()));
         }
         Ok(table.remove_callee(session, id))
+    }
+
+    /// The router withdraws `session` from registration `id` (registration revocation): the
+    /// callee is told with UNREGISTERED(0) if it announced `registration_revocation`. Returns
+    /// whether the registration was deleted.
+    pub(crate) fn revoke(
+        &self,
+        id: RegistrationId,
+        session: SessionId,
+        reason: &str,
+    ) -> Result<bool, Error> {
+        let mut table = write(&self.table);
+        let callee = table
+            .registrations
+            .get(&id)
+            .and_then(|r| r.callees.iter().find(|c| c.id() == session).cloned())
+            .ok_or(Error::NoSuchRegistration(id.get()))?;
+        if let Some(ids) = table.by_session.get_mut(&session) {
+            ids.remove(&id);
+        }
+        let deleted = table.remove_callee(session, id);
+        drop(table);
+        if callee.info().has_feature("callee", "registration_revocation") {
+            let details = dict! { "registration" => id.get(), "reason" => reason };
+            callee.send(Unregistered { request: RequestId::MIN, details: Some(details) });
+        }
+        Ok(deleted)
     }
 
     /// Removes everything a departed session held: its registrations, and its calls in flight
@@ -149,27 +195,28 @@ impl Dealer {
         let removed = {
             let mut table = write(&self.table);
             let held = table.by_session.remove(&session).unwrap_or_default();
-            held.into_iter()
-                .map(|id| (id, table.remove_callee(session, id)))
-                .collect()
+            held.into_iter().map(|id| (id, table.remove_callee(session, id))).collect()
         };
         self.lock_calls().remove_session(session);
         removed
     }
 
-    /// The registration that a call to `procedure` reaches, with the callee chosen by the
-    /// registration's invocation policy.
-    fn route(&self, procedure: &Uri) -> Option<(RegistrationId, MatchPolicy, Arc<Peer>)> {
+    /// Where a call to `procedure` goes, with the callees in preference order.
+    /// `partition_key` pins the call to one callee (sharded registration).
+    fn route(&self, procedure: &Uri, partition_key: Option<&str>) -> Option<Route> {
         let table = read(&self.table);
         let registration = table.best_match(procedure)?;
-        let callee = registration.pick_callee()?;
-        Some((registration.id, registration.policy, callee))
+        Some(Route {
+            registration: registration.id,
+            policy: registration.policy,
+            disclose_caller: registration.disclose_caller,
+            concurrency: registration.concurrency,
+            candidates: registration.candidates(partition_key),
+        })
     }
 
     fn lock_calls(&self) -> std::sync::MutexGuard<'_, Calls> {
-        self.calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The number of registrations (for tests and metrics).
@@ -189,10 +236,7 @@ impl Dealer {
 
     /// The registration for exactly this procedure and policy (`wamp.registration.lookup`).
     pub(crate) fn lookup(&self, procedure: &Uri, policy: MatchPolicy) -> Option<RegistrationId> {
-        read(&self.table)
-            .by_key
-            .get(&(procedure.clone(), policy))
-            .copied()
+        read(&self.table).by_key.get(&(procedure.clone(), policy)).copied()
     }
 
     /// The registration a call to `procedure` would reach (`wamp.registration.match`).
@@ -210,22 +254,53 @@ impl Dealer {
     }
 }
 
+/// The refusal of a REGISTER for a procedure someone already holds, saying why.
+fn already_registered(existing: &Registration, asked: InvokePolicy, session: SessionId) -> Error {
+    let uri = &existing.procedure;
+    let why = if existing.callees.iter().any(|c| c.id() == session) {
+        "this session already registered it".to_owned()
+    } else if existing.invoke == InvokePolicy::Single {
+        "it is registered with invoke policy \"single\"".to_owned()
+    } else {
+        format!(
+            "it is registered with invoke policy \"{}\", not \"{}\"",
+            existing.invoke.name(),
+            asked.name()
+        )
+    };
+    Error::ProcedureAlreadyExists(format!("procedure \"{uri}\" is already registered: {why}"))
+}
+
 impl Registration {
     /// The callees' session ids, in registration order.
     pub fn callees(&self) -> Vec<SessionId> {
         self.callees.iter().map(|c| c.id()).collect()
     }
 
-    fn pick_callee(&self) -> Option<Arc<Peer>> {
+    /// The callees in the order the invocation policy prefers them.
+    fn candidates(&self, partition_key: Option<&str>) -> Vec<Arc<Peer>> {
         let n = self.callees.len();
-        let index = match self.invoke {
-            _ if n == 0 => return None,
-            InvokePolicy::Single | InvokePolicy::First => 0,
-            InvokePolicy::Last => n - 1,
-            InvokePolicy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
-            InvokePolicy::Random => rand::rng().random_range(0..n),
-        };
-        self.callees.get(index).cloned()
+        if n == 0 {
+            return Vec::new();
+        }
+        if let Some(key) = partition_key {
+            // The same key reaches the same callee as long as the callee set is unchanged.
+            let mut hasher = DefaultHasher::new();
+            key.hash(&mut hasher);
+            let index = (hasher.finish() % n as u64) as usize;
+            return self.callees[index..=index].to_vec();
+        }
+        let mut candidates = self.callees.clone();
+        match self.invoke {
+            InvokePolicy::Single => candidates.truncate(1),
+            InvokePolicy::First => {}
+            InvokePolicy::Last => candidates.reverse(),
+            InvokePolicy::RoundRobin => {
+                candidates.rotate_left(self.next.fetch_add(1, Ordering::Relaxed) % n)
+            }
+            InvokePolicy::Random => candidates.shuffle(&mut rand::rng()),
+        }
+        candidates
     }
 }
 
@@ -247,17 +322,12 @@ impl Table {
             .filter(|r| r.policy == MatchPolicy::Prefix)
             .max_by_key(|r| r.procedure.as_str().len());
         prefix
-            .or_else(|| {
-                hits.iter()
-                    .max_by_key(|r| wildcard_specificity(r.procedure.as_str()))
-            })
+            .or_else(|| hits.iter().max_by_key(|r| wildcard_specificity(r.procedure.as_str())))
             .copied()
     }
 
     fn remove_callee(&mut self, session: SessionId, id: RegistrationId) -> bool {
-        let Some(registration) = self.registrations.get_mut(&id) else {
-            return false;
-        };
+        let Some(registration) = self.registrations.get_mut(&id) else { return false };
         registration.callees.retain(|c| c.id() != session);
         if !registration.callees.is_empty() {
             return false;

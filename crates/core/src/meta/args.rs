@@ -46,10 +46,7 @@ impl Args {
     pub(super) fn uri(&self, i: usize, name: &str) -> Result<Uri, Error> {
         let uri = Uri::from(self.string(i, name)?);
         if !uri.is_valid(UriRules::Loose, true) {
-            return Err(Error::InvalidUri {
-                uri,
-                reason: "not a valid URI",
-            });
+            return Err(Error::InvalidUri { uri, reason: "not a valid URI" });
         }
         Ok(uri)
     }
@@ -64,15 +61,11 @@ impl Args {
                 .collect::<Option<Vec<_>>>()
                 .map(Some)
                 .ok_or_else(|| {
-                    self.wrong(&format!(
-                        "argument {} ({name}) must be a list of strings",
-                        i + 1
-                    ))
+                    self.wrong(&format!("argument {} ({name}) must be a list of strings", i + 1))
                 }),
-            Some(_) => Err(self.wrong(&format!(
-                "argument {} ({name}) must be a list of strings",
-                i + 1
-            ))),
+            Some(_) => {
+                Err(self.wrong(&format!("argument {} ({name}) must be a list of strings", i + 1)))
+            }
         }
     }
 
@@ -94,6 +87,11 @@ impl Args {
             Some(Value::List(l)) => Ok(l.clone()),
             Some(_) => Err(self.wrong(&format!("argument {} ({name}) must be a list", i + 1))),
         }
+    }
+
+    /// All keyword arguments.
+    pub(super) fn kwargs(&self) -> &Dict {
+        &self.kwargs
     }
 
     /// Optional keyword argument `key`: a string.

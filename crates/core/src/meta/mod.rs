@@ -18,6 +18,7 @@ use junction_wire::{Payload, Uri, Value};
 
 use crate::error::Error;
 use crate::realm::{Peer, Realm};
+use crate::time::Now;
 
 /// Procedures announced by the meta API, for documentation and tests.
 pub const PROCEDURES: &[&str] = &[
@@ -42,6 +43,9 @@ pub const PROCEDURES: &[&str] = &[
     "wamp.subscription.get",
     "wamp.subscription.list_subscribers",
     "wamp.subscription.count_subscribers",
+    "wamp.subscription.get_events",
+    "wamp.subscription.remove_subscriber",
+    "wamp.registration.remove_callee",
 ];
 
 /// Answers a call to a meta procedure, or `None` if `procedure` is not one.
@@ -50,6 +54,7 @@ pub(crate) fn call(
     caller: &Arc<Peer>,
     procedure: &Uri,
     payload: &Payload,
+    now: Now,
 ) -> Option<Result<Payload, Error>> {
     let name = procedure.as_str();
     let args = match args::Args::new(name, payload) {
@@ -57,11 +62,11 @@ pub(crate) fn call(
         Err(error) => return Some(Err(error)),
     };
     let result = if let Some(rest) = name.strip_prefix("wamp.session.") {
-        session::call(realm, caller, rest, &args)?
+        session::call(realm, caller, rest, &args, now.wall)?
     } else if let Some(rest) = name.strip_prefix("wamp.registration.") {
-        registration::call(realm, rest, &args)?
+        registration::call(realm, rest, &args, now.wall)?
     } else if let Some(rest) = name.strip_prefix("wamp.subscription.") {
-        subscription::call(realm, rest, &args)?
+        subscription::call(realm, caller, rest, &args, now.wall)?
     } else {
         return None;
     };
@@ -77,7 +82,11 @@ pub(crate) fn call(
 fn returns_nothing(name: &str) -> bool {
     matches!(
         name,
-        "wamp.session.add_testament" | "wamp.session.flush_testaments" | "wamp.session.kill"
+        "wamp.session.add_testament"
+            | "wamp.session.flush_testaments"
+            | "wamp.session.kill"
+            | "wamp.subscription.remove_subscriber"
+            | "wamp.registration.remove_callee"
     )
 }
 

@@ -2,6 +2,7 @@
 //! testaments.
 
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use junction_wire::message::Goodbye;
 use junction_wire::{Payload, SessionId, Uri, UriRules, Value, dict};
@@ -17,38 +18,26 @@ pub(super) fn call(
     caller: &Arc<Peer>,
     name: &str,
     args: &Args,
+    now: SystemTime,
 ) -> Option<Result<Value, Error>> {
+    let ids = |peers: Vec<Arc<Peer>>| {
+        Value::List(peers.iter().map(|p| Value::from(p.id().get())).collect())
+    };
     Some(match name {
         "count" => filtered(realm, args).map(|s| Value::from(s.len())),
-        "list" => filtered(realm, args)
-            .map(|s| Value::List(s.iter().map(|p| Value::from(p.id().get())).collect())),
+        "list" => filtered(realm, args).map(ids),
         "get" => session(realm, args).map(|peer| Value::Dict(peer.info().to_dict())),
-        "kill" => kill_one(realm, caller, args),
-        "kill_by_authid" => kill_where(
-            realm,
-            caller,
-            args,
-            |p, authid| p.info().authid == authid,
-            "authid",
-        )
-        .map(|killed| Value::List(killed.into_iter().map(Value::from).collect())),
-        "kill_by_authrole" => kill_where(
-            realm,
-            caller,
-            args,
-            |p, role| p.info().authrole == role,
-            "authrole",
-        )
-        .map(|k| Value::from(k.len())),
-        "kill_all" => goodbye(args).map(|goodbye| {
-            let victims: Vec<_> = realm
-                .sessions()
-                .into_iter()
-                .filter(|p| p.id() != caller.id())
-                .collect();
-            victims.iter().for_each(|p| realm.kill(p, goodbye.clone()));
-            Value::from(victims.len())
-        }),
+        "kill" => kill_one(realm, caller, args, now),
+        "kill_by_authid" => {
+            let authid = args.string(0, "authid");
+            authid.and_then(|a| kill(realm, caller, args, now, |p| p.info().authid == a)).map(ids)
+        }
+        "kill_by_authrole" => {
+            let role = args.string(0, "authrole");
+            role.and_then(|r| kill(realm, caller, args, now, |p| p.info().authrole == r))
+                .map(|k| Value::from(k.len()))
+        }
+        "kill_all" => kill(realm, caller, args, now, |_| true).map(|k| Value::from(k.len())),
         "add_testament" => add_testament(caller, args),
         "flush_testaments" => scope(args).map(|scope| {
             caller.testaments().flush(scope);
@@ -63,18 +52,14 @@ fn filtered(realm: &Realm, args: &Args) -> Result<Vec<Arc<Peer>>, Error> {
     let roles = args.strings(0, "filter_authroles")?;
     let sessions = realm.sessions().into_iter();
     Ok(match roles {
-        Some(roles) => sessions
-            .filter(|p| roles.iter().any(|r| *r == p.info().authrole))
-            .collect(),
+        Some(roles) => sessions.filter(|p| roles.iter().any(|r| *r == p.info().authrole)).collect(),
         None => sessions.collect(),
     })
 }
 
 fn session(realm: &Realm, args: &Args) -> Result<Arc<Peer>, Error> {
     let raw = args.id(0, "session")?;
-    SessionId::new(raw)
-        .and_then(|id| realm.session(id))
-        .ok_or(Error::NoSuchSession(raw))
+    SessionId::new(raw).and_then(|id| realm.session(id)).ok_or(Error::NoSuchSession(raw))
 }
 
 /// The GOODBYE a killed session receives: `reason` (default `wamp.close.killed`) and an
@@ -94,33 +79,31 @@ fn goodbye(args: &Args) -> Result<Goodbye, Error> {
     Ok(Goodbye { details, reason })
 }
 
-fn kill_one(realm: &Realm, caller: &Peer, args: &Args) -> Result<Value, Error> {
+fn kill_one(realm: &Realm, caller: &Peer, args: &Args, now: SystemTime) -> Result<Value, Error> {
     let target = session(realm, args)?;
     if target.id() == caller.id() {
         // The spec: "no *other* session with that ID exists".
         return Err(Error::NoSuchSession(target.id().get()));
     }
-    realm.kill(&target, goodbye(args)?);
+    realm.kill(&target, goodbye(args)?, now);
     Ok(Value::Null)
 }
 
-/// Kills every other session for which `selects(session, argument 1)` holds.
-fn kill_where(
+/// Kills every session but the caller for which `selects` holds; returns them.
+fn kill(
     realm: &Realm,
     caller: &Peer,
     args: &Args,
-    selects: fn(&Peer, &str) -> bool,
-    what: &str,
-) -> Result<Vec<u64>, Error> {
-    let value = args.string(0, what)?;
+    now: SystemTime,
+    selects: impl Fn(&Peer) -> bool,
+) -> Result<Vec<Arc<Peer>>, Error> {
     let goodbye = goodbye(args)?;
-    let victims: Vec<_> = realm
-        .sessions()
-        .into_iter()
-        .filter(|p| p.id() != caller.id() && selects(p, value))
-        .collect();
-    victims.iter().for_each(|p| realm.kill(p, goodbye.clone()));
-    Ok(victims.iter().map(|p| p.id().get()).collect())
+    let victims: Vec<_> =
+        realm.sessions().into_iter().filter(|p| p.id() != caller.id() && selects(p)).collect();
+    for victim in &victims {
+        realm.kill(victim, goodbye.clone(), now);
+    }
+    Ok(victims)
 }
 
 /// When a testament is published.
@@ -151,16 +134,10 @@ fn add_testament(caller: &Peer, args: &Args) -> Result<Value, Error> {
         });
     }
     let payload = Payload::from_values(args.list(1, "args")?, args.dict(2, "kwargs")?);
-    let options = PublishOptions::parse(&args.kw_dict("publish_options")?)?;
+    let options =
+        PublishOptions::parse(&args.kw_dict("publish_options")?).map_err(Error::into_argument)?;
     let scope = scope(args)?;
-    caller.testaments().add(
-        scope,
-        Testament {
-            topic,
-            payload,
-            options,
-        },
-    );
+    caller.testaments().add(scope, Testament { topic, payload, options });
     Ok(Value::Null)
 }
 
@@ -178,10 +155,7 @@ pub(crate) struct Testaments(Mutex<(Vec<Testament>, Vec<Testament>)>);
 
 impl Testaments {
     fn add(&self, scope: Scope, testament: Testament) {
-        let mut buckets = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match scope {
             Scope::Detached => buckets.0.push(testament),
             Scope::Destroyed => buckets.1.push(testament),
@@ -189,10 +163,7 @@ impl Testaments {
     }
 
     fn flush(&self, scope: Scope) {
-        let mut buckets = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match scope {
             Scope::Detached => buckets.0.clear(),
             Scope::Destroyed => buckets.1.clear(),
@@ -202,10 +173,7 @@ impl Testaments {
     /// Takes every testament: `detached` ones first, then `destroyed` ones, as the spec asks of
     /// a router without session resumption.
     pub(crate) fn take(&self) -> Vec<Testament> {
-        let mut buckets = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (detached, destroyed) = std::mem::take(&mut *buckets);
         detached.into_iter().chain(destroyed).collect()
     }

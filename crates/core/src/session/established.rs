@@ -2,18 +2,19 @@
 //! meta API.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use junction_wire::message::{self, Goodbye, Subscribed, Unregistered, Unsubscribed};
-use junction_wire::{Dict, Message, MessageType, RequestId, Uri, dict};
+use junction_wire::{Dict, Message, MessageType, RequestId, Uri, Value, dict};
 
 use super::{SessionInfo, State, Status, abort_message};
+use crate::broker::Publication;
 use crate::dealer::CancelMode;
 use crate::error::Error;
 use crate::meta;
 use crate::options::{CallOptions, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions};
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
+use crate::time::Now;
 
 /// A session attached to a realm.
 pub struct Established {
@@ -31,20 +32,20 @@ impl Established {
     }
 
     /// Leaves the realm, dropping every subscription, registration and call of the session.
-    pub(super) fn detach(&self) {
-        self.realm.detach(&self.peer);
+    pub(super) fn detach(&self, now: Now) {
+        self.realm.detach(&self.peer, now.wall);
         tracing::debug!(session = %self.peer.id(), realm = %self.realm.name(), "session detached");
     }
 
     pub(super) fn handle(
         self,
         outbox: &Arc<dyn Outbox>,
-        now: SystemTime,
+        now: Now,
         message: Message,
     ) -> (State, Status) {
         match message {
             Message::Goodbye(_) => {
-                self.detach();
+                self.detach(now);
                 let reply = Goodbye {
                     details: Dict::new(),
                     reason: Uri::from("wamp.close.goodbye_and_out"),
@@ -53,7 +54,7 @@ impl Established {
                 return (State::Closed, Status::Closed);
             }
             Message::Abort(_) => {
-                self.detach();
+                self.detach(now);
                 return (State::Closed, Status::Closed);
             }
             _ => {}
@@ -62,7 +63,7 @@ impl Established {
         match self.dispatch(now, message) {
             Ok(()) => (State::Established(self), Status::Open),
             Err(error @ Error::ProtocolViolation(_)) => {
-                self.detach();
+                self.detach(now);
                 outbox.push(Outbound::Message(abort_message(&error)));
                 (State::Closed, Status::Closed)
             }
@@ -75,44 +76,34 @@ impl Established {
         }
     }
 
-    fn dispatch(&self, now: SystemTime, message: Message) -> Result<(), Error> {
+    fn dispatch(&self, now: Now, message: Message) -> Result<(), Error> {
+        let id = self.peer.id();
         match message {
             Message::Subscribe(m) => self.subscribe(now, m),
             Message::Unsubscribe(m) => {
-                let deleted = self
-                    .realm
-                    .broker
-                    .unsubscribe(self.peer.id(), m.subscription)?;
-                self.peer.send(Unsubscribed {
-                    request: m.request,
-                    details: None,
-                });
-                self.realm
-                    .meta_unsubscribed(self.peer.id(), m.subscription, deleted);
+                let deleted = self.realm.broker.unsubscribe(id, m.subscription)?;
+                self.peer.send(Unsubscribed { request: m.request, details: None });
+                self.realm.meta_unsubscribed(id, m.subscription, deleted, now.wall);
                 Ok(())
             }
-            Message::Publish(m) => self.publish(m),
+            Message::Publish(m) => self.publish(now, m),
             Message::Register(m) => self.register(now, m),
             Message::Unregister(m) => {
-                let deleted = self
-                    .realm
-                    .dealer
-                    .unregister(self.peer.id(), m.registration)?;
-                self.peer.send(Unregistered {
-                    request: m.request,
-                    details: None,
-                });
-                self.realm
-                    .meta_unregistered(self.peer.id(), m.registration, deleted);
+                let deleted = self.realm.dealer.unregister(id, m.registration)?;
+                self.peer.send(Unregistered { request: m.request, details: None });
+                self.realm.meta_unregistered(id, m.registration, deleted, now.wall);
                 Ok(())
             }
-            Message::Call(m) => self.call(m),
+            Message::Call(m) => self.call(now, m),
             Message::Cancel(m) => {
                 let mode = CancelMode::parse(&m.options)?;
                 self.realm.dealer.cancel(&self.peer, m.request, mode);
                 Ok(())
             }
-            Message::Yield(m) => self.realm.dealer.yield_result(&self.peer, m),
+            Message::Yield(m) => {
+                self.passthru(&m.options, "callee")?;
+                self.realm.dealer.yield_result(&self.peer, m)
+            }
             Message::Error(m) if m.request_type == MessageType::Invocation => {
                 self.realm.dealer.invocation_error(&self.peer, m)
             }
@@ -123,81 +114,108 @@ impl Established {
         }
     }
 
-    fn subscribe(&self, now: SystemTime, m: message::Subscribe) -> Result<(), Error> {
+    fn subscribe(&self, now: Now, m: message::Subscribe) -> Result<(), Error> {
         let options = SubscribeOptions::parse(&m.options)?;
         self.check_uri(&m.topic, options.match_policy, false)?;
+        let broker = &self.realm.broker;
         // `None`: the session was killed meanwhile; its GOODBYE is on the way.
         if let Some(subscribed) =
-            self.realm
-                .broker
-                .subscribe(&self.peer, m.topic, options.match_policy, now)
+            broker.subscribe(&self.peer, m.topic, options.match_policy, now.wall)
         {
-            self.peer.send(Subscribed {
-                request: m.request,
-                subscription: subscribed.id,
-            });
-            self.realm
-                .meta_subscribed(self.peer.id(), subscribed.id, subscribed.created);
+            self.peer.send(Subscribed { request: m.request, subscription: subscribed.id });
+            self.realm.meta_subscribed(self.peer.id(), subscribed.id, subscribed.created, now.wall);
+            if options.get_retained {
+                broker.deliver_retained(&self.peer, subscribed.id);
+            }
         }
         Ok(())
     }
 
-    fn publish(&self, m: message::Publish) -> Result<(), Error> {
+    fn publish(&self, now: Now, m: message::Publish) -> Result<(), Error> {
         let options = PublishOptions::parse(&m.options)?;
+        let passthru = self.passthru(&m.options, "publisher")?;
         if let Err(error) = self.check_uri(&m.topic, MatchPolicy::Exact, true) {
             // The spec answers a failed PUBLISH only when it asked for acknowledgement.
-            return if options.acknowledge {
-                Err(error)
-            } else {
-                Ok(())
-            };
+            return if options.acknowledge { Err(error) } else { Ok(()) };
         }
-        let publication =
-            self.realm
-                .broker
-                .publish(Some(&self.peer), &m.topic, &options, m.payload);
+        let publication = self.realm.broker.publish(Publication {
+            publisher: Some(&self.peer),
+            topic: &m.topic,
+            options: &options,
+            disclose: options.disclose_me || self.realm.config().disclose_publisher,
+            passthru,
+            payload: m.payload,
+            now: now.wall,
+        });
         if options.acknowledge {
-            self.peer.send(message::Published {
-                request: m.request,
-                publication,
-            });
+            self.peer.send(message::Published { request: m.request, publication });
         }
         Ok(())
     }
 
-    fn register(&self, now: SystemTime, m: message::Register) -> Result<(), Error> {
+    fn register(&self, now: Now, m: message::Register) -> Result<(), Error> {
         let options = RegisterOptions::parse(&m.options)?;
         self.check_uri(&m.procedure, options.match_policy, true)?;
+        let dealer = &self.realm.dealer;
+        if options.force_reregister {
+            self.take_over(&m.procedure, options.match_policy, now);
+        }
         // `None`: the session was killed meanwhile; its GOODBYE is on the way.
-        if let Some(registered) =
-            self.realm
-                .dealer
-                .register(&self.peer, m.procedure, &options, now)?
-        {
-            self.peer.send(message::Registered {
-                request: m.request,
-                registration: registered.id,
-            });
-            self.realm
-                .meta_registered(self.peer.id(), registered.id, registered.created);
+        if let Some(registered) = dealer.register(&self.peer, m.procedure, &options, now.wall)? {
+            self.peer.send(message::Registered { request: m.request, registration: registered.id });
+            self.realm.meta_registered(self.peer.id(), registered.id, registered.created, now.wall);
         }
         Ok(())
     }
 
-    fn call(&self, m: message::Call) -> Result<(), Error> {
+    /// `force_reregister`: revokes every other callee of the procedure so this session can
+    /// register it.
+    fn take_over(&self, procedure: &Uri, policy: MatchPolicy, now: Now) {
+        let dealer = &self.realm.dealer;
+        let Some(existing) = dealer.lookup(procedure, policy) else { return };
+        let others = dealer.with(existing, |r| r.callees()).unwrap_or_default();
+        for callee in others.into_iter().filter(|c| *c != self.peer.id()) {
+            if let Ok(deleted) = dealer.revoke(existing, callee, "wamp.close.force_reregister") {
+                self.realm.meta_unregistered(callee, existing, deleted, now.wall);
+            }
+        }
+    }
+
+    fn call(&self, now: Now, m: message::Call) -> Result<(), Error> {
         let options = CallOptions::parse(&m.options)?;
+        self.passthru(&m.options, "caller")?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
         if m.procedure.is_reserved() {
-            let payload = meta::call(&self.realm, &self.peer, &m.procedure, &m.payload)
+            let payload = meta::call(&self.realm, &self.peer, &m.procedure, &m.payload, now)
                 .ok_or_else(|| Error::NoSuchProcedure(m.procedure.clone()))??;
-            self.peer.send(message::Result {
-                request: m.request,
-                details: Dict::new(),
-                payload,
-            });
+            self.peer.send(message::Result { request: m.request, details: Dict::new(), payload });
             return Ok(());
         }
-        self.realm.dealer.call(&self.peer, m, &options)
+        self.realm.dealer.call(&self.peer, m, &options, self.realm.config(), now.monotonic)
+    }
+
+    /// The payload passthru options (`ppt_*`) of a request, checked: using them needs
+    /// `ppt_scheme` and the feature announced for `role` in HELLO (spec: else a protocol error).
+    fn passthru(&self, options: &Dict, role: &str) -> Result<Dict, Error> {
+        let ppt: Dict = options
+            .iter()
+            .filter(|(k, _)| k.starts_with("ppt_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if ppt.is_empty() {
+            return Ok(ppt);
+        }
+        if ppt.get("ppt_scheme").and_then(Value::as_str).is_none() {
+            return Err(Error::ProtocolViolation(
+                "payload passthru options need a ppt_scheme string".into(),
+            ));
+        }
+        if !supports_passthru(self.peer.info(), role) {
+            return Err(Error::ProtocolViolation(format!(
+                "payload passthru used without announcing payload_passthru_mode for the {role} role"
+            )));
+        }
+        Ok(ppt)
     }
 
     /// Checks a URI against the realm's rules; `own_namespace` refuses the router's reserved
@@ -205,15 +223,8 @@ impl Established {
     fn check_uri(&self, uri: &Uri, policy: MatchPolicy, own_namespace: bool) -> Result<(), Error> {
         let patterns = policy != MatchPolicy::Exact;
         if !uri.is_valid(self.realm.config().uri_rules, patterns) {
-            let reason = if patterns {
-                "not a valid URI pattern"
-            } else {
-                "not a valid URI"
-            };
-            return Err(Error::InvalidUri {
-                uri: uri.clone(),
-                reason,
-            });
+            let reason = if patterns { "not a valid URI pattern" } else { "not a valid URI" };
+            return Err(Error::InvalidUri { uri: uri.clone(), reason });
         }
         if own_namespace && uri.is_reserved() {
             return Err(Error::InvalidUri {
@@ -248,6 +259,13 @@ fn error_reply(request_type: MessageType, request: RequestId, error: &Error) -> 
         error: Uri::from(error.uri()),
         payload: error.payload(),
     }
+}
+
+/// Whether a session announced payload passthru mode for `role` (Autobahn calls it
+/// `payload_transparency`).
+pub(crate) fn supports_passthru(info: &SessionInfo, role: &str) -> bool {
+    info.has_feature(role, "payload_passthru_mode")
+        || info.has_feature(role, "payload_transparency")
 }
 
 fn describe(message: &Message) -> String {

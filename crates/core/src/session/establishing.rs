@@ -1,7 +1,6 @@
 //! Waiting for HELLO: realm lookup, authentication, WELCOME or ABORT.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use junction_wire::message::{Hello, Welcome};
 use junction_wire::{Message, SessionId, Value, dict};
@@ -13,6 +12,7 @@ use crate::ids;
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
 use crate::router::Router;
+use crate::time::Now;
 
 /// A connection that has not joined a realm yet.
 pub struct Establishing {
@@ -28,7 +28,7 @@ impl Establishing {
         self,
         router: &Router,
         outbox: &Arc<dyn Outbox>,
-        now: SystemTime,
+        now: Now,
         message: Message,
     ) -> (State, Status) {
         let result = match message {
@@ -53,12 +53,11 @@ impl Establishing {
         self,
         router: &Router,
         outbox: &Arc<dyn Outbox>,
-        now: SystemTime,
+        now: Now,
         hello: Hello,
     ) -> Result<Established, Error> {
-        let realm = router
-            .realm(&hello.realm)
-            .ok_or_else(|| Error::NoSuchRealm(hello.realm.clone()))?;
+        let realm =
+            router.realm(&hello.realm).ok_or_else(|| Error::NoSuchRealm(hello.realm.clone()))?;
         let roles = match hello.details.get("roles") {
             Some(Value::Dict(roles)) if !roles.is_empty() => roles.clone(),
             _ => {
@@ -79,12 +78,8 @@ impl Establishing {
             authextra: Default::default(),
             transport: self.transport,
             roles,
-            agent: hello
-                .details
-                .get("agent")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            established_at: now,
+            agent: hello.details.get("agent").and_then(Value::as_str).map(str::to_owned),
+            established_at: now.wall,
         };
         let details = dict! {
             "realm" => info.realm.as_str(),
@@ -92,18 +87,12 @@ impl Establishing {
             "authrole" => info.authrole.as_str(),
             "authmethod" => info.authmethod.as_str(),
             "authprovider" => info.authprovider.as_str(),
-            "roles" => router_roles(),
+            "roles" => router_roles(realm.config()),
             "agent" => router.config().agent.as_str(),
         };
-        outbox.push(Outbound::Message(
-            Welcome {
-                session: id,
-                details,
-            }
-            .into(),
-        ));
+        outbox.push(Outbound::Message(Welcome { session: id, details }.into()));
         let peer = Arc::new(Peer::new(info, Arc::clone(outbox)));
-        realm.attach(Arc::clone(&peer));
+        realm.attach(Arc::clone(&peer), now.wall);
         tracing::debug!(session = %id, realm = %realm.name(), "session established");
         Ok(Established::new(realm, peer))
     }
@@ -124,11 +113,7 @@ fn authenticate_anonymous(realm: &Realm, hello: &Hello) -> Result<(), Error> {
     if realm.config().allow_anonymous && offered.contains(&"anonymous") {
         return Ok(());
     }
-    let allowed = if realm.config().allow_anonymous {
-        "anonymous"
-    } else {
-        "none"
-    };
+    let allowed = if realm.config().allow_anonymous { "anonymous" } else { "none" };
     Err(Error::NoMatchingAuthMethod(format!(
         "realm \"{}\" accepts the authentication methods [{allowed}]; the client offered [{}]",
         realm.name(),

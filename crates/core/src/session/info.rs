@@ -109,11 +109,7 @@ impl SessionInfo {
 
     /// The session as a dictionary (the session meta API's `session` type).
     pub fn to_dict(&self) -> Dict {
-        let since_epoch = self
-            .established_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        dict! {
+        let mut d = dict! {
             "session" => self.id.get(),
             "realm" => self.realm.as_str(),
             "authid" => self.authid.as_str(),
@@ -124,8 +120,12 @@ impl SessionInfo {
             "authextra" => self.authextra.clone(),
             "transport" => self.transport.to_dict(),
             "roles" => self.roles.clone(),
-            "agent" => self.agent.clone(),
-            "established_at_ms" => since_epoch.as_millis() as u64,
+            "established" => crate::meta::timestamp(self.established_at),
+        };
+        // Only what the client said: no `null` agent for clients that sent none.
+        if let Some(agent) = &self.agent {
+            d.insert("agent".into(), Value::from(agent.as_str()));
         }
+        d
     }
 }

@@ -19,18 +19,19 @@ mod establishing;
 mod info;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use junction_wire::message::{Abort, Goodbye};
 use junction_wire::{DecodeError, Message, Uri};
 
 pub use established::Established;
+pub(crate) use established::supports_passthru;
 pub use establishing::Establishing;
 pub use info::{SessionInfo, TransportInfo, TransportKind};
 
 use crate::error::Error;
 use crate::outbox::{Outbound, Outbox};
 use crate::router::Router;
+use crate::time::Now;
 
 /// Whether the connection should stay open after a call into the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +60,7 @@ enum State {
 impl Session {
     /// A new session on a fresh connection, waiting for HELLO.
     pub fn new(router: Arc<Router>, transport: TransportInfo, outbox: Arc<dyn Outbox>) -> Self {
-        Self {
-            router,
-            outbox,
-            state: State::Establishing(Establishing::new(transport)),
-        }
+        Self { router, outbox, state: State::Establishing(Establishing::new(transport)) }
     }
 
     /// The established session's description, once WELCOME was sent.
@@ -80,7 +77,7 @@ impl Session {
     }
 
     /// Handles one message from the peer.
-    pub fn handle(&mut self, now: SystemTime, message: Message) -> Status {
+    pub fn handle(&mut self, now: Now, message: Message) -> Status {
         let (state, status) = match std::mem::replace(&mut self.state, State::Closed) {
             State::Establishing(e) => e.handle(&self.router, &self.outbox, now, message),
             State::Established(e) => e.handle(&self.outbox, now, message),
@@ -96,16 +93,16 @@ impl Session {
     }
 
     /// Handles bytes that did not decode: a protocol violation that aborts the session.
-    pub fn reject(&mut self, error: &DecodeError) -> Status {
+    pub fn reject(&mut self, now: Now, error: &DecodeError) -> Status {
         let error = Error::ProtocolViolation(format!("malformed message: {error}"));
-        self.abort(&error)
+        self.abort(now, &error)
     }
 
     /// Aborts the session with `error` (a protocol violation or a transport-level refusal such
     /// as an oversized message).
-    pub fn abort(&mut self, error: &Error) -> Status {
+    pub fn abort(&mut self, now: Now, error: &Error) -> Status {
         if let State::Established(e) = &self.state {
-            e.detach();
+            e.detach(now);
         }
         if !matches!(self.state, State::Closed | State::Closing) {
             self.outbox.push(Outbound::Message(abort_message(error)));
@@ -116,10 +113,10 @@ impl Session {
 
     /// The router closes the session: detaches it and returns the GOODBYE to write. The
     /// session then waits for the peer's GOODBYE (the driver bounds the wait).
-    pub fn close(&mut self, goodbye: Goodbye) -> Option<Message> {
+    pub fn close(&mut self, now: Now, goodbye: Goodbye) -> Option<Message> {
         match std::mem::replace(&mut self.state, State::Closing) {
             State::Established(e) => {
-                e.detach();
+                e.detach(now);
                 Some(goodbye.into())
             }
             State::Establishing(_) => {
@@ -142,28 +139,19 @@ impl Session {
     }
 
     /// The connection is gone: detaches the session if it was still attached.
-    pub fn transport_closed(&mut self) {
+    pub fn transport_closed(&mut self, now: Now) {
         if let State::Established(e) = std::mem::replace(&mut self.state, State::Closed) {
-            e.detach();
+            e.detach(now);
         }
     }
 }
 
 fn goodbye_message(goodbye: &Goodbye) -> String {
-    goodbye
-        .details
-        .get("message")
-        .and_then(|m| m.as_str())
-        .unwrap_or("closing")
-        .to_owned()
+    goodbye.details.get("message").and_then(|m| m.as_str()).unwrap_or("closing").to_owned()
 }
 
 /// ABORT for `error`, with its message in the details.
 pub(crate) fn abort_message(error: &Error) -> Message {
-    Abort {
-        details: error.details(),
-        reason: Uri::from(error.uri()),
-        payload: Default::default(),
-    }
-    .into()
+    Abort { details: error.details(), reason: Uri::from(error.uri()), payload: Default::default() }
+        .into()
 }

@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use junction_wire::{Message, Serializer};
@@ -28,19 +27,25 @@ pub(super) struct Client {
     outbox: Arc<Recorder>,
 }
 
-/// A router with `realm1` open to anonymous clients.
+/// A router with `realm1` and `realm2` open to anonymous clients, disclosing nobody by
+/// default so tests see exactly what each option adds.
 pub(super) fn router() -> Arc<Router> {
-    Router::new(RouterConfig {
-        realms: vec![RealmConfig::open("realm1"), RealmConfig::open("realm2")],
-        agent: "junction-test".into(),
-    })
+    let plain = |name| RealmConfig {
+        disclose_caller: false,
+        disclose_publisher: false,
+        ..RealmConfig::open(name)
+    };
+    router_with(vec![plain("realm1"), plain("realm2")])
+}
+
+/// A router with the given realms.
+pub(super) fn router_with(realms: Vec<RealmConfig>) -> Arc<Router> {
+    Router::new(RouterConfig { realms, agent: "junction-test".into() })
 }
 
 /// Parses a message written in JSON.
 pub(super) fn msg(json: &str) -> Message {
-    Serializer::Json
-        .decode(&Bytes::copy_from_slice(json.as_bytes()))
-        .expect("test message decodes")
+    Serializer::Json.decode(&Bytes::copy_from_slice(json.as_bytes())).expect("test message decodes")
 }
 
 impl Client {
@@ -54,11 +59,8 @@ impl Client {
             http_path: None,
             subprotocol: None,
         };
-        let session = Session::new(
-            Arc::clone(router),
-            transport,
-            Arc::clone(&outbox) as Arc<dyn Outbox>,
-        );
+        let session =
+            Session::new(Arc::clone(router), transport, Arc::clone(&outbox) as Arc<dyn Outbox>);
         Self { session, outbox }
     }
 
@@ -80,12 +82,17 @@ impl Client {
 
     /// Sends a message, returning whether the session stays open.
     pub(super) fn try_send(&mut self, json: &str) -> Status {
-        self.session.handle(SystemTime::now(), msg(json))
+        self.session.handle(crate::Now::read(), msg(json))
     }
 
     /// Sends a message whose effect the test checks through what comes back.
     pub(super) fn send(&mut self, json: &str) {
         let _ = self.try_send(json);
+    }
+
+    /// The connection drops without GOODBYE.
+    pub(super) fn disconnect(&mut self) {
+        self.session.transport_closed(crate::Now::read());
     }
 
     /// The next message the router sent, as JSON (through the real JSON encoder).

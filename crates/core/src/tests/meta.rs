@@ -47,15 +47,9 @@ fn session_count_list_and_get_see_only_this_realm() {
 fn session_count_filters_by_authrole() {
     let router = router();
     let (mut a, _) = Client::join(&router, "realm1");
-    assert_eq!(
-        result(&mut a, "wamp.session.count", json!([["anonymous"]])),
-        1
-    );
+    assert_eq!(result(&mut a, "wamp.session.count", json!([["anonymous"]])), 1);
     assert_eq!(result(&mut a, "wamp.session.count", json!([["admin"]])), 0);
-    assert_eq!(
-        result(&mut a, "wamp.session.list", json!([["admin"]])),
-        json!([])
-    );
+    assert_eq!(result(&mut a, "wamp.session.list", json!([["admin"]])), json!([]));
 }
 
 #[test]
@@ -68,12 +62,9 @@ fn watcher_sees_on_join_then_on_leave_for_a_dropped_session() {
     let join = watcher.recv().expect("on_join");
     assert_eq!(join[4][0]["session"], joiner_id);
     assert!(join[4][0]["authid"].is_string());
-    joiner.session.transport_closed();
+    joiner.disconnect();
     let leave = watcher.recv().expect("on_leave");
-    assert_eq!(
-        leave[4],
-        json!([joiner_id, format!("anonymous-{joiner_id}"), "anonymous"])
-    );
+    assert_eq!(leave[4], json!([joiner_id, format!("anonymous-{joiner_id}"), "anonymous"]));
     watcher.assert_silent();
 }
 
@@ -98,13 +89,7 @@ fn kill_sends_goodbye_with_reason_and_message_and_fires_on_leave() {
         json!([6, {"message": "go away"}, "com.example.bye"])
     );
     assert_eq!(result(&mut killer, "wamp.session.count", json!([])), 1);
-    let own = call(
-        &mut killer,
-        2,
-        "wamp.session.kill",
-        json!([killer_id]),
-        json!({}),
-    );
+    let own = call(&mut killer, 2, "wamp.session.kill", json!([killer_id]), json!({}));
     assert_eq!(own[4], "wamp.error.no_such_session");
 }
 
@@ -122,17 +107,8 @@ fn kill_defaults_to_wamp_close_killed_and_rejects_invalid_reasons() {
     );
     assert_eq!(bad[4], "wamp.error.invalid_uri");
     victim.assert_silent();
-    call(
-        &mut killer,
-        2,
-        "wamp.session.kill",
-        json!([victim_id]),
-        json!({}),
-    );
-    assert_eq!(
-        victim.recv().expect("GOODBYE"),
-        json!([6, {}, "wamp.close.killed"])
-    );
+    call(&mut killer, 2, "wamp.session.kill", json!([victim_id]), json!({}));
+    assert_eq!(victim.recv().expect("GOODBYE"), json!([6, {}, "wamp.close.killed"]));
 }
 
 #[test]
@@ -144,10 +120,7 @@ fn kill_all_leaves_the_caller_connected() {
     for v in &victims {
         assert_eq!(v.recv().expect("GOODBYE")[2], "wamp.close.killed");
     }
-    assert_eq!(
-        result(&mut caller, "wamp.session.list", json!([])),
-        json!([caller_id])
-    );
+    assert_eq!(result(&mut caller, "wamp.session.list", json!([])), json!([caller_id]));
 }
 
 #[test]
@@ -163,14 +136,7 @@ fn kill_by_authid_and_authrole_spare_the_caller() {
     assert_eq!(killed, json!([victim_id]));
     assert_eq!(victim.recv().expect("GOODBYE")[2], "wamp.close.killed");
     let (_other, _) = Client::join(&router, "realm1");
-    assert_eq!(
-        result(
-            &mut caller,
-            "wamp.session.kill_by_authrole",
-            json!(["anonymous"])
-        ),
-        1
-    );
+    assert_eq!(result(&mut caller, "wamp.session.kill_by_authrole", json!(["anonymous"])), 1);
     assert_eq!(result(&mut caller, "wamp.session.count", json!([])), 1);
 }
 
@@ -179,24 +145,11 @@ fn killed_session_cannot_subscribe_afterwards() {
     let router = router();
     let (mut killer, _) = Client::join(&router, "realm1");
     let (mut victim, victim_id) = Client::join(&router, "realm1");
-    call(
-        &mut killer,
-        1,
-        "wamp.session.kill",
-        json!([victim_id]),
-        json!({}),
-    );
+    call(&mut killer, 1, "wamp.session.kill", json!([victim_id]), json!({}));
     victim.recv();
     victim.send(r#"[32, 1, {}, "com.topic"]"#);
     victim.assert_silent();
-    assert_eq!(
-        router
-            .realm(&"realm1".into())
-            .unwrap()
-            .broker
-            .subscription_count(),
-        0
-    );
+    assert_eq!(router.realm(&"realm1".into()).unwrap().broker.subscription_count(), 0);
 }
 
 #[test]
@@ -218,25 +171,17 @@ fn testaments_fire_in_order_on_disconnect_unless_flushed() {
     add(&mut dying, 1, "destroyed");
     add(&mut dying, 2, "detached");
     add(&mut dying, 3, "destroyed");
-    dying.session.transport_closed();
-    let order: Vec<Json> = (0..3)
-        .map(|_| watcher.recv().expect("EVENT")[4][0].clone())
-        .collect();
+    dying.disconnect();
+    let order: Vec<Json> = (0..3).map(|_| watcher.recv().expect("EVENT")[4][0].clone()).collect();
     assert_eq!(order, vec![json!(2), json!(1), json!(3)]);
 
     let (mut flushed, _) = Client::join(&router, "realm1");
     add(&mut flushed, 4, "destroyed");
     assert_eq!(
-        call(
-            &mut flushed,
-            5,
-            "wamp.session.flush_testaments",
-            json!([]),
-            json!({})
-        ),
+        call(&mut flushed, 5, "wamp.session.flush_testaments", json!([]), json!({})),
         json!([50, 5, {}])
     );
-    flushed.session.transport_closed();
+    flushed.disconnect();
     watcher.assert_silent();
 }
 
@@ -271,19 +216,10 @@ fn registration_meta_events_come_in_the_spec_order_with_details() {
     assert_eq!(created[4][1]["match"], "prefix");
     assert_eq!(created[4][1]["invoke"], "single");
     assert!(created[4][1]["created"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(
-        watcher.recv().expect("on_register")[4],
-        json!([callee_id, registration])
-    );
-    callee.session.transport_closed();
-    assert_eq!(
-        watcher.recv().expect("on_unregister")[4],
-        json!([callee_id, registration])
-    );
-    assert_eq!(
-        watcher.recv().expect("on_delete")[4],
-        json!([callee_id, registration])
-    );
+    assert_eq!(watcher.recv().expect("on_register")[4], json!([callee_id, registration]));
+    callee.disconnect();
+    assert_eq!(watcher.recv().expect("on_unregister")[4], json!([callee_id, registration]));
+    assert_eq!(watcher.recv().expect("on_delete")[4], json!([callee_id, registration]));
 }
 
 #[test]
@@ -304,40 +240,19 @@ fn subscription_meta_events_and_procedures() {
     assert_eq!(watcher.recv().expect("on_subscribe")[4], json!([b_id, sid]));
 
     let (mut q, _) = Client::join(&router, "realm1");
-    assert_eq!(
-        result(&mut q, "wamp.subscription.lookup", json!(["com.topic"])),
-        sid
-    );
-    assert_eq!(
-        result(&mut q, "wamp.subscription.lookup", json!(["com.none"])),
-        Json::Null
-    );
-    assert_eq!(
-        result(&mut q, "wamp.subscription.match", json!(["com.topic"])),
-        json!([sid])
-    );
-    assert_eq!(
-        result(&mut q, "wamp.subscription.match", json!(["com.none"])),
-        Json::Null
-    );
-    assert_eq!(
-        result(&mut q, "wamp.subscription.count_subscribers", json!([sid])),
-        2
-    );
-    let mut subscribers: Vec<u64> = serde_json::from_value(result(
-        &mut q,
-        "wamp.subscription.list_subscribers",
-        json!([sid]),
-    ))
-    .unwrap();
+    assert_eq!(result(&mut q, "wamp.subscription.lookup", json!(["com.topic"])), sid);
+    assert_eq!(result(&mut q, "wamp.subscription.lookup", json!(["com.none"])), Json::Null);
+    assert_eq!(result(&mut q, "wamp.subscription.match", json!(["com.topic"])), json!([sid]));
+    assert_eq!(result(&mut q, "wamp.subscription.match", json!(["com.none"])), Json::Null);
+    assert_eq!(result(&mut q, "wamp.subscription.count_subscribers", json!([sid])), 2);
+    let mut subscribers: Vec<u64> =
+        serde_json::from_value(result(&mut q, "wamp.subscription.list_subscribers", json!([sid])))
+            .unwrap();
     subscribers.sort();
     let mut expected = vec![a_id, b_id];
     expected.sort();
     assert_eq!(subscribers, expected);
-    assert_eq!(
-        result(&mut q, "wamp.subscription.get", json!([sid]))["match"],
-        "exact"
-    );
+    assert_eq!(result(&mut q, "wamp.subscription.get", json!([sid]))["match"], "exact");
     let list = result(&mut q, "wamp.subscription.list", json!([]));
     assert!(list["exact"].as_array().unwrap().contains(&json!(sid)));
     assert_eq!(list["prefix"], json!([]));
@@ -348,15 +263,9 @@ fn subscription_meta_events_and_procedures() {
 
     a.send(&format!("[34, 2, {sid}]"));
     a.recv();
-    assert_eq!(
-        watcher.recv().expect("on_unsubscribe")[4],
-        json!([a_id, sid])
-    );
-    b.session.transport_closed();
-    assert_eq!(
-        watcher.recv().expect("on_unsubscribe")[4],
-        json!([b_id, sid])
-    );
+    assert_eq!(watcher.recv().expect("on_unsubscribe")[4], json!([a_id, sid]));
+    b.disconnect();
+    assert_eq!(watcher.recv().expect("on_unsubscribe")[4], json!([b_id, sid]));
     assert_eq!(watcher.recv().expect("on_delete")[4], json!([b_id, sid]));
 }
 
@@ -369,53 +278,25 @@ fn registration_procedures_describe_registrations() {
     callee.send(r#"[64, 2, {"match": "prefix"}, "com.app"]"#);
     let prefix = callee.recv().expect("REGISTERED")[2].clone();
     let (mut q, _) = Client::join(&router, "realm1");
+    assert_eq!(result(&mut q, "wamp.registration.lookup", json!(["com.app.add"])), exact);
     assert_eq!(
-        result(&mut q, "wamp.registration.lookup", json!(["com.app.add"])),
-        exact
-    );
-    assert_eq!(
-        result(
-            &mut q,
-            "wamp.registration.lookup",
-            json!(["com.app", {"match": "prefix"}])
-        ),
+        result(&mut q, "wamp.registration.lookup", json!(["com.app", {"match": "prefix"}])),
         prefix
     );
-    assert_eq!(
-        result(&mut q, "wamp.registration.match", json!(["com.app.add"])),
-        exact
-    );
-    assert_eq!(
-        result(&mut q, "wamp.registration.match", json!(["com.app.sub"])),
-        prefix
-    );
-    assert_eq!(
-        result(&mut q, "wamp.registration.match", json!(["org.none"])),
-        Json::Null
-    );
+    assert_eq!(result(&mut q, "wamp.registration.match", json!(["com.app.add"])), exact);
+    assert_eq!(result(&mut q, "wamp.registration.match", json!(["com.app.sub"])), prefix);
+    assert_eq!(result(&mut q, "wamp.registration.match", json!(["org.none"])), Json::Null);
     assert_eq!(
         result(&mut q, "wamp.registration.list_callees", json!([exact])),
         json!([callee_id])
     );
-    assert_eq!(
-        result(&mut q, "wamp.registration.count_callees", json!([prefix])),
-        1
-    );
-    assert_eq!(
-        result(&mut q, "wamp.registration.get", json!([exact]))["uri"],
-        "com.app.add"
-    );
+    assert_eq!(result(&mut q, "wamp.registration.count_callees", json!([prefix])), 1);
+    assert_eq!(result(&mut q, "wamp.registration.get", json!([exact]))["uri"], "com.app.add");
     let list = result(&mut q, "wamp.registration.list", json!([]));
     assert_eq!(list["exact"], json!([exact]));
     assert_eq!(list["prefix"], json!([prefix]));
     assert_eq!(
-        call(
-            &mut q,
-            3,
-            "wamp.registration.count_callees",
-            json!([1]),
-            json!({})
-        )[4],
+        call(&mut q, 3, "wamp.registration.count_callees", json!([1]), json!({}))[4],
         "wamp.error.no_such_registration"
     );
 }
@@ -448,11 +329,7 @@ fn welcome_announces_the_meta_apis() {
     for feature in ["session_meta_api", "subscription_meta_api"] {
         assert_eq!(roles["broker"]["features"][feature], true, "{feature}");
     }
-    for feature in [
-        "session_meta_api",
-        "registration_meta_api",
-        "testament_meta_api",
-    ] {
+    for feature in ["session_meta_api", "registration_meta_api", "testament_meta_api"] {
         assert_eq!(roles["dealer"]["features"][feature], true, "{feature}");
     }
 }

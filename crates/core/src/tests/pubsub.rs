@@ -76,10 +76,7 @@ fn invalid_topic_gets_invalid_uri_and_the_session_stays_up() {
     assert_eq!(error[0], 8);
     assert_eq!(error[1], 32);
     assert_eq!(error[4], "wamp.error.invalid_uri");
-    assert_eq!(
-        c.try_send(r#"[16, 2, {"acknowledge": true}, "bad topic"]"#),
-        Status::Open
-    );
+    assert_eq!(c.try_send(r#"[16, 2, {"acknowledge": true}, "bad topic"]"#), Status::Open);
     assert_eq!(c.recv().expect("ERROR")[4], "wamp.error.invalid_uri");
     assert_eq!(
         c.try_send(r#"[16, 3, {"acknowledge": true}, "wamp.session.on_join"]"#),
@@ -102,10 +99,7 @@ fn unsubscribe_stops_delivery_and_a_second_unsubscribe_gets_no_such_subscription
     publisher.send(r#"[16, 1, {}, "com.topic"]"#);
     sub.assert_silent();
     sub.send(&format!("[34, 3, {sid}]"));
-    assert_eq!(
-        sub.recv().expect("ERROR")[4],
-        "wamp.error.no_such_subscription"
-    );
+    assert_eq!(sub.recv().expect("ERROR")[4], "wamp.error.no_such_subscription");
 }
 
 #[test]
@@ -125,7 +119,7 @@ fn leaving_session_loses_its_subscriptions() {
     let (mut sub, _) = Client::join(&router, "realm1");
     sub.send(r#"[32, 1, {}, "com.topic"]"#);
     sub.recv();
-    sub.session.transport_closed();
+    sub.disconnect();
     let realm = router.realm(&"realm1".into()).expect("realm");
     assert_eq!(realm.broker.subscription_count(), 0);
     assert_eq!(realm.session_count(), 0);
@@ -163,9 +157,6 @@ fn prefix_and_wildcard_subscriptions_get_the_topic_in_details() {
     events.sort_by_key(|e| e[1].as_u64());
     let mut expected = [prefix, wildcard];
     expected.sort_by_key(|v| v.as_u64());
-    assert_eq!(
-        events.iter().map(|e| e[1].clone()).collect::<Vec<_>>(),
-        expected
-    );
+    assert_eq!(events.iter().map(|e| e[1].clone()).collect::<Vec<_>>(), expected);
     assert!(events.iter().all(|e| e[3]["topic"] == "com.app.update"));
 }

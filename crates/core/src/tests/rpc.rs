@@ -19,10 +19,7 @@ fn call_reaches_the_callee_and_its_yield_reaches_the_caller() {
     let (_router, mut callee, mut caller, registration) = callee_and_caller();
     caller.send(r#"[48, 5, {}, "com.add", [2, 3], {"x": true}]"#);
     let invocation = callee.recv().expect("INVOCATION");
-    assert_eq!(
-        invocation,
-        json!([68, 1, registration, {}, [2, 3], {"x": true}])
-    );
+    assert_eq!(invocation, json!([68, 1, registration, {}, [2, 3], {"x": true}]));
     callee.send(r#"[70, 1, {}, [5]]"#);
     assert_eq!(caller.recv().expect("RESULT"), json!([50, 5, {}, [5]]));
 }
@@ -45,12 +42,7 @@ fn call_to_unknown_procedure_returns_no_such_procedure() {
     assert_eq!(error[0], 8);
     assert_eq!(error[1], 48);
     assert_eq!(error[4], "wamp.error.no_such_procedure");
-    assert!(
-        error[5][0]
-            .as_str()
-            .expect("message")
-            .contains("com.nothing")
-    );
+    assert!(error[5][0].as_str().expect("message").contains("com.nothing"));
 }
 
 #[test]
@@ -58,10 +50,7 @@ fn second_register_of_a_procedure_gets_procedure_already_exists() {
     let (router, _callee, _, _) = callee_and_caller();
     let (mut other, _) = Client::join(&router, "realm1");
     other.send(r#"[64, 1, {}, "com.add"]"#);
-    assert_eq!(
-        other.recv().expect("ERROR")[4],
-        "wamp.error.procedure_already_exists"
-    );
+    assert_eq!(other.recv().expect("ERROR")[4], "wamp.error.procedure_already_exists");
 }
 
 #[test]
@@ -76,17 +65,11 @@ fn register_in_the_wamp_namespace_gets_invalid_uri() {
 fn unregister_of_unknown_registration_gets_no_such_registration() {
     let (_router, mut callee, mut caller, registration) = callee_and_caller();
     callee.send(r#"[66, 2, 12345]"#);
-    assert_eq!(
-        callee.recv().expect("ERROR")[4],
-        "wamp.error.no_such_registration"
-    );
+    assert_eq!(callee.recv().expect("ERROR")[4], "wamp.error.no_such_registration");
     callee.send(&format!("[66, 3, {registration}]"));
     assert_eq!(callee.recv().expect("UNREGISTERED"), json!([67, 3]));
     caller.send(r#"[48, 1, {}, "com.add"]"#);
-    assert_eq!(
-        caller.recv().expect("ERROR")[4],
-        "wamp.error.no_such_procedure"
-    );
+    assert_eq!(caller.recv().expect("ERROR")[4], "wamp.error.no_such_procedure");
 }
 
 #[test]
@@ -106,7 +89,7 @@ fn callee_leaving_fails_its_pending_calls_with_canceled() {
     let (_router, mut callee, mut caller, _) = callee_and_caller();
     caller.send(r#"[48, 3, {}, "com.add"]"#);
     callee.recv();
-    callee.session.transport_closed();
+    callee.disconnect();
     let error = caller.recv().expect("ERROR");
     assert_eq!(error[2], 3);
     assert_eq!(error[4], "wamp.error.canceled");
@@ -117,11 +100,8 @@ fn caller_leaving_interrupts_and_forgets_its_invocations() {
     let (_router, mut callee, mut caller, _) = callee_and_caller();
     caller.send(r#"[48, 3, {}, "com.add"]"#);
     callee.recv();
-    caller.session.transport_closed();
-    assert_eq!(
-        callee.recv().expect("INTERRUPT"),
-        json!([69, 1, {"mode": "killnowait"}])
-    );
+    caller.disconnect();
+    assert_eq!(callee.recv().expect("INTERRUPT"), json!([69, 1, {"mode": "killnowait"}]));
     // The late answer is dropped without harming the callee.
     assert_eq!(callee.try_send(r#"[70, 1, {}, [5]]"#), crate::Status::Open);
 }
@@ -130,26 +110,17 @@ fn caller_leaving_interrupts_and_forgets_its_invocations() {
 fn yield_for_an_invocation_never_issued_is_a_protocol_violation() {
     let (_router, mut callee, _caller, _) = callee_and_caller();
     assert_eq!(callee.try_send(r#"[70, 99, {}]"#), crate::Status::Closed);
-    assert_eq!(
-        callee.recv().expect("ABORT")[2],
-        "wamp.error.protocol_violation"
-    );
+    assert_eq!(callee.recv().expect("ABORT")[2], "wamp.error.protocol_violation");
 }
 
 #[test]
 fn progressive_results_reach_a_caller_that_asked_for_them() {
     let (_router, mut callee, mut caller, _) = callee_and_caller();
     caller.send(r#"[48, 1, {"receive_progress": true}, "com.add"]"#);
-    assert_eq!(
-        callee.recv().expect("INVOCATION")[3],
-        json!({"receive_progress": true})
-    );
+    assert_eq!(callee.recv().expect("INVOCATION")[3], json!({"receive_progress": true}));
     callee.send(r#"[70, 1, {"progress": true}, ["p1"]]"#);
     callee.send(r#"[70, 1, {}, ["done"]]"#);
-    assert_eq!(
-        caller.recv().expect("RESULT"),
-        json!([50, 1, {"progress": true}, ["p1"]])
-    );
+    assert_eq!(caller.recv().expect("RESULT"), json!([50, 1, {"progress": true}, ["p1"]]));
     assert_eq!(caller.recv().expect("RESULT"), json!([50, 1, {}, ["done"]]));
 }
 
@@ -160,10 +131,7 @@ fn cancel_killnowait_answers_the_caller_and_interrupts_the_callee() {
     callee.recv();
     caller.send(r#"[49, 1, {"mode": "killnowait"}]"#);
     assert_eq!(caller.recv().expect("ERROR")[4], "wamp.error.canceled");
-    assert_eq!(
-        callee.recv().expect("INTERRUPT"),
-        json!([69, 1, {"mode": "killnowait"}])
-    );
+    assert_eq!(callee.recv().expect("INTERRUPT"), json!([69, 1, {"mode": "killnowait"}]));
 }
 
 #[test]
@@ -174,33 +142,15 @@ fn shared_registration_round_robins_between_callees() {
     let (mut caller, _) = Client::join(&router, "realm1");
     a.send(r#"[64, 1, {"invoke": "roundrobin"}, "com.rr"]"#);
     b.send(r#"[64, 1, {"invoke": "roundrobin"}, "com.rr"]"#);
-    assert_eq!(
-        a.recv().expect("REGISTERED")[2],
-        b.recv().expect("REGISTERED")[2]
-    );
+    assert_eq!(a.recv().expect("REGISTERED")[2], b.recv().expect("REGISTERED")[2]);
     for request in 1..=4 {
         caller.send(&format!(r#"[48, {request}, {{}}, "com.rr"]"#));
     }
-    assert_eq!(
-        [a.recv(), a.recv(), a.recv()]
-            .iter()
-            .filter(|m| m.is_some())
-            .count(),
-        2
-    );
-    assert_eq!(
-        [b.recv(), b.recv(), b.recv()]
-            .iter()
-            .filter(|m| m.is_some())
-            .count(),
-        2
-    );
+    assert_eq!([a.recv(), a.recv(), a.recv()].iter().filter(|m| m.is_some()).count(), 2);
+    assert_eq!([b.recv(), b.recv(), b.recv()].iter().filter(|m| m.is_some()).count(), 2);
     let (mut c, _) = Client::join(&router, "realm1");
     c.send(r#"[64, 1, {"invoke": "random"}, "com.rr"]"#);
-    assert_eq!(
-        c.recv().expect("ERROR")[4],
-        "wamp.error.procedure_already_exists"
-    );
+    assert_eq!(c.recv().expect("ERROR")[4], "wamp.error.procedure_already_exists");
 }
 
 #[test]
@@ -219,10 +169,7 @@ fn exact_registration_wins_over_prefix_and_longest_prefix_over_shorter() {
     caller.send(r#"[48, 1, {}, "com.a.b.c"]"#);
     assert_eq!(exact.recv().expect("INVOCATION")[0], 68);
     caller.send(r#"[48, 2, {}, "com.a.b.d"]"#);
-    assert_eq!(
-        long.recv().expect("INVOCATION")[3]["procedure"],
-        "com.a.b.d"
-    );
+    assert_eq!(long.recv().expect("INVOCATION")[3]["procedure"], "com.a.b.d");
     caller.send(r#"[48, 3, {}, "com.a.x"]"#);
     assert_eq!(short.recv().expect("INVOCATION")[3]["procedure"], "com.a.x");
 }

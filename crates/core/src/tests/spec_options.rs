@@ -36,10 +36,7 @@ fn run(file: &str) -> usize {
                 assert_eq!(abort[2], "wamp.error.protocol_violation", "{description}");
                 let needle = expected["contains"].as_str().expect("contains");
                 assert!(
-                    abort[1]["message"]
-                        .as_str()
-                        .expect("message")
-                        .contains(needle),
+                    abort[1]["message"].as_str().expect("message").contains(needle),
                     "{description}: {abort}"
                 );
             }

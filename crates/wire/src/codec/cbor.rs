@@ -22,11 +22,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn new(source: &'a Bytes) -> Result<Self, DecodeError> {
         let mut decoder = Decoder::new(source);
         let remaining = decoder.array().map_err(|_| DecodeError::NotAMessage)?;
-        Ok(Self {
-            source,
-            decoder,
-            remaining,
-        })
+        Ok(Self { source, decoder, remaining })
     }
 
     /// Whether another element follows, consuming the Break of an indefinite array.
@@ -112,10 +108,7 @@ pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 fn malformed(e: minicbor::decode::Error) -> DecodeError {
-    DecodeError::Malformed {
-        serializer: Serializer::Cbor,
-        reason: e.to_string(),
-    }
+    DecodeError::Malformed { serializer: Serializer::Cbor, reason: e.to_string() }
 }
 
 /// Steps over one value without building it, bounded in depth.
@@ -158,12 +151,10 @@ fn read_value(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
         Type::I8 | Type::I16 | Type::I32 | Type::I64 => Value::Int(d.i64().map_err(malformed)?),
         Type::Int => {
             let i: i128 = d.int().map_err(malformed)?.into();
-            i64::try_from(i)
-                .map(Value::Int)
-                .map_err(|_| DecodeError::Malformed {
-                    serializer: Serializer::Cbor,
-                    reason: "integer out of range".into(),
-                })?
+            i64::try_from(i).map(Value::Int).map_err(|_| DecodeError::Malformed {
+                serializer: Serializer::Cbor,
+                reason: "integer out of range".into(),
+            })?
         }
         Type::F16 => Value::Float(f64::from(d.f16().map_err(malformed)?)),
         Type::F32 => Value::Float(f64::from(d.f32().map_err(malformed)?)),

@@ -20,19 +20,13 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     pub(crate) fn new(source: &'a Bytes) -> Result<Self, DecodeError> {
         let elements: Vec<&RawValue> = serde_json::from_slice(source).map_err(|e| malformed(&e))?;
-        Ok(Self {
-            source,
-            elements: elements.into_iter(),
-        })
+        Ok(Self { source, elements: elements.into_iter() })
     }
 }
 
 impl ElementReader for Reader<'_> {
     fn next_value(&mut self) -> Result<Option<Value>, DecodeError> {
-        self.elements
-            .next()
-            .map(|raw| decode_value(raw.get().as_bytes()))
-            .transpose()
+        self.elements.next().map(|raw| decode_value(raw.get().as_bytes())).transpose()
     }
 
     fn next_raw(&mut self, container: Container) -> Result<Option<Data>, DecodeError> {
@@ -65,10 +59,7 @@ pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 fn malformed(e: &serde_json::Error) -> DecodeError {
-    DecodeError::Malformed {
-        serializer: Serializer::Json,
-        reason: e.to_string(),
-    }
+    DecodeError::Malformed { serializer: Serializer::Json, reason: e.to_string() }
 }
 
 fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError> {
@@ -88,17 +79,11 @@ fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError
             }
         }
         serde_json::Value::String(s) => match s.strip_prefix('\0') {
-            Some(b64) => BASE64
-                .decode(b64)
-                .map(Value::Bytes)
-                .unwrap_or(Value::Str(s)),
+            Some(b64) => BASE64.decode(b64).map(Value::Bytes).unwrap_or(Value::Str(s)),
             None => Value::Str(s),
         },
         serde_json::Value::Array(items) => Value::List(
-            items
-                .into_iter()
-                .map(|v| from_json(v, depth + 1))
-                .collect::<Result<_, _>>()?,
+            items.into_iter().map(|v| from_json(v, depth + 1)).collect::<Result<_, _>>()?,
         ),
         serde_json::Value::Object(map) => Value::Dict(
             map.into_iter()

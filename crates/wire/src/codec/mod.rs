@@ -195,10 +195,7 @@ pub(crate) trait ElementReader {
 const MAX_FIELDS: usize = 4;
 
 fn decode_message(mut reader: impl ElementReader) -> Result<Message, DecodeError> {
-    let code = reader
-        .next_value()?
-        .and_then(|v| v.as_u64())
-        .ok_or(DecodeError::NotAMessage)?;
+    let code = reader.next_value()?.and_then(|v| v.as_u64()).ok_or(DecodeError::NotAMessage)?;
     let kind = MessageType::from_code(code).ok_or(DecodeError::UnknownType(code))?;
     let field_count = kind.payload_index().map_or(MAX_FIELDS, |i| i - 1);
     let mut fields = Vec::with_capacity(field_count);
@@ -214,9 +211,7 @@ fn decode_message(mut reader: impl ElementReader) -> Result<Message, DecodeError
         payload.kwargs = reader.next_raw(Container::Dict)?;
     }
     if reader.has_more()? {
-        return Err(DecodeError::TooManyElements {
-            message: kind.name(),
-        });
+        return Err(DecodeError::TooManyElements { message: kind.name() });
     }
     Message::parse(kind, fields, payload)
 }

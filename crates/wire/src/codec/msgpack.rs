@@ -21,11 +21,7 @@ impl<'a> Reader<'a> {
         let mut rest: &[u8] = source;
         let remaining =
             rmp::decode::read_array_len(&mut rest).map_err(|_| DecodeError::NotAMessage)?;
-        Ok(Self {
-            source,
-            rest,
-            remaining,
-        })
+        Ok(Self { source, rest, remaining })
     }
 }
 
@@ -56,10 +52,7 @@ impl ElementReader for Reader<'_> {
                         | Marker::Bin16
                         | Marker::Bin32
                 )
-            ) | (
-                Container::Dict,
-                Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32)
-            )
+            ) | (Container::Dict, Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32))
         );
         if !shape_ok {
             return Err(container.shape_error());
@@ -89,10 +82,7 @@ pub(crate) fn decode_value(mut bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 fn malformed(reason: &str) -> DecodeError {
-    DecodeError::Malformed {
-        serializer: Serializer::MsgPack,
-        reason: reason.to_owned(),
-    }
+    DecodeError::Malformed { serializer: Serializer::MsgPack, reason: reason.to_owned() }
 }
 
 fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
@@ -105,9 +95,7 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
 }
 
 fn be_uint(rest: &mut &[u8], n: usize) -> Result<u64, DecodeError> {
-    Ok(take(rest, n)?
-        .iter()
-        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    Ok(take(rest, n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
 /// What a marker announces: a scalar, a byte run of some length, or a container.
@@ -138,9 +126,9 @@ fn read_shape(rest: &mut &[u8]) -> Result<Shape, DecodeError> {
         Marker::I16 => Shape::Value(Value::Int(i64::from(be_uint(rest, 2)? as u16 as i16))),
         Marker::I32 => Shape::Value(Value::Int(i64::from(be_uint(rest, 4)? as u32 as i32))),
         Marker::I64 => Shape::Value(Value::Int(be_uint(rest, 8)? as i64)),
-        Marker::F32 => Shape::Value(Value::Float(f64::from(f32::from_bits(
-            be_uint(rest, 4)? as u32
-        )))),
+        Marker::F32 => {
+            Shape::Value(Value::Float(f64::from(f32::from_bits(be_uint(rest, 4)? as u32))))
+        }
         Marker::F64 => Shape::Value(Value::Float(f64::from_bits(be_uint(rest, 8)?))),
         Marker::FixStr(n) => Shape::Str(usize::from(n)),
         Marker::Str8 => Shape::Str(len(rest, 1)?),
@@ -227,10 +215,7 @@ fn skip_value(rest: &mut &[u8], depth: usize) -> Result<(), DecodeError> {
 
 pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(64);
-    write(rmp::encode::write_array_len(
-        &mut out,
-        len32(elements.len())?,
-    ))?;
+    write(rmp::encode::write_array_len(&mut out, len32(elements.len())?))?;
     for element in elements {
         match element {
             Element::UInt(u) => write(rmp::encode::write_uint(&mut out, *u))?,
@@ -253,8 +238,7 @@ fn len32(n: usize) -> Result<u32, EncodeError> {
 
 /// Writing to a `Vec` cannot fail; any error is reported rather than unwrapped all the same.
 fn write<T, E: std::fmt::Debug>(r: Result<T, E>) -> Result<(), EncodeError> {
-    r.map(|_| ())
-        .map_err(|e| EncodeError::Unrepresentable(format!("{e:?}")))
+    r.map(|_| ()).map_err(|e| EncodeError::Unrepresentable(format!("{e:?}")))
 }
 
 fn write_dict(out: &mut Vec<u8>, dict: &Dict) -> Result<(), EncodeError> {

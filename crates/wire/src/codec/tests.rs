@@ -11,10 +11,7 @@ fn call_with(args: Value) -> Message {
         request: RequestId::new(1).expect("valid id"),
         options: dict! {},
         procedure: Uri::from("com.example.echo"),
-        payload: crate::Payload {
-            args: Some(Data::Decoded(args)),
-            kwargs: None,
-        },
+        payload: crate::Payload { args: Some(Data::Decoded(args)), kwargs: None },
     })
 }
 
@@ -23,9 +20,7 @@ fn binary_values_survive_every_serializer_pair() {
     let blob = Value::Bytes(vec![0, 1, 2, 254, 255]);
     let original = call_with(Value::List(vec![blob.clone(), Value::from("text")]));
     for from in Serializer::ALL {
-        let decoded = from
-            .decode(&from.encode(&original).expect("encodes"))
-            .expect("decodes");
+        let decoded = from.decode(&from.encode(&original).expect("encodes")).expect("decodes");
         for to in Serializer::ALL {
             let bytes = to.encode(&decoded).expect("transcodes");
             let Message::Call(call) = to.decode(&bytes).expect("decodes") else {
@@ -45,10 +40,7 @@ fn json_binary_uses_nul_plus_base64() {
     let bytes = Serializer::Json
         .encode(&call_with(Value::List(vec![Value::Bytes(b"hi".to_vec())])))
         .expect("encodes");
-    assert_eq!(
-        &bytes[..],
-        br#"[48,1,{},"com.example.echo",["\u0000aGk="]]"#
-    );
+    assert_eq!(&bytes[..], br#"[48,1,{},"com.example.echo",["\u0000aGk="]]"#);
 }
 
 #[test]
@@ -70,10 +62,7 @@ fn kwargs_without_args_get_an_empty_args_placeholder() {
         details: dict! {},
         payload: crate::Payload::from_values(vec![], dict! {"a" => 1u64}),
     });
-    assert_eq!(
-        &Serializer::Json.encode(&msg).expect("encodes")[..],
-        br#"[36,5,6,{},[],{"a":1}]"#
-    );
+    assert_eq!(&Serializer::Json.encode(&msg).expect("encodes")[..], br#"[36,5,6,{},[],{"a":1}]"#);
 }
 
 #[test]
@@ -97,33 +86,18 @@ fn malformed_input_is_an_error_not_a_panic() {
 
 #[test]
 fn unknown_message_type_is_named() {
-    let err = Serializer::Json
-        .decode(&Bytes::from_static(b"[99, 1]"))
-        .unwrap_err();
+    let err = Serializer::Json.decode(&Bytes::from_static(b"[99, 1]")).unwrap_err();
     assert_eq!(err, DecodeError::UnknownType(99));
 }
 
 #[test]
 fn wrong_field_type_names_message_and_field() {
-    let err = Serializer::Json
-        .decode(&Bytes::from_static(br#"[32, "x", {}, "t"]"#))
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "SUBSCRIBE.Request must be an id in [0, 2^53]"
-    );
-    let err = Serializer::Json
-        .decode(&Bytes::from_static(br#"[32, 1, {}, "t", 5]"#))
-        .unwrap_err();
-    assert_eq!(
-        err,
-        DecodeError::TooManyElements {
-            message: "SUBSCRIBE"
-        }
-    );
-    let err = Serializer::Json
-        .decode(&Bytes::from_static(br#"[48, 1, {}, "p", {"a": 1}]"#))
-        .unwrap_err();
+    let err = Serializer::Json.decode(&Bytes::from_static(br#"[32, "x", {}, "t"]"#)).unwrap_err();
+    assert_eq!(err.to_string(), "SUBSCRIBE.Request must be an id in [0, 2^53]");
+    let err = Serializer::Json.decode(&Bytes::from_static(br#"[32, 1, {}, "t", 5]"#)).unwrap_err();
+    assert_eq!(err, DecodeError::TooManyElements { message: "SUBSCRIBE" });
+    let err =
+        Serializer::Json.decode(&Bytes::from_static(br#"[48, 1, {}, "p", {"a": 1}]"#)).unwrap_err();
     assert_eq!(err, DecodeError::PayloadShape("Arguments must be a list"));
 }
 
@@ -132,40 +106,17 @@ fn request_ids_above_two_to_the_53_are_refused() {
     let err = Serializer::Json
         .decode(&Bytes::from_static(br#"[48, 9007199254740993, {}, "p"]"#))
         .unwrap_err();
-    assert!(matches!(
-        err,
-        DecodeError::Field {
-            field: "Request",
-            ..
-        }
-    ));
+    assert!(matches!(err, DecodeError::Field { field: "Request", .. }));
 }
 
 #[test]
 fn deeply_nested_payloads_are_refused_when_decoded() {
     let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
     for serializer in [Serializer::MsgPack, Serializer::Cbor] {
-        let mut bytes = vec![
-            if serializer == Serializer::MsgPack {
-                0x91
-            } else {
-                0x81
-            };
-            MAX_DEPTH + 2
-        ];
-        bytes.push(if serializer == Serializer::MsgPack {
-            0x90
-        } else {
-            0x80
-        });
-        assert_eq!(
-            serializer.decode_value(&bytes),
-            Err(DecodeError::TooDeep),
-            "{serializer:?}"
-        );
+        let mut bytes =
+            vec![if serializer == Serializer::MsgPack { 0x91 } else { 0x81 }; MAX_DEPTH + 2];
+        bytes.push(if serializer == Serializer::MsgPack { 0x90 } else { 0x80 });
+        assert_eq!(serializer.decode_value(&bytes), Err(DecodeError::TooDeep), "{serializer:?}");
     }
-    assert_eq!(
-        Serializer::Json.decode_value(deep.as_bytes()),
-        Err(DecodeError::TooDeep)
-    );
+    assert_eq!(Serializer::Json.decode_value(deep.as_bytes()), Err(DecodeError::TooDeep));
 }

@@ -281,18 +281,11 @@ pub(crate) struct Fields {
 
 impl Fields {
     fn new(kind: MessageType, fields: Vec<Value>) -> Self {
-        Self {
-            kind,
-            fields: fields.into_iter(),
-        }
+        Self { kind, fields: fields.into_iter() }
     }
 
     fn error(&self, field: &'static str, expected: &'static str) -> DecodeError {
-        DecodeError::Field {
-            message: self.kind.name(),
-            field,
-            expected,
-        }
+        DecodeError::Field { message: self.kind.name(), field, expected }
     }
 
     fn next(
@@ -300,9 +293,7 @@ impl Fields {
         field: &'static str,
         expected: &'static str,
     ) -> std::result::Result<Value, DecodeError> {
-        self.fields
-            .next()
-            .ok_or_else(|| self.error(field, expected))
+        self.fields.next().ok_or_else(|| self.error(field, expected))
     }
 
     pub(crate) fn id<T>(
@@ -311,17 +302,12 @@ impl Fields {
         wrap: fn(u64) -> Option<T>,
     ) -> std::result::Result<T, DecodeError> {
         let value = self.next(field, "an id in [0, 2^53]")?;
-        value
-            .as_u64()
-            .and_then(wrap)
-            .ok_or_else(|| self.error(field, "an id in [0, 2^53]"))
+        value.as_u64().and_then(wrap).ok_or_else(|| self.error(field, "an id in [0, 2^53]"))
     }
 
     pub(crate) fn uint(&mut self, field: &'static str) -> std::result::Result<u64, DecodeError> {
         let value = self.next(field, "an integer")?;
-        value
-            .as_u64()
-            .ok_or_else(|| self.error(field, "an integer"))
+        value.as_u64().ok_or_else(|| self.error(field, "an integer"))
     }
 
     pub(crate) fn dict(&mut self, field: &'static str) -> std::result::Result<Dict, DecodeError> {
@@ -363,9 +349,7 @@ impl Fields {
     fn finish(mut self) -> std::result::Result<(), DecodeError> {
         match self.fields.next() {
             None => Ok(()),
-            Some(_) => Err(DecodeError::TooManyElements {
-                message: self.kind.name(),
-            }),
+            Some(_) => Err(DecodeError::TooManyElements { message: self.kind.name() }),
         }
     }
 }
@@ -393,10 +377,7 @@ macro_rules! id_pair_message {
     ($ty:ident, $a:ident: $ta:ident = $na:literal, $b:ident: $tb:ident = $nb:literal) => {
         impl $ty {
             pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
-                Ok(Self {
-                    $a: f.id($na, $ta::new)?,
-                    $b: f.id($nb, $tb::new)?,
-                })
+                Ok(Self { $a: f.id($na, $ta::new)?, $b: f.id($nb, $tb::new)? })
             }
             pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
                 out.extend([Element::UInt(self.$a.get()), Element::UInt(self.$b.get())]);

@@ -83,15 +83,7 @@ pub struct Event {
     pub payload: Payload,
 }
 
-message_kind!(
-    Publish,
-    Published,
-    Subscribe,
-    Subscribed,
-    Unsubscribe,
-    Unsubscribed,
-    Event
-);
+message_kind!(Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, Event);
 id_pair_message!(Published, request: RequestId = "PUBLISH.Request", publication: PublicationId = "Publication");
 id_pair_message!(Subscribed, request: RequestId = "SUBSCRIBE.Request", subscription: SubscriptionId = "Subscription");
 id_pair_message!(Unsubscribe, request: RequestId = "Request", subscription: SubscriptionId = "SUBSCRIBED.Subscription");

@@ -143,10 +143,7 @@ macro_rules! request_dict_message {
                 })
             }
             pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
-                out.extend([
-                    Element::UInt(self.request.get()),
-                    Element::Dict(&self.$dict),
-                ]);
+                out.extend([Element::UInt(self.request.get()), Element::Dict(&self.$dict)]);
                 push_payload(out, &self.payload);
             }
         }
@@ -154,16 +151,10 @@ macro_rules! request_dict_message {
     ($ty:ident, $id_field:literal, $dict:ident, $dict_field:literal) => {
         impl $ty {
             pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
-                Ok(Self {
-                    request: f.id($id_field, RequestId::new)?,
-                    $dict: f.dict($dict_field)?,
-                })
+                Ok(Self { request: f.id($id_field, RequestId::new)?, $dict: f.dict($dict_field)? })
             }
             pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
-                out.extend([
-                    Element::UInt(self.request.get()),
-                    Element::Dict(&self.$dict),
-                ]);
+                out.extend([Element::UInt(self.request.get()), Element::Dict(&self.$dict)]);
             }
         }
     };

@@ -67,57 +67,35 @@ message_kind!(Hello, Welcome, Abort, Challenge, Authenticate, Goodbye);
 
 impl Hello {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
-        Ok(Self {
-            realm: f.uri("Realm")?,
-            details: f.dict("Details")?,
-        })
+        Ok(Self { realm: f.uri("Realm")?, details: f.dict("Details")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
-        out.extend([
-            Element::Str(self.realm.as_str()),
-            Element::Dict(&self.details),
-        ]);
+        out.extend([Element::Str(self.realm.as_str()), Element::Dict(&self.details)]);
     }
 }
 
 impl Welcome {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
-        Ok(Self {
-            session: f.id("Session", SessionId::new)?,
-            details: f.dict("Details")?,
-        })
+        Ok(Self { session: f.id("Session", SessionId::new)?, details: f.dict("Details")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
-        out.extend([
-            Element::UInt(self.session.get()),
-            Element::Dict(&self.details),
-        ]);
+        out.extend([Element::UInt(self.session.get()), Element::Dict(&self.details)]);
     }
 }
 
 impl Abort {
     pub(crate) fn parse(f: &mut Fields, payload: Payload) -> Result<Self, DecodeError> {
-        Ok(Self {
-            details: f.dict("Details")?,
-            reason: f.uri("Reason")?,
-            payload,
-        })
+        Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")?, payload })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
-        out.extend([
-            Element::Dict(&self.details),
-            Element::Str(self.reason.as_str()),
-        ]);
+        out.extend([Element::Dict(&self.details), Element::Str(self.reason.as_str())]);
         push_payload(out, &self.payload);
     }
 }
 
 impl Challenge {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
-        Ok(Self {
-            authmethod: f.string("AuthMethod")?,
-            extra: f.dict("Extra")?,
-        })
+        Ok(Self { authmethod: f.string("AuthMethod")?, extra: f.dict("Extra")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
         out.extend([Element::Str(&self.authmethod), Element::Dict(&self.extra)]);
@@ -126,10 +104,7 @@ impl Challenge {
 
 impl Authenticate {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
-        Ok(Self {
-            signature: f.string("Signature")?,
-            extra: f.dict("Extra")?,
-        })
+        Ok(Self { signature: f.string("Signature")?, extra: f.dict("Extra")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
         out.extend([Element::Str(&self.signature), Element::Dict(&self.extra)]);
@@ -138,15 +113,9 @@ impl Authenticate {
 
 impl Goodbye {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
-        Ok(Self {
-            details: f.dict("Details")?,
-            reason: f.uri("Reason")?,
-        })
+        Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
-        out.extend([
-            Element::Dict(&self.details),
-            Element::Str(self.reason.as_str()),
-        ]);
+        out.extend([Element::Dict(&self.details), Element::Str(self.reason.as_str())]);
     }
 }

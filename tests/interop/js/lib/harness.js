@@ -3,10 +3,12 @@
 // loopback port with its own data directory, and open Autobahn|JS sessions to it.
 
 const { spawn } = require('node:child_process');
+const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { describe, before, after, test } = require('node:test');
 
 // Autobahn|JS binds console.warn when it is loaded and warns on every normal connection close;
 // drop just those two routine messages so test output shows what matters.
@@ -58,20 +60,33 @@ function canConnect(port) {
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Rejects with `message` if `promise` has not settled within `ms`. */
+/**
+ * Rejects with `message` (a string, or a function giving one) if `promise` has not settled
+ * within `ms`.
+ */
 function withTimeout(promise, ms, message) {
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${message} (timed out after ${ms} ms)`)), ms);
+    timer = setTimeout(() => {
+      const text = typeof message === 'function' ? message() : message;
+      reject(new Error(`${text} (timed out after ${ms} ms)`));
+    }, ms);
   });
   return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
 }
 
+/** A configuration file (docs/configuration.md) that opens `realms` to anonymous clients. */
+function realmsConfig(realms) {
+  return realms.map((name) => `[[realms]]\nname = ${JSON.stringify(name)}\n\n`).join('');
+}
+
 class Router {
-  constructor() {
+  /** `realms`: realms to open instead of the default `realm1` (written to a config file). */
+  constructor({ realms = null } = {}) {
     this.workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'junction-js-'));
     this.dataDir = path.join(this.workdir, 'data');
     this.logPath = path.join(this.workdir, 'router.log');
+    this.realms = realms;
     this.port = null;
     this.proc = null;
     this.exit = null; // {code, signal} once the process has exited
@@ -88,6 +103,12 @@ class Router {
         '`cargo build -p junction --bin junction` or set JUNCTION_BIN');
     }
     fs.mkdirSync(this.dataDir, { recursive: true });
+    const configArgs = [];
+    if (this.realms !== null) {
+      const config = path.join(this.workdir, 'junction.toml');
+      fs.writeFileSync(config, realmsConfig(this.realms));
+      configArgs.push('--config', config);
+    }
     // A port picked by freePort() can be taken by a parallel test before the router binds it;
     // the router then exits early and we try another port.
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -95,7 +116,7 @@ class Router {
       const log = fs.openSync(this.logPath, 'a');
       this.exit = null;
       this.proc = spawn(binary, [
-        'serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir,
+        'serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...configArgs,
       ], { cwd: this.workdir, stdio: ['ignore', log, log] });
       fs.closeSync(log);
       const exited = new Promise((resolve) => {
@@ -146,8 +167,8 @@ class Router {
   }
 }
 
-async function startRouter() {
-  const router = new Router();
+async function startRouter(options) {
+  const router = new Router(options);
   await router.start();
   return router;
 }
@@ -231,6 +252,26 @@ async function disconnect(client) {
   }
 }
 
+/** The error `promise` rejects with; fails with `what` and the value if it resolves instead. */
+async function rejection(promise, what) {
+  let value;
+  try {
+    value = await promise;
+  } catch (e) {
+    return e;
+  }
+  return assert.fail(`${what} succeeded with ${JSON.stringify(value)}`);
+}
+
+/**
+ * End a client's transport without a WAMP GOODBYE: over RawSocket the TCP connection is simply
+ * ended; over WebSocket only the WebSocket closing handshake is sent (Autobahn|JS keeps its
+ * socket private).
+ */
+function dropTransport(client) {
+  client.connection._transport.close();
+}
+
 /** Collects callback values; `waitFor(n)` resolves once n values arrived (bounded). */
 class Collector {
   constructor() {
@@ -240,18 +281,81 @@ class Collector {
 
   add(item) {
     this.items.push(item);
-    this.waiters = this.waiters.filter(({ count, resolve }) => {
-      if (this.items.length >= count) { resolve(this.items); return false; }
+    this.waiters = this.waiters.filter(({ done, resolve }) => {
+      if (done(this.items)) { resolve(this.items); return false; }
       return true;
     });
   }
 
   waitFor(count = 1, ms = RECV_TIMEOUT) {
-    if (this.items.length >= count) return Promise.resolve(this.items);
-    const arrived = new Promise((resolve) => this.waiters.push({ count, resolve }));
-    return withTimeout(arrived, ms,
-      `waiting for ${count} item(s), got ${this.items.length}: ${JSON.stringify(this.items)}`);
+    return this.waitUntil((items) => items.length >= count, `${count} item(s)`, ms);
   }
+
+  /** Resolves to the items once `done(items)` holds; `what` names the wait in the failure. */
+  waitUntil(done, what, ms = RECV_TIMEOUT) {
+    if (done(this.items)) return Promise.resolve(this.items);
+    const arrived = new Promise((resolve) => this.waiters.push({ done, resolve }));
+    return withTimeout(arrived, ms, () => `waiting for ${what}, got ${this.items.length}: ` +
+      JSON.stringify(this.items));
+  }
+}
+
+/**
+ * A `describe` block with a router of its own: started before its tests, stopped after them,
+ * and reported if it exited while they ran. `body` receives the suite's tools:
+ *
+ * - `it(name, fn)`: a test whose failure carries the tail of the router's log;
+ * - `connect(options)`: a client of connect(), closed when the suite ends;
+ * - `open(options)`: the same, resolving to just the session;
+ * - `within(promise, what)`: the promise, bounded by RECV_TIMEOUT;
+ * - `rejected(promise, what)`: the error the promise rejects with (bounded); fails if it resolves;
+ * - `collect(session, topic, options)`: subscribes and collects events as {args, kwargs, details};
+ *   resolves to {events (a Collector), subscription};
+ * - `router()`: the running Router.
+ *
+ * `routerOptions` are passed to the Router (for instance `{ realms: ['realm1', 'realm2'] }`).
+ */
+function suite(name, body, routerOptions = {}) {
+  describe(name, () => {
+    let router;
+    const clients = [];
+    const tools = {
+      router: () => router,
+      it: (testName, fn) => test(testName, withRouterLog(() => router, fn)),
+      within: (promise, what) => withTimeout(promise, RECV_TIMEOUT, what),
+      rejected: (promise, what) => withTimeout(rejection(promise, what), RECV_TIMEOUT, what),
+      async connect(options) {
+        const client = await connect(router, options);
+        clients.push(client);
+        return client;
+      },
+      async open(options) {
+        return (await tools.connect(options)).session;
+      },
+      async collect(session, topic, options = {}) {
+        const events = new Collector();
+        const subscription = await tools.within(session.subscribe(topic, (args, kwargs, details) => {
+          events.add({ args, kwargs, details });
+        }, options), `subscribe ${topic}`);
+        return { events, subscription };
+      },
+    };
+
+    before(async () => {
+      router = await startRouter(routerOptions);
+    });
+
+    after(async () => {
+      for (const client of clients) await disconnect(client);
+      const alive = router.isRunning();
+      const { exit } = router;
+      const log = router.logTail();
+      await router.stop();
+      assert.ok(alive, `junction exited during the tests ${JSON.stringify(exit)}:\n${log}`);
+    });
+
+    body(tools);
+  });
 }
 
 module.exports = {
@@ -262,7 +366,9 @@ module.exports = {
   autobahn,
   connect,
   disconnect,
+  dropTransport,
   startRouter,
+  suite,
   withRouterLog,
   withTimeout,
 };
