@@ -1,7 +1,9 @@
-//! WebSocket (RFC 6455) with the WAMP subprotocols `wamp.2.json`, `wamp.2.msgpack` and
-//! `wamp.2.cbor`, on top of `tokio-tungstenite`.
+//! WebSocket (RFC 6455) with the WAMP subprotocols `wamp.2.json`, `wamp.2.msgpack`,
+//! `wamp.2.cbor` and their `.batched` variants, on top of `tokio-tungstenite`.
 
-use bytes::Bytes;
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -14,6 +16,34 @@ use junction_wire::Serializer;
 
 use crate::config::TransportConfig;
 use crate::connection::{Incoming, Link, LinkError};
+
+/// A WAMP WebSocket subprotocol: a serializer, plain or batched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Subprotocol {
+    serializer: Serializer,
+    /// Several WAMP messages per WebSocket message (spec, "Message Batching").
+    batched: bool,
+}
+
+impl Subprotocol {
+    fn parse(name: &str) -> Option<Self> {
+        match name.strip_suffix(".batched") {
+            Some(base) => Serializer::from_subprotocol(base)
+                .map(|serializer| Self { serializer, batched: true }),
+            None => Serializer::from_subprotocol(name)
+                .map(|serializer| Self { serializer, batched: false }),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match (self.serializer, self.batched) {
+            (Serializer::Json, true) => "wamp.2.json.batched",
+            (Serializer::MsgPack, true) => "wamp.2.msgpack.batched",
+            (Serializer::Cbor, true) => "wamp.2.cbor.batched",
+            (serializer, _) => serializer.subprotocol(),
+        }
+    }
+}
 
 /// What the WebSocket opening handshake agreed.
 pub(crate) struct Accepted<S> {
@@ -29,14 +59,12 @@ pub(crate) async fn accept<S>(stream: S, config: &TransportConfig) -> Result<Acc
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut agreed: Option<(Serializer, String)> = None;
+    let mut agreed: Option<(Subprotocol, String)> = None;
     let callback = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
         let path = request.uri().path().to_owned();
         if path != config.websocket_path {
-            return Err(refusal(
-                StatusCode::NOT_FOUND,
-                format!("no WAMP endpoint at {path}; use {}", config.websocket_path),
-            ));
+            let message = format!("no WAMP endpoint at {path}; use {}", config.websocket_path);
+            return Err(refusal(StatusCode::NOT_FOUND, message));
         }
         let offered = request
             .headers()
@@ -45,33 +73,34 @@ where
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim);
-        let Some(serializer) = offered.filter_map(Serializer::from_subprotocol).next() else {
-            return Err(refusal(
-                StatusCode::BAD_REQUEST,
-                "no supported WAMP subprotocol offered; use wamp.2.json, wamp.2.msgpack or wamp.2.cbor".into(),
-            ));
+        let Some(protocol) = offered.filter_map(Subprotocol::parse).next() else {
+            let message = "no supported WAMP subprotocol offered; use wamp.2.json, wamp.2.msgpack or \
+                           wamp.2.cbor (optionally .batched)";
+            return Err(refusal(StatusCode::BAD_REQUEST, message.into()));
         };
         response
             .headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_static(serializer.subprotocol()));
-        agreed = Some((serializer, path));
+            .insert("sec-websocket-protocol", HeaderValue::from_static(protocol.name()));
+        agreed = Some((protocol, path));
         Ok(response)
     };
     let ws =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config(config)))
             .await?;
-    let Some((serializer, path)) = agreed else {
+    let Some((protocol, path)) = agreed else {
         // The handshake only succeeds through the callback's Ok branch, which sets `agreed`.
         return Err(LinkError::Io(std::io::Error::other(
             "handshake completed without a subprotocol",
         )));
     };
-    let max = config.max_message_size;
-    Ok(Accepted {
-        link: WebSocketLink { ws, serializer, max },
-        path,
-        subprotocol: serializer.subprotocol(),
-    })
+    let link = WebSocketLink {
+        ws,
+        protocol,
+        max: config.max_message_size,
+        received: VecDeque::new(),
+        batch: BytesMut::new(),
+    };
+    Ok(Accepted { link, path, subprotocol: protocol.name() })
 }
 
 #[allow(clippy::result_large_err)]
@@ -95,13 +124,58 @@ fn ws_config(config: &TransportConfig) -> WebSocketConfig {
 /// An established WebSocket connection carrying one WAMP session.
 pub(crate) struct WebSocketLink<S> {
     ws: WebSocketStream<S>,
-    serializer: Serializer,
+    protocol: Subprotocol,
     max: usize,
+    /// Messages of a received batch not handed out yet.
+    received: VecDeque<Bytes>,
+    /// The outgoing batch, sent as one WebSocket message at the next flush.
+    batch: BytesMut,
 }
 
 impl<S> WebSocketLink<S> {
     pub(crate) fn serializer(&self) -> Serializer {
-        self.serializer
+        self.protocol.serializer
+    }
+
+    fn frame(&self, payload: Bytes) -> Result<WsMessage, LinkError> {
+        Ok(if self.protocol.serializer.is_text() {
+            let text = Utf8Bytes::try_from(payload)
+                .map_err(|_| LinkError::Io(std::io::Error::other("JSON output was not UTF-8")))?;
+            WsMessage::Text(text)
+        } else {
+            WsMessage::Binary(payload)
+        })
+    }
+
+    /// Splits a received batch into its WAMP messages; an empty or malformed batch fails the
+    /// transport, as the spec asks.
+    fn unbatch(&mut self, mut data: Bytes) -> Result<(), LinkError> {
+        let malformed = || LinkError::Io(std::io::Error::other("malformed WAMP batch"));
+        if data.is_empty() {
+            return Err(malformed());
+        }
+        if self.protocol.serializer.is_text() {
+            // Each JSON message is followed by the record separator 0x1e.
+            while !data.is_empty() {
+                let end = data.iter().position(|b| *b == 0x1e).ok_or_else(malformed)?;
+                self.received.push_back(data.split_to(end));
+                data.advance(1);
+            }
+        } else {
+            // Each binary message is preceded by its length as a big-endian u32.
+            while !data.is_empty() {
+                let len = data
+                    .first_chunk::<4>()
+                    .map(|l| u32::from_be_bytes(*l) as usize)
+                    .ok_or_else(malformed)?;
+                if data.len() < 4 + len {
+                    return Err(malformed());
+                }
+                data.advance(4);
+                self.received.push_back(data.split_to(len));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -111,34 +185,45 @@ where
 {
     async fn recv(&mut self) -> Result<Option<Incoming>, LinkError> {
         loop {
-            match self.ws.next().await {
-                Some(Ok(WsMessage::Binary(bytes))) => return Ok(Some(Incoming::Message(bytes))),
-                Some(Ok(WsMessage::Text(text))) => {
-                    return Ok(Some(Incoming::Message(Bytes::from(text))));
-                }
+            if let Some(message) = self.received.pop_front() {
+                return Ok(Some(Incoming::Message(message)));
+            }
+            let data = match self.ws.next().await {
+                Some(Ok(WsMessage::Binary(bytes))) => bytes,
+                Some(Ok(WsMessage::Text(text))) => Bytes::from(text),
                 // Pings are answered by the library on the next write or flush.
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => continue,
                 Some(Ok(WsMessage::Close(_))) | None => return Ok(None),
                 Some(Err(e)) => return Err(e.into()),
+            };
+            if !self.protocol.batched {
+                return Ok(Some(Incoming::Message(data)));
             }
+            self.unbatch(data)?;
         }
     }
 
     async fn send(&mut self, message: Bytes) -> Result<(), LinkError> {
-        let frame = if self.serializer.is_text() {
-            match Utf8Bytes::try_from(message) {
-                Ok(text) => WsMessage::Text(text),
-                Err(_) => {
-                    return Err(LinkError::Io(std::io::Error::other("JSON output was not UTF-8")));
-                }
-            }
+        if !self.protocol.batched {
+            let frame = self.frame(message)?;
+            return Ok(self.ws.feed(frame).await?);
+        }
+        if self.protocol.serializer.is_text() {
+            self.batch.extend_from_slice(&message);
+            self.batch.extend_from_slice(&[0x1e]);
         } else {
-            WsMessage::Binary(message)
-        };
-        Ok(self.ws.feed(frame).await?)
+            self.batch.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            self.batch.extend_from_slice(&message);
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), LinkError> {
+        if !self.batch.is_empty() {
+            let batch = self.batch.split().freeze();
+            let frame = self.frame(batch)?;
+            self.ws.feed(frame).await?;
+        }
         Ok(self.ws.flush().await?)
     }
 

@@ -274,3 +274,44 @@ async fn unix_socket_serves_rawsocket() {
     assert_eq!(welcome[0], 2);
     shutdown.begin();
 }
+
+#[tokio::test]
+async fn batched_websocket_splits_and_builds_batches() {
+    let server = start(TransportConfig::default()).await;
+    let mut ws = websocket(server.addr, "/ws", Some("wamp.2.json.batched")).await.unwrap();
+    // HELLO and a REGISTER in one WebSocket message, each followed by 0x1e.
+    let batch = format!("{}\u{1e}{}\u{1e}", hello(), json!([64, 1, {}, "com.batched"]));
+    ws.send(WsMessage::text(batch)).await.unwrap();
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
+        let Some(Ok(WsMessage::Text(text))) = ws.next().await else {
+            panic!("expected a text frame")
+        };
+        assert!(text.ends_with('\u{1e}'), "every message is terminated: {text:?}");
+        for part in text.split('\u{1e}').filter(|p| !p.is_empty()) {
+            replies.push(serde_json::from_str::<Json>(part).unwrap());
+        }
+    }
+    assert_eq!(replies[0][0], 2);
+    assert_eq!(replies[1][0], 65);
+}
+
+#[tokio::test]
+async fn batched_msgpack_uses_length_prefixes_and_an_empty_batch_fails_the_transport() {
+    let server = start(TransportConfig::default()).await;
+    let mut ws = websocket(server.addr, "/ws", Some("wamp.2.msgpack.batched")).await.unwrap();
+    // [1, "realm1", {"roles": {"caller": {}}}] in MessagePack.
+    let hello: &[u8] = b"\x93\x01\xa6realm1\x81\xa5roles\x81\xa6caller\x80";
+    let mut batch = (hello.len() as u32).to_be_bytes().to_vec();
+    batch.extend_from_slice(hello);
+    ws.send(WsMessage::binary(batch)).await.unwrap();
+    let Some(Ok(WsMessage::Binary(reply))) = ws.next().await else {
+        panic!("expected a binary frame")
+    };
+    let len = u32::from_be_bytes(reply[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, reply.len() - 4);
+    assert_eq!(reply[5], 0x02, "WELCOME");
+    ws.send(WsMessage::binary(Vec::<u8>::new())).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+    assert!(matches!(next, Some(Ok(WsMessage::Close(_))) | None | Some(Err(_))), "{next:?}");
+}
