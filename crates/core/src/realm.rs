@@ -195,6 +195,7 @@ impl Realm {
     /// Attaches a session that was just welcomed, and announces it (`wamp.session.on_join`).
     pub(crate) fn attach(&self, peer: Arc<Peer>, now: SystemTime) {
         write(&self.sessions).insert(peer.id(), Arc::clone(&peer));
+        metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).increment(1.0);
         self.meta_joined(&peer, now);
     }
 
@@ -207,6 +208,7 @@ impl Realm {
         }
         let id = peer.id();
         write(&self.sessions).remove(&id);
+        metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).decrement(1.0);
         for (subscription, deleted) in self.broker.remove_session(id) {
             self.meta_unsubscribed(id, subscription, deleted, now);
         }

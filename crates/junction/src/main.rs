@@ -16,7 +16,8 @@ use tokio::net::{TcpListener, UnixListener};
 
 use config::{Config, LogFormat, Overrides};
 use junction_core::Router;
-use junction_transport::{Shutdown, run_timers, serve_tcp, serve_unix};
+use junction_transport::{HttpEndpoints, Services, Shutdown, run_timers, serve_tcp, serve_unix};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Junction, a WAMP router.
 #[derive(Parser)]
@@ -90,18 +91,26 @@ fn init_logging(config: &Config) {
 async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let router = Router::new(config.router());
-    let transport = Arc::new(config.transport());
-    let shutdown = Shutdown::new();
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .context("invalid metric buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let services = Services {
+        router: Router::new(config.router()),
+        config: Arc::new(config.transport()),
+        http: Arc::new(HttpEndpoints { metrics: Some(Box::new(move || metrics.render())) }),
+        shutdown: Shutdown::new(),
+    };
 
     let mut tcp = Vec::new();
     for addr in &config.listen {
         let listener =
             TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
+        let path = &services.config.websocket_path;
         println!(
-            "junction: listening on ws://{local}{} (WebSocket) and rs://{local} (RawSocket)",
-            transport.websocket_path
+            "junction: listening on ws://{local}{path} (WebSocket), rs://{local} (RawSocket), http://{local}/metrics"
         );
         tcp.push(listener);
     }
@@ -116,30 +125,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let realms: Vec<String> = config.router().realms.iter().map(|r| r.name.to_string()).collect();
+    let realms: Vec<String> = config.realms.iter().map(|r| r.name.clone()).collect();
     tracing::info!(realms = ?realms, data_dir = %config.data_dir.display(), "junction started");
 
-    tokio::spawn(run_timers(Arc::clone(&router), shutdown.clone()));
+    tokio::spawn(run_timers(Arc::clone(&services.router), services.shutdown.clone()));
     for listener in tcp {
-        tokio::spawn(serve_tcp(
-            listener,
-            Arc::clone(&router),
-            Arc::clone(&transport),
-            shutdown.clone(),
-        ));
+        tokio::spawn(serve_tcp(listener, services.clone()));
     }
     if let Some((listener, path)) = unix {
-        tokio::spawn(serve_unix(
-            listener,
-            path,
-            Arc::clone(&router),
-            Arc::clone(&transport),
-            shutdown.clone(),
-        ));
+        tokio::spawn(serve_unix(listener, path, services.clone()));
     }
 
     wait_for_signal().await?;
-    tracing::info!(sessions = router.session_count(), "shutting down");
+    let shutdown = &services.shutdown;
+    tracing::info!(sessions = services.router.session_count(), "shutting down");
     shutdown.begin();
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     if !shutdown.wait(grace).await {
@@ -151,6 +150,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Histogram buckets (seconds) for routing latency: 10 µs … 1 s.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1.0];
 
 async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};

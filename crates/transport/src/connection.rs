@@ -7,13 +7,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::sync::CancellationToken;
 
-use junction_core::{Error, Now, Outbound, Router, Session, Status, TransportInfo};
+use junction_core::{Error, Now, Outbound, Session, Status, TransportInfo};
 use junction_wire::message::Goodbye;
 use junction_wire::{Serializer, Uri};
 
-use crate::config::TransportConfig;
+use crate::listener::Services;
 use crate::outbox::QueueOutbox;
 
 /// What a link read from the peer.
@@ -58,16 +57,20 @@ const BATCH: usize = 128;
 /// Drives a connection until it closes.
 pub(crate) async fn drive(
     mut link: impl Link,
-    router: Arc<Router>,
     transport: TransportInfo,
-    config: &TransportConfig,
-    shutdown: CancellationToken,
+    services: &Services,
     accepted_at: Instant,
 ) {
+    let kind = transport.kind.name();
+    let open = metrics::gauge!("junction_connections_open", "transport" => kind);
+    open.increment(1.0);
+    let config = &*services.config;
+    let shutdown = services.shutdown.token();
     let serializer = transport.serializer;
     let peer = transport.peer.clone();
     let (outbox, mut rx) = QueueOutbox::new(config.outbound_queue);
-    let mut session = Session::new(router, transport, Arc::clone(&outbox) as _);
+    let mut session =
+        Session::new(Arc::clone(&services.router), transport, Arc::clone(&outbox) as _);
     let mut driver = Driver { serializer, closing_since: None };
     let handshake_deadline = accepted_at + config.handshake_timeout;
     let mut shutting_down = false;
@@ -93,10 +96,18 @@ pub(crate) async fn drive(
                 }
                 incoming = link.recv() => match incoming? {
                     Some(Incoming::Message(bytes)) => {
+                        let started = Instant::now();
                         let status = match serializer.decode(&bytes) {
-                            Ok(message) => session.handle(Now::read(), message),
-                            Err(error) => session.reject(Now::read(), &error),
+                            Ok(message) => {
+                                metrics::counter!("junction_messages_received_total", "type" => message.message_type().name()).increment(1);
+                                session.handle(Now::read(), message)
+                            }
+                            Err(error) => {
+                                metrics::counter!("junction_malformed_messages_total").increment(1);
+                                session.reject(Now::read(), &error)
+                            }
                         };
+                        metrics::histogram!("junction_routing_seconds").record(started.elapsed().as_secs_f64());
                         if status == Status::Closed {
                             return driver.finish(&mut link, &mut session, &mut rx).await;
                         }
@@ -135,6 +146,7 @@ pub(crate) async fn drive(
     }
     session.transport_closed(Now::read());
     link.close().await;
+    open.decrement(1.0);
 }
 
 struct Driver {
@@ -151,8 +163,14 @@ impl Driver {
         item: Outbound,
     ) -> Result<(), LinkError> {
         let (encoded, droppable) = match item {
-            Outbound::Message(message) => (self.serializer.encode(&message), false),
-            Outbound::Event(shared) => (shared.encoded(self.serializer), true),
+            Outbound::Message(message) => {
+                metrics::counter!("junction_messages_sent_total", "type" => message.message_type().name()).increment(1);
+                (self.serializer.encode(&message), false)
+            }
+            Outbound::Event(shared) => {
+                metrics::counter!("junction_messages_sent_total", "type" => "EVENT").increment(1);
+                (shared.encoded(self.serializer), true)
+            }
             Outbound::Close(goodbye) => {
                 let Some(message) = session.close(Now::read(), goodbye) else {
                     return Ok(());

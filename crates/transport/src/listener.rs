@@ -1,10 +1,11 @@
-//! Accept loops. The universal TCP listener serves RawSocket and WebSocket on one port: a
+//! Accept loops. The universal TCP listener serves RawSocket, WebSocket and HTTP on one port: a
 //! RawSocket handshake starts with `0x7F`, which no HTTP request can.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,8 @@ use junction_wire::rawsocket::MAGIC;
 
 use crate::config::TransportConfig;
 use crate::connection::drive;
-use crate::{rawsocket, websocket};
+use crate::http::{self, HttpEndpoints};
+use crate::rawsocket;
 
 /// Graceful shutdown: a token every accept loop and connection watches, and a tracker of the
 /// connection tasks so the caller can wait for them to finish.
@@ -42,42 +44,56 @@ impl Shutdown {
         timeout(grace, self.tracker.wait()).await.is_ok()
     }
 
+    /// The number of open connections.
+    pub fn connections(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// Resolves once shutdown has begun.
     pub(crate) async fn cancelled(&self) {
         self.token.cancelled().await;
     }
 
-    /// The number of open connections.
-    pub fn connections(&self) -> usize {
-        self.tracker.len()
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    pub(crate) fn tracker(&self) -> &TaskTracker {
+        &self.tracker
     }
 }
 
-/// Serves WebSocket and RawSocket on `listener` until shutdown begins.
-pub async fn serve_tcp(
-    listener: TcpListener,
-    router: Arc<Router>,
-    config: Arc<TransportConfig>,
-    shutdown: Shutdown,
-) {
+/// Everything a connection needs, shared by all of them.
+#[derive(Clone)]
+pub struct Services {
+    /// The router sessions attach to.
+    pub router: Arc<Router>,
+    /// Limits and timeouts.
+    pub config: Arc<TransportConfig>,
+    /// The operator endpoints served over HTTP.
+    pub http: Arc<HttpEndpoints>,
+    /// Graceful shutdown.
+    pub shutdown: Shutdown,
+}
+
+/// Serves WebSocket, RawSocket and HTTP on `listener` until shutdown begins.
+pub async fn serve_tcp(listener: TcpListener, services: Services) {
     loop {
         let accepted = tokio::select! {
-            () = shutdown.token.cancelled() => return,
+            () = services.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
                 // Small WAMP messages must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                let (router, config, token) =
-                    (Arc::clone(&router), Arc::clone(&config), shutdown.token.clone());
-                shutdown.tracker.spawn(serve_tcp_connection(
-                    stream,
-                    peer.to_string(),
-                    router,
-                    config,
-                    token,
-                ));
+                let connection = serve_tcp_connection(stream, peer.to_string(), services.clone());
+                services.shutdown.tracker().spawn(connection);
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -88,68 +104,37 @@ pub async fn serve_tcp(
     }
 }
 
-async fn serve_tcp_connection(
-    stream: TcpStream,
-    peer: String,
-    router: Arc<Router>,
-    config: Arc<TransportConfig>,
-    token: CancellationToken,
-) {
+async fn serve_tcp_connection(stream: TcpStream, peer: String, services: Services) {
     let accepted_at = Instant::now();
     let mut first = [0u8; 1];
     let sniffed = tokio::select! {
-        () = token.cancelled() => return,
-        sniffed = timeout(config.handshake_timeout, stream.peek(&mut first)) => sniffed,
+        () = services.shutdown.cancelled() => return,
+        sniffed = timeout(services.config.handshake_timeout, stream.peek(&mut first)) => sniffed,
     };
     if !matches!(sniffed, Ok(Ok(1))) {
         return;
     }
     if first[0] == MAGIC {
         let (reader, writer) = stream.into_split();
-        serve_rawsocket(
-            reader,
-            writer,
-            TransportKind::RawSocket,
-            peer,
-            router,
-            &config,
-            token,
-            accepted_at,
-        )
-        .await;
+        serve_rawsocket(reader, writer, TransportKind::RawSocket, peer, &services, accepted_at)
+            .await;
     } else {
-        let handshake = timeout(config.handshake_timeout, websocket::accept(stream, &config)).await;
-        let accepted = match handshake {
-            Ok(Ok(accepted)) => accepted,
-            Ok(Err(error)) => return tracing::debug!(%peer, %error, "WebSocket handshake failed"),
-            Err(_) => return tracing::debug!(%peer, "WebSocket handshake timed out"),
-        };
-        let transport = TransportInfo {
-            kind: TransportKind::WebSocket,
-            serializer: accepted.link.serializer(),
-            peer,
-            tls: false,
-            http_path: Some(accepted.path),
-            subprotocol: Some(accepted.subprotocol.to_owned()),
-        };
-        drive(accepted.link, router, transport, &config, token, accepted_at).await;
+        http::serve(stream, peer, services, accepted_at).await;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve_rawsocket<R, W>(
     reader: R,
     writer: W,
     kind: TransportKind,
     peer: String,
-    router: Arc<Router>,
-    config: &TransportConfig,
-    token: CancellationToken,
+    services: &Services,
     accepted_at: Instant,
 ) where
-    R: tokio::io::AsyncRead + Unpin + Send,
-    W: tokio::io::AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
 {
+    let config = &services.config;
     let link =
         match timeout(config.handshake_timeout, rawsocket::accept(reader, writer, config)).await {
             Ok(Ok(Some(link))) => link,
@@ -165,28 +150,21 @@ async fn serve_rawsocket<R, W>(
         http_path: None,
         subprotocol: None,
     };
-    drive(link, router, transport, config, token, accepted_at).await;
+    drive(link, transport, services, accepted_at).await;
 }
 
 /// Serves RawSocket on a Unix domain socket until shutdown begins.
-pub async fn serve_unix(
-    listener: UnixListener,
-    path: PathBuf,
-    router: Arc<Router>,
-    config: Arc<TransportConfig>,
-    shutdown: Shutdown,
-) {
+pub async fn serve_unix(listener: UnixListener, path: PathBuf, services: Services) {
     loop {
         let accepted = tokio::select! {
-            () = shutdown.token.cancelled() => break,
+            () = services.shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, _)) => {
-                let (router, config, token) =
-                    (Arc::clone(&router), Arc::clone(&config), shutdown.token.clone());
-                let peer = path.display().to_string();
-                shutdown.tracker.spawn(serve_unix_connection(stream, peer, router, config, token));
+                let connection =
+                    serve_unix_connection(stream, path.display().to_string(), services.clone());
+                services.shutdown.tracker().spawn(connection);
             }
             Err(error) => {
                 tracing::warn!(%error, "accept failed on Unix socket");
@@ -197,23 +175,8 @@ pub async fn serve_unix(
     let _ = std::fs::remove_file(&path);
 }
 
-async fn serve_unix_connection(
-    stream: UnixStream,
-    peer: String,
-    router: Arc<Router>,
-    config: Arc<TransportConfig>,
-    token: CancellationToken,
-) {
+async fn serve_unix_connection(stream: UnixStream, peer: String, services: Services) {
     let (reader, writer) = stream.into_split();
-    serve_rawsocket(
-        reader,
-        writer,
-        TransportKind::UnixRawSocket,
-        peer,
-        router,
-        &config,
-        token,
-        Instant::now(),
-    )
-    .await;
+    serve_rawsocket(reader, writer, TransportKind::UnixRawSocket, peer, &services, Instant::now())
+        .await;
 }

@@ -53,6 +53,7 @@ impl Outbox for QueueOutbox {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(Outbound::Event(_))) => {
                 self.dropped_events.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("junction_events_dropped_total").increment(1);
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflowed.store(true, Ordering::Release);

@@ -1,5 +1,6 @@
 //! WebSocket (RFC 6455) with the WAMP subprotocols `wamp.2.json`, `wamp.2.msgpack`,
-//! `wamp.2.cbor` and their `.batched` variants, on top of `tokio-tungstenite`.
+//! `wamp.2.cbor` and their `.batched` variants, on top of `tokio-tungstenite`. The opening
+//! handshake is answered in [`crate::http`].
 
 use std::collections::VecDeque;
 
@@ -7,8 +8,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
@@ -19,14 +18,18 @@ use crate::connection::{Incoming, Link, LinkError};
 
 /// A WAMP WebSocket subprotocol: a serializer, plain or batched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Subprotocol {
+pub(crate) struct Subprotocol {
     serializer: Serializer,
     /// Several WAMP messages per WebSocket message (spec, "Message Batching").
     batched: bool,
 }
 
 impl Subprotocol {
-    fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn serializer(self) -> Serializer {
+        self.serializer
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         match name.strip_suffix(".batched") {
             Some(base) => Serializer::from_subprotocol(base)
                 .map(|serializer| Self { serializer, batched: true }),
@@ -35,7 +38,7 @@ impl Subprotocol {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match (self.serializer, self.batched) {
             (Serializer::Json, true) => "wamp.2.json.batched",
             (Serializer::MsgPack, true) => "wamp.2.msgpack.batched",
@@ -45,74 +48,9 @@ impl Subprotocol {
     }
 }
 
-/// What the WebSocket opening handshake agreed.
-pub(crate) struct Accepted<S> {
-    pub(crate) link: WebSocketLink<S>,
-    pub(crate) path: String,
-    pub(crate) subprotocol: &'static str,
-}
-
-/// Performs the opening handshake: the path must be the configured one and the client must
-/// offer a WAMP subprotocol we speak (the first one it lists wins).
-#[allow(clippy::result_large_err)] // The callback's error type is tungstenite's HTTP response.
-pub(crate) async fn accept<S>(stream: S, config: &TransportConfig) -> Result<Accepted<S>, LinkError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let mut agreed: Option<(Subprotocol, String)> = None;
-    let callback = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
-        let path = request.uri().path().to_owned();
-        if path != config.websocket_path {
-            let message = format!("no WAMP endpoint at {path}; use {}", config.websocket_path);
-            return Err(refusal(StatusCode::NOT_FOUND, message));
-        }
-        let offered = request
-            .headers()
-            .get_all("sec-websocket-protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim);
-        let Some(protocol) = offered.filter_map(Subprotocol::parse).next() else {
-            let message = "no supported WAMP subprotocol offered; use wamp.2.json, wamp.2.msgpack or \
-                           wamp.2.cbor (optionally .batched)";
-            return Err(refusal(StatusCode::BAD_REQUEST, message.into()));
-        };
-        response
-            .headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_static(protocol.name()));
-        agreed = Some((protocol, path));
-        Ok(response)
-    };
-    let ws =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config(config)))
-            .await?;
-    let Some((protocol, path)) = agreed else {
-        // The handshake only succeeds through the callback's Ok branch, which sets `agreed`.
-        return Err(LinkError::Io(std::io::Error::other(
-            "handshake completed without a subprotocol",
-        )));
-    };
-    let link = WebSocketLink {
-        ws,
-        protocol,
-        max: config.max_message_size,
-        received: VecDeque::new(),
-        batch: BytesMut::new(),
-    };
-    Ok(Accepted { link, path, subprotocol: protocol.name() })
-}
-
-#[allow(clippy::result_large_err)]
-fn refusal(status: StatusCode, message: String) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(message));
-    *response.status_mut() = status;
-    response
-}
-
 /// Buffers are sized on purpose: the library defaults (128 KiB each) would dominate the memory of
 /// an idle session.
-fn ws_config(config: &TransportConfig) -> WebSocketConfig {
+pub(crate) fn ws_config(config: &TransportConfig) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(8 * 1024)
@@ -133,8 +71,8 @@ pub(crate) struct WebSocketLink<S> {
 }
 
 impl<S> WebSocketLink<S> {
-    pub(crate) fn serializer(&self) -> Serializer {
-        self.protocol.serializer
+    pub(crate) fn new(ws: WebSocketStream<S>, protocol: Subprotocol, max: usize) -> Self {
+        Self { ws, protocol, max, received: VecDeque::new(), batch: BytesMut::new() }
     }
 
     fn frame(&self, payload: Bytes) -> Result<WsMessage, LinkError> {

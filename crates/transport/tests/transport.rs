@@ -13,7 +13,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use junction_core::{RealmConfig, Router, RouterConfig};
-use junction_transport::{Shutdown, TransportConfig, serve_tcp, serve_unix};
+use junction_transport::{
+    HttpEndpoints, Services, Shutdown, TransportConfig, serve_tcp, serve_unix,
+};
 
 /// A router serving on a free loopback port.
 struct Server {
@@ -24,13 +26,24 @@ struct Server {
 async fn start(config: TransportConfig) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = Router::new(RouterConfig {
-        realms: vec![RealmConfig::open("realm1")],
-        agent: "test".into(),
-    });
-    let shutdown = Shutdown::new();
-    tokio::spawn(serve_tcp(listener, router, Arc::new(config), shutdown.clone()));
+    let services = services(config);
+    let shutdown = services.shutdown.clone();
+    tokio::spawn(serve_tcp(listener, services));
     Server { addr, shutdown }
+}
+
+fn services(config: TransportConfig) -> Services {
+    Services {
+        router: Router::new(RouterConfig {
+            realms: vec![RealmConfig::open("realm1")],
+            agent: "test".into(),
+        }),
+        config: Arc::new(config),
+        http: Arc::new(HttpEndpoints {
+            metrics: Some(Box::new(|| "junction_test_metric 1\n".into())),
+        }),
+        shutdown: Shutdown::new(),
+    }
 }
 
 /// Reads one RawSocket frame: (type, payload).
@@ -255,18 +268,9 @@ async fn unix_socket_serves_rawsocket() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junction.sock");
     let listener = UnixListener::bind(&path).unwrap();
-    let router = Router::new(RouterConfig {
-        realms: vec![RealmConfig::open("realm1")],
-        agent: "test".into(),
-    });
-    let shutdown = Shutdown::new();
-    tokio::spawn(serve_unix(
-        listener,
-        path.clone(),
-        router,
-        Arc::new(TransportConfig::default()),
-        shutdown.clone(),
-    ));
+    let services = services(TransportConfig::default());
+    let shutdown = services.shutdown.clone();
+    tokio::spawn(serve_unix(listener, path.clone(), services));
     let mut s = UnixStream::connect(&path).await.unwrap();
     rawsocket_json(&mut s).await;
     send_json(&mut s, hello()).await;
@@ -314,4 +318,73 @@ async fn batched_msgpack_uses_length_prefixes_and_an_empty_batch_fails_the_trans
     ws.send(WsMessage::binary(Vec::<u8>::new())).await.unwrap();
     let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
     assert!(matches!(next, Some(Ok(WsMessage::Close(_))) | None | Some(Err(_))), "{next:?}");
+}
+
+/// Sends one HTTP/1.1 request and returns the status line and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served_on_the_wamp_port() {
+    let server = start(TransportConfig::default()).await;
+    assert_eq!(http_get(server.addr, "/healthz").await, ("HTTP/1.1 200 OK".into(), "ok\n".into()));
+    assert_eq!(http_get(server.addr, "/readyz").await.0, "HTTP/1.1 200 OK");
+    let (status, body) = http_get(server.addr, "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.contains("junction_test_metric 1"));
+    assert_eq!(http_get(server.addr, "/nope").await.0, "HTTP/1.1 404 Not Found");
+    assert_eq!(http_get(server.addr, "/ws").await.0, "HTTP/1.1 426 Upgrade Required");
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_http_connections_and_stops_answering_readiness() {
+    let server = start(TransportConfig::default()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("ready\n") {
+        let mut chunk = [0u8; 512];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed early");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    server.shutdown.begin();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle keep-alive connection is closed on shutdown");
+    assert!(server.shutdown.wait(Duration::from_secs(5)).await);
+    let ready = match TcpStream::connect(server.addr).await {
+        Err(_) => false,
+        Ok(mut s) => {
+            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            let mut response = String::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut response)).await;
+            response.starts_with("HTTP/1.1 200")
+        }
+    };
+    assert!(!ready, "no readiness after shutdown began");
+}
+
+#[tokio::test]
+async fn slow_http_headers_are_cut_off_by_the_handshake_timeout() {
+    let server = start(TransportConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the router should close a connection whose headers never complete");
 }

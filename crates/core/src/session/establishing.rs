@@ -43,6 +43,8 @@ impl Establishing {
         match result {
             Ok(established) => (State::Established(established), Status::Open),
             Err(error) => {
+                metrics::counter!("junction_handshake_refusals_total", "reason" => error.uri())
+                    .increment(1);
                 outbox.push(Outbound::Message(abort_message(&error)));
                 (State::Closed, Status::Closed)
             }
