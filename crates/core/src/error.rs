@@ -40,6 +40,9 @@ pub enum Error {
     /// A peer needed for the request did not announce a feature it requires.
     #[error("{0}")]
     FeatureNotSupported(String),
+    /// A configured limit (sessions, pending calls, subscriptions, registrations) is reached.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// A request carries an option or argument the router cannot accept.
     #[error("{0}")]
     InvalidArgument(String),
@@ -71,6 +74,9 @@ impl Error {
             Error::NoAvailableCallee(_) => "wamp.error.no_available_callee",
             Error::FeatureNotSupported(_) => "wamp.error.feature_not_supported",
             Error::InvalidArgument(_) => "wamp.error.invalid_argument",
+            // The spec has no URI for resource limits; "not authorized to have more" is the
+            // closest, and the message says which limit.
+            Error::LimitExceeded(_) => "wamp.error.not_authorized",
             Error::NoSuchSession(_) => "wamp.error.no_such_session",
             Error::ProtocolViolation(_) => "wamp.error.protocol_violation",
             Error::NoSuchRealm(_) => "wamp.error.no_such_realm",
@@ -115,6 +121,7 @@ mod tests {
             Error::Canceled("c".into()),
             Error::InvalidArgument("a".into()),
             Error::Timeout("t".into()),
+            Error::LimitExceeded("l".into()),
             Error::NoAvailableCallee("n".into()),
             Error::FeatureNotSupported("f".into()),
             Error::NoSuchSession(1),

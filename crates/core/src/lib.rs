@@ -12,6 +12,7 @@
 //! - [`error`]: [`Error`], and its single mapping to `wamp.error.*` URIs.
 //! - [`meta`]: the session, registration and subscription meta API, and testaments.
 //! - [`features`]: the roles and features announced in WELCOME.
+//! - [`limits`]: per-session and per-realm limits.
 //!
 //! Sharing model: each connection owns its [`Session`] (`&mut self`); realm-level tables are
 //! shared by every connection task and take `&self`, with short critical sections and no lock held
@@ -24,6 +25,7 @@ pub mod dealer;
 pub mod error;
 pub mod features;
 mod ids;
+pub mod limits;
 mod matcher;
 pub mod meta;
 pub mod options;
@@ -34,6 +36,7 @@ pub mod session;
 pub mod time;
 
 pub use error::Error;
+pub use limits::Limits;
 pub use outbox::{Outbound, Outbox, SharedMessage};
 pub use realm::{Realm, RealmConfig};
 pub use router::{Router, RouterConfig};

@@ -26,6 +26,11 @@ pub trait Outbox: Send + Sync {
     /// Queues `item` for the session. The driver applies its slow-consumer policy when its
     /// queue is full (drop events, or disconnect the session).
     fn push(&self, item: Outbound);
+
+    /// Events dropped so far because the session did not keep up (slow-consumer policy).
+    fn dropped_events(&self) -> u64 {
+        0
+    }
 }
 
 /// A message shared between many recipients (one EVENT fanned out to N subscribers). The first

@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use junction_wire::id::MAX_ID;
 use junction_wire::message::Goodbye;
-use junction_wire::{Dict, Message, RequestId, SessionId, Uri, UriRules};
+use junction_wire::{Dict, Message, RequestId, SessionId, Uri, UriRules, Value};
 
 use crate::broker::{Broker, Publication};
 use crate::dealer::Dealer;
+use crate::limits::Limits;
 use crate::meta::session::Testaments;
 use crate::options::MatchPolicy;
 use crate::outbox::{Outbound, Outbox};
@@ -115,6 +116,14 @@ impl Peer {
         &self.info
     }
 
+    /// The session as the meta API describes it: [`SessionInfo::to_dict`] plus live counters
+    /// (`dropped_events`: events the router dropped because the session read too slowly).
+    pub fn describe(&self) -> Dict {
+        let mut d = self.info.to_dict();
+        d.insert("dropped_events".into(), Value::from(self.outbox.dropped_events()));
+        d
+    }
+
     /// The session's id.
     pub fn id(&self) -> SessionId {
         self.info.id
@@ -158,13 +167,20 @@ pub struct Realm {
     sessions: RwLock<HashMap<SessionId, Arc<Peer>>>,
     pub(crate) broker: Broker,
     pub(crate) dealer: Dealer,
+    limits: Arc<Limits>,
 }
 
 impl Realm {
     /// An empty realm; `timers` wakes the driver when a call deadline appears.
-    pub(crate) fn new(config: RealmConfig, timers: Arc<TimerWaker>) -> Self {
-        let broker = Broker::new(config.event_history.clone());
-        Self { config, sessions: RwLock::default(), broker, dealer: Dealer::new(timers) }
+    pub(crate) fn new(config: RealmConfig, timers: Arc<TimerWaker>, limits: Arc<Limits>) -> Self {
+        let broker = Broker::new(config.event_history.clone(), Arc::clone(&limits));
+        let dealer = Dealer::new(timers, Arc::clone(&limits));
+        Self { config, sessions: RwLock::default(), broker, dealer, limits }
+    }
+
+    /// The limits that apply here.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The realm's settings.

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use junction_wire::Uri;
 
+use crate::limits::Limits;
 use crate::realm::{Realm, RealmConfig, read, write};
 use crate::time::TimerWaker;
 
@@ -16,6 +17,8 @@ pub struct RouterConfig {
     pub realms: Vec<RealmConfig>,
     /// The agent string sent in WELCOME.
     pub agent: String,
+    /// Limits on sessions and what each may hold.
+    pub limits: Limits,
 }
 
 /// The router: realms by name.
@@ -33,7 +36,16 @@ impl Router {
         let realms = config
             .realms
             .iter()
-            .map(|r| (r.name.clone(), Arc::new(Realm::new(r.clone(), Arc::clone(&timers)))))
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    Arc::new(Realm::new(
+                        r.clone(),
+                        Arc::clone(&timers),
+                        Arc::new(config.limits.clone()),
+                    )),
+                )
+            })
             .collect();
         Arc::new(Self { config, realms: RwLock::new(realms), timers })
     }
@@ -70,7 +82,8 @@ impl Router {
         if realms.contains_key(&config.name) {
             return false;
         }
-        let realm = Realm::new(config, Arc::clone(&self.timers));
+        let realm =
+            Realm::new(config, Arc::clone(&self.timers), Arc::new(self.config.limits.clone()));
         realms.insert(realm.name().clone(), Arc::new(realm));
         true
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use junction_core::options::MatchPolicy;
 use junction_core::realm::HistoryConfig;
-use junction_core::{RealmConfig, RouterConfig};
+use junction_core::{Limits as SessionLimits, RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
 use junction_wire::{Uri, UriRules};
 
@@ -50,6 +50,35 @@ pub struct Limits {
     pub close_timeout_secs: u64,
     /// Messages that may wait in a session's outbound queue.
     pub outbound_queue: usize,
+    /// What happens to a session whose outbound queue is full of events.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Seconds of silence after which the router pings a client; 0 = never.
+    pub ping_interval_secs: u64,
+    /// Seconds the router waits for the answer to a ping before closing.
+    pub ping_timeout_secs: u64,
+    /// Sessions on the whole router; 0 = unlimited.
+    pub max_sessions: usize,
+    /// Sessions on one realm; 0 = unlimited.
+    pub max_sessions_per_realm: usize,
+    /// Calls one session may have waiting for a result; 0 = unlimited.
+    pub max_pending_calls_per_session: usize,
+    /// Subscriptions one session may hold; 0 = unlimited.
+    pub max_subscriptions_per_session: usize,
+    /// Registrations one session may hold; 0 = unlimited.
+    pub max_registrations_per_session: usize,
+    /// Open connections from one IP address; 0 = unlimited.
+    pub max_connections_per_ip: usize,
+}
+
+/// `limits.slow_consumer`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumerPolicy {
+    /// Drop new events for the session (counted); results and errors still close it when
+    /// they cannot be queued.
+    DropEvents,
+    /// Close the session.
+    Disconnect,
 }
 
 /// `[websocket]`
@@ -150,6 +179,11 @@ fn yes() -> bool {
     true
 }
 
+/// A count from the config, 0 meaning no limit.
+fn unlimited_if_zero(n: usize) -> Option<usize> {
+    (n > 0).then_some(n)
+}
+
 /// Milliseconds from the config as a duration, 0 meaning none.
 fn millis(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
@@ -187,6 +221,15 @@ impl Default for Limits {
             handshake_timeout_secs: t.handshake_timeout.as_secs(),
             close_timeout_secs: t.close_timeout.as_secs(),
             outbound_queue: t.outbound_queue,
+            slow_consumer: SlowConsumerPolicy::DropEvents,
+            ping_interval_secs: t.ping_interval.map_or(0, |d| d.as_secs()),
+            ping_timeout_secs: t.ping_timeout.as_secs(),
+            max_sessions: 0,
+            max_sessions_per_realm: 0,
+            max_pending_calls_per_session: 10_000,
+            max_subscriptions_per_session: 10_000,
+            max_registrations_per_session: 10_000,
+            max_connections_per_ip: 0,
         }
     }
 }
@@ -323,7 +366,15 @@ impl Config {
                     .collect(),
             })
             .collect();
-        RouterConfig { realms, agent: format!("Junction {}", env!("CARGO_PKG_VERSION")) }
+        let l = &self.limits;
+        let limits = SessionLimits {
+            max_sessions: unlimited_if_zero(l.max_sessions),
+            max_sessions_per_realm: unlimited_if_zero(l.max_sessions_per_realm),
+            max_pending_calls: unlimited_if_zero(l.max_pending_calls_per_session),
+            max_subscriptions: unlimited_if_zero(l.max_subscriptions_per_session),
+            max_registrations: unlimited_if_zero(l.max_registrations_per_session),
+        };
+        RouterConfig { realms, agent: format!("Junction {}", env!("CARGO_PKG_VERSION")), limits }
     }
 
     /// The transports' part.
@@ -334,6 +385,11 @@ impl Config {
             close_timeout: Duration::from_secs(self.limits.close_timeout_secs),
             outbound_queue: self.limits.outbound_queue,
             websocket_path: self.websocket.path.clone(),
+            disconnect_slow_consumers: self.limits.slow_consumer == SlowConsumerPolicy::Disconnect,
+            ping_interval: (self.limits.ping_interval_secs > 0)
+                .then(|| Duration::from_secs(self.limits.ping_interval_secs)),
+            ping_timeout: Duration::from_secs(self.limits.ping_timeout_secs),
+            max_connections_per_ip: unlimited_if_zero(self.limits.max_connections_per_ip),
         }
     }
 }

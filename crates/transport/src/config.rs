@@ -17,6 +17,14 @@ pub struct TransportConfig {
     pub outbound_queue: usize,
     /// The HTTP path WebSocket clients connect to.
     pub websocket_path: String,
+    /// Close a session whose queue is full of events, instead of dropping the new events.
+    pub disconnect_slow_consumers: bool,
+    /// Silence after which the router pings the client (WebSocket ping, RawSocket PING).
+    pub ping_interval: Option<Duration>,
+    /// How long an unanswered ping may stay unanswered before the connection is closed.
+    pub ping_timeout: Duration,
+    /// Open connections allowed from one IP address.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Default for TransportConfig {
@@ -27,6 +35,10 @@ impl Default for TransportConfig {
             close_timeout: Duration::from_secs(2),
             outbound_queue: 4096,
             websocket_path: "/ws".into(),
+            disconnect_slow_consumers: false,
+            ping_interval: Some(Duration::from_secs(30)),
+            ping_timeout: Duration::from_secs(10),
+            max_connections_per_ip: None,
         }
     }
 }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 
-use junction_core::{Error, Now, Outbound, Session, Status, TransportInfo};
+use junction_core::{Error, Now, Outbound, Outbox, Session, Status, TransportInfo};
 use junction_wire::message::Goodbye;
 use junction_wire::{Serializer, Uri};
 
+use crate::config::TransportConfig;
 use crate::listener::Services;
 use crate::outbox::QueueOutbox;
 
@@ -21,6 +23,8 @@ pub(crate) enum Incoming {
     Message(Bytes),
     /// A RawSocket PING; the driver answers with [`Link::pong`].
     Ping(Bytes),
+    /// A sign of life that needs no answer (a PONG, a WebSocket ping the library answers).
+    Heartbeat,
 }
 
 /// Why a link failed. The connection is dropped; the session is detached.
@@ -45,6 +49,8 @@ pub(crate) trait Link: Send {
     fn flush(&mut self) -> impl Future<Output = Result<(), LinkError>> + Send;
     /// Answers a RawSocket PING.
     fn pong(&mut self, payload: Bytes) -> impl Future<Output = Result<(), LinkError>> + Send;
+    /// Sends a ping (WebSocket ping or RawSocket PING) and flushes it.
+    fn ping(&mut self) -> impl Future<Output = Result<(), LinkError>> + Send;
     /// Closes the connection politely.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
     /// The largest message the peer accepts.
@@ -54,72 +60,95 @@ pub(crate) trait Link: Send {
 /// How many queued items are written before one flush.
 const BATCH: usize = 128;
 
+/// What the driver loop does after an event.
+enum Flow {
+    Continue,
+    /// Stop: the session ended (its last messages are written) or the connection must go.
+    Stop,
+}
+
 /// Drives a connection until it closes.
 pub(crate) async fn drive(
-    mut link: impl Link,
+    link: impl Link,
     transport: TransportInfo,
     services: &Services,
     accepted_at: Instant,
 ) {
-    let kind = transport.kind.name();
-    let open = metrics::gauge!("junction_connections_open", "transport" => kind);
+    let open = metrics::gauge!("junction_connections_open", "transport" => transport.kind.name());
     open.increment(1.0);
     let config = &*services.config;
-    let shutdown = services.shutdown.token();
+    let (outbox, rx) = QueueOutbox::new(config.outbound_queue, config.disconnect_slow_consumers);
     let serializer = transport.serializer;
     let peer = transport.peer.clone();
-    let (outbox, mut rx) = QueueOutbox::new(config.outbound_queue);
-    let mut session =
-        Session::new(Arc::clone(&services.router), transport, Arc::clone(&outbox) as _);
-    let mut driver = Driver { serializer, closing_since: None };
-    let handshake_deadline = accepted_at + config.handshake_timeout;
-    let mut shutting_down = false;
+    let session = Session::new(Arc::clone(&services.router), transport, Arc::clone(&outbox) as _);
+    let mut driver = Driver { link, session, rx, serializer, config, closing_since: None };
+    if let Err(error) = driver.run(&outbox, services.shutdown.token(), accepted_at).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+    driver.session.transport_closed(Now::read());
+    driver.link.close().await;
+    open.decrement(1.0);
+}
 
-    let result: Result<(), LinkError> = async {
+/// One connection's state: the link, the session, and the session's outbound queue.
+struct Driver<'a, L> {
+    link: L,
+    session: Session,
+    rx: mpsc::Receiver<Outbound>,
+    serializer: Serializer,
+    config: &'a TransportConfig,
+    /// When the router sent its GOODBYE; the peer's reply is awaited until `close_timeout`.
+    closing_since: Option<Instant>,
+}
+
+impl<L: Link> Driver<'_, L> {
+    /// The loop: handle what the peer sends, write what the session queued, answer pings,
+    /// watch the deadlines (handshake, closing, liveness) and shutdown.
+    async fn run(
+        &mut self,
+        outbox: &QueueOutbox,
+        shutdown: &CancellationToken,
+        accepted_at: Instant,
+    ) -> Result<(), LinkError> {
+        let config = self.config;
+        let handshake_deadline = accepted_at + config.handshake_timeout;
+        let mut shutting_down = false;
+        // Liveness: the last time the peer was heard from, and the ping awaiting its answer.
+        let mut heard = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
         loop {
-            let deadline = match (session.info(), driver.closing_since) {
+            let liveness = match (ping_sent, config.ping_interval) {
+                (Some(sent), _) => Some(sent + config.ping_timeout),
+                (None, Some(interval)) => Some(heard + interval),
+                (None, None) => None,
+            };
+            let deadline = match (self.session.info(), self.closing_since) {
                 (_, Some(since)) => Some(since + config.close_timeout),
                 (None, None) => Some(handshake_deadline),
                 (Some(_), None) => None,
             };
-            tokio::select! {
-                Some(item) = rx.recv() => {
-                    driver.write_item(&mut link, &mut session, item).await?;
-                    for _ in 1..BATCH {
-                        let Ok(item) = rx.try_recv() else { break };
-                        driver.write_item(&mut link, &mut session, item).await?;
-                    }
-                    link.flush().await?;
-                    if session.is_closed() {
+            let flow = tokio::select! {
+                Some(item) = self.rx.recv() => self.write_batch(item).await?,
+                incoming = self.link.recv() => {
+                    heard = Instant::now();
+                    ping_sent = None;
+                    self.on_incoming(incoming?).await?
+                }
+                () = sleep_until(liveness.unwrap_or(heard)), if liveness.is_some() => {
+                    if ping_sent.is_some() {
+                        metrics::counter!("junction_ping_timeouts_total").increment(1);
+                        tracing::debug!("closing a connection that did not answer a ping");
                         return Ok(());
                     }
+                    self.link.ping().await?;
+                    ping_sent = Some(Instant::now());
+                    Flow::Continue
                 }
-                incoming = link.recv() => match incoming? {
-                    Some(Incoming::Message(bytes)) => {
-                        let started = Instant::now();
-                        let status = match serializer.decode(&bytes) {
-                            Ok(message) => {
-                                metrics::counter!("junction_messages_received_total", "type" => message.message_type().name()).increment(1);
-                                session.handle(Now::read(), message)
-                            }
-                            Err(error) => {
-                                metrics::counter!("junction_malformed_messages_total").increment(1);
-                                session.reject(Now::read(), &error)
-                            }
-                        };
-                        metrics::histogram!("junction_routing_seconds").record(started.elapsed().as_secs_f64());
-                        if status == Status::Closed {
-                            return driver.finish(&mut link, &mut session, &mut rx).await;
-                        }
-                    }
-                    Some(Incoming::Ping(payload)) => link.pong(payload).await?,
-                    None => return Ok(()),
-                },
                 () = outbox.overflowed() => {
                     let error = Error::Canceled("the session did not read its messages fast enough".into());
-                    tracing::warn!(%peer, dropped_events = outbox.dropped_events(), "closing a session whose outbound queue overflowed");
-                    let _ = session.abort(Now::read(), &error);
-                    return driver.finish(&mut link, &mut session, &mut rx).await;
+                    tracing::warn!(dropped_events = outbox.dropped_events(), "closing a session whose outbound queue overflowed");
+                    let _ = self.session.abort(Now::read(), &error);
+                    self.finish().await?
                 }
                 () = shutdown.cancelled(), if !shutting_down => {
                     shutting_down = true;
@@ -127,41 +156,64 @@ pub(crate) async fn drive(
                         details: junction_wire::dict! { "message" => "the router is shutting down" },
                         reason: Uri::from("wamp.close.system_shutdown"),
                     };
-                    driver.write_item(&mut link, &mut session, Outbound::Close(goodbye)).await?;
-                    link.flush().await?;
-                    if session.is_closed() {
-                        return Ok(());
-                    }
+                    self.write_batch(Outbound::Close(goodbye)).await?
                 }
                 () = sleep_until(deadline.unwrap_or(handshake_deadline)), if deadline.is_some() => {
-                    tracing::debug!(%peer, "handshake or closing handshake timed out");
-                    return Ok(());
+                    tracing::debug!("handshake or closing handshake timed out");
+                    Flow::Stop
                 }
+            };
+            if let Flow::Stop = flow {
+                return Ok(());
             }
         }
     }
-    .await;
-    if let Err(error) = result {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+
+    /// Hands a message from the peer to the session, or answers a RawSocket PING.
+    async fn on_incoming(&mut self, incoming: Option<Incoming>) -> Result<Flow, LinkError> {
+        match incoming {
+            Some(Incoming::Message(bytes)) => {
+                let started = Instant::now();
+                let status = match self.serializer.decode(&bytes) {
+                    Ok(message) => {
+                        let kind = message.message_type().name();
+                        metrics::counter!("junction_messages_received_total", "type" => kind)
+                            .increment(1);
+                        self.session.handle(Now::read(), message)
+                    }
+                    Err(error) => {
+                        metrics::counter!("junction_malformed_messages_total").increment(1);
+                        self.session.reject(Now::read(), &error)
+                    }
+                };
+                metrics::histogram!("junction_routing_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                if status == Status::Closed {
+                    return self.finish().await;
+                }
+                Ok(Flow::Continue)
+            }
+            Some(Incoming::Ping(payload)) => {
+                self.link.pong(payload).await?;
+                Ok(Flow::Continue)
+            }
+            Some(Incoming::Heartbeat) => Ok(Flow::Continue),
+            None => Ok(Flow::Stop),
+        }
     }
-    session.transport_closed(Now::read());
-    link.close().await;
-    open.decrement(1.0);
-}
 
-struct Driver {
-    serializer: Serializer,
-    /// When the router sent its GOODBYE; the peer's reply is awaited until `close_timeout`.
-    closing_since: Option<Instant>,
-}
+    /// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once.
+    async fn write_batch(&mut self, first: Outbound) -> Result<Flow, LinkError> {
+        self.write_item(first).await?;
+        for _ in 1..BATCH {
+            let Ok(item) = self.rx.try_recv() else { break };
+            self.write_item(item).await?;
+        }
+        self.link.flush().await?;
+        Ok(if self.session.is_closed() { Flow::Stop } else { Flow::Continue })
+    }
 
-impl Driver {
-    async fn write_item(
-        &mut self,
-        link: &mut impl Link,
-        session: &mut Session,
-        item: Outbound,
-    ) -> Result<(), LinkError> {
+    async fn write_item(&mut self, item: Outbound) -> Result<(), LinkError> {
         let (encoded, droppable) = match item {
             Outbound::Message(message) => {
                 metrics::counter!("junction_messages_sent_total", "type" => message.message_type().name()).increment(1);
@@ -172,9 +224,7 @@ impl Driver {
                 (shared.encoded(self.serializer), true)
             }
             Outbound::Close(goodbye) => {
-                let Some(message) = session.close(Now::read(), goodbye) else {
-                    return Ok(());
-                };
+                let Some(message) = self.session.close(Now::read(), goodbye) else { return Ok(()) };
                 self.closing_since.get_or_insert_with(Instant::now);
                 (self.serializer.encode(&message), false)
             }
@@ -186,28 +236,25 @@ impl Driver {
                 return Ok(());
             }
         };
-        if bytes.len() > link.peer_max_message() {
+        let limit = self.link.peer_max_message();
+        if bytes.len() > limit {
             tracing::warn!(
                 size = bytes.len(),
-                limit = link.peer_max_message(),
+                limit,
                 droppable,
-                "message exceeds the peer's limit"
+                "dropping a message larger than the peer accepts"
             );
             return Ok(());
         }
-        link.send(bytes).await
+        self.link.send(bytes).await
     }
 
     /// Writes what the session queued before it closed (its ABORT or GOODBYE), then stops.
-    async fn finish(
-        &mut self,
-        link: &mut impl Link,
-        session: &mut Session,
-        rx: &mut mpsc::Receiver<Outbound>,
-    ) -> Result<(), LinkError> {
-        while let Ok(item) = rx.try_recv() {
-            self.write_item(link, session, item).await?;
+    async fn finish(&mut self) -> Result<Flow, LinkError> {
+        while let Ok(item) = self.rx.try_recv() {
+            self.write_item(item).await?;
         }
-        link.flush().await
+        self.link.flush().await?;
+        Ok(Flow::Stop)
     }
 }

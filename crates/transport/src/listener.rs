@@ -1,11 +1,13 @@
 //! Accept loops. The universal TCP listener serves RawSocket, WebSocket and HTTP on one port: a
 //! RawSocket handshake starts with `0x7F`, which no HTTP request can.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
@@ -83,6 +85,7 @@ pub struct Services {
 
 /// Serves WebSocket, RawSocket and HTTP on `listener` until shutdown begins.
 pub async fn serve_tcp(listener: TcpListener, services: Services) {
+    let per_ip = Arc::new(PerIp::default());
     loop {
         let accepted = tokio::select! {
             () = services.shutdown.cancelled() => return,
@@ -92,8 +95,16 @@ pub async fn serve_tcp(listener: TcpListener, services: Services) {
             Ok((stream, peer)) => {
                 // Small WAMP messages must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                let connection = serve_tcp_connection(stream, peer.to_string(), services.clone());
-                services.shutdown.tracker().spawn(connection);
+                let slot = per_ip.enter(peer.ip(), services.config.max_connections_per_ip);
+                let services = services.clone();
+                services.shutdown.tracker().clone().spawn(async move {
+                    match slot {
+                        Some(_slot) => {
+                            serve_tcp_connection(stream, peer.to_string(), services).await
+                        }
+                        None => refuse_connection(stream, &services.config).await,
+                    }
+                });
             }
             Err(error) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -102,6 +113,65 @@ pub async fn serve_tcp(listener: TcpListener, services: Services) {
             }
         }
     }
+}
+
+/// Open connections per IP address, for `max_connections_per_ip`.
+#[derive(Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+/// One counted connection; leaving the count when dropped.
+struct Slot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// Counts a new connection from `ip`, or refuses it (`None`) when `limit` is reached.
+    fn enter(self: &Arc<Self>, ip: IpAddr, limit: Option<usize>) -> Option<Slot> {
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(ip).or_default();
+        if limit.is_some_and(|max| *count >= max) {
+            metrics::counter!("junction_limit_refusals_total", "limit" => "connections per IP")
+                .increment(1);
+            tracing::info!(%ip, "refused a connection: too many from this address");
+            return None;
+        }
+        *count += 1;
+        Some(Slot { per_ip: Arc::clone(self), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// RawSocket handshake error 4, "maximum connection count reached".
+const HANDSHAKE_CONNECTION_LIMIT: [u8; 4] = [MAGIC, 0x40, 0, 0];
+
+/// Turns away a connection over the per-IP limit with the answer its protocol understands:
+/// RawSocket handshake error 4 ("maximum connection count reached"), or HTTP 503.
+async fn refuse_connection(mut stream: TcpStream, config: &TransportConfig) {
+    let mut first = [0u8; 1];
+    if !matches!(timeout(config.handshake_timeout, stream.peek(&mut first)).await, Ok(Ok(1))) {
+        return;
+    }
+    let reply: &[u8] = if first[0] == MAGIC {
+        let mut handshake = [0u8; 4];
+        let _ = timeout(config.handshake_timeout, stream.read_exact(&mut handshake)).await;
+        &HANDSHAKE_CONNECTION_LIMIT
+    } else {
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nConnection: close\r\n\r\ntoo many connections from this address\n"
+    };
+    let _ = stream.write_all(reply).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn serve_tcp_connection(stream: TcpStream, peer: String, services: Services) {

@@ -16,16 +16,22 @@ pub(crate) struct QueueOutbox {
     overflow: Notify,
     /// Events dropped because the session did not keep up.
     dropped_events: AtomicU64,
+    /// Close the session instead of dropping events when the queue is full.
+    disconnect_when_full: bool,
 }
 
 impl QueueOutbox {
-    pub(crate) fn new(capacity: usize) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
+    pub(crate) fn new(
+        capacity: usize,
+        disconnect_when_full: bool,
+    ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let outbox = Self {
             tx,
             overflowed: AtomicBool::new(false),
             overflow: Notify::new(),
             dropped_events: AtomicU64::new(0),
+            disconnect_when_full,
         };
         (Arc::new(outbox), rx)
     }
@@ -40,18 +46,15 @@ impl QueueOutbox {
             notified.await;
         }
     }
-
-    /// Events dropped so far.
-    pub(crate) fn dropped_events(&self) -> u64 {
-        self.dropped_events.load(Ordering::Relaxed)
-    }
 }
 
 impl Outbox for QueueOutbox {
     fn push(&self, item: Outbound) {
         match self.tx.try_send(item) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Outbound::Event(_))) => {
+            Err(mpsc::error::TrySendError::Full(Outbound::Event(_)))
+                if !self.disconnect_when_full =>
+            {
                 self.dropped_events.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("junction_events_dropped_total").increment(1);
             }
@@ -62,5 +65,9 @@ impl Outbox for QueueOutbox {
             // The connection is gone; the session is being torn down.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+
+    fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
     }
 }

@@ -77,14 +77,12 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     async fn recv(&mut self) -> Result<Option<Incoming>, LinkError> {
-        loop {
-            match self.reader.next().await {
-                Some(Ok((FrameKind::Message, body))) => return Ok(Some(Incoming::Message(body))),
-                Some(Ok((FrameKind::Ping, body))) => return Ok(Some(Incoming::Ping(body))),
-                Some(Ok((FrameKind::Pong, _))) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Ok(None),
-            }
+        match self.reader.next().await {
+            Some(Ok((FrameKind::Message, body))) => Ok(Some(Incoming::Message(body))),
+            Some(Ok((FrameKind::Ping, body))) => Ok(Some(Incoming::Ping(body))),
+            Some(Ok((FrameKind::Pong, _))) => Ok(Some(Incoming::Heartbeat)),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
         }
     }
 
@@ -98,6 +96,11 @@ where
 
     async fn pong(&mut self, payload: Bytes) -> Result<(), LinkError> {
         self.write_frame(FrameKind::Pong, &payload).await?;
+        self.flush().await
+    }
+
+    async fn ping(&mut self) -> Result<(), LinkError> {
+        self.write_frame(FrameKind::Ping, b"junction").await?;
         self.flush().await
     }
 

@@ -130,7 +130,10 @@ where
                 Some(Ok(WsMessage::Binary(bytes))) => bytes,
                 Some(Ok(WsMessage::Text(text))) => Bytes::from(text),
                 // Pings are answered by the library on the next write or flush.
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => continue,
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
+                    return Ok(Some(Incoming::Heartbeat));
+                }
+                Some(Ok(WsMessage::Frame(_))) => continue,
                 Some(Ok(WsMessage::Close(_))) | None => return Ok(None),
                 Some(Err(e)) => return Err(e.into()),
             };
@@ -167,6 +170,11 @@ where
 
     async fn pong(&mut self, _payload: Bytes) -> Result<(), LinkError> {
         Ok(())
+    }
+
+    async fn ping(&mut self) -> Result<(), LinkError> {
+        self.ws.feed(WsMessage::Ping(Bytes::from_static(b"junction"))).await?;
+        Ok(self.ws.flush().await?)
     }
 
     async fn close(&mut self) {

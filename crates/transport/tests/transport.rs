@@ -37,6 +37,7 @@ fn services(config: TransportConfig) -> Services {
         router: Router::new(RouterConfig {
             realms: vec![RealmConfig::open("realm1")],
             agent: "test".into(),
+            limits: Default::default(),
         }),
         config: Arc::new(config),
         http: Arc::new(HttpEndpoints {
@@ -387,4 +388,172 @@ async fn slow_http_headers_are_cut_off_by_the_handshake_timeout() {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
     assert!(read.is_ok(), "the router should close a connection whose headers never complete");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_per_ip_limit_are_refused_in_their_protocol() {
+    let server =
+        start(TransportConfig { max_connections_per_ip: Some(1), ..Default::default() }).await;
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut first).await;
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    second.write_all(&[0x7F, 0xF1, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    second.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply, [0x7F, 0x40, 0, 0], "RawSocket error 4: connection limit");
+    assert_eq!(http_get(server.addr, "/healthz").await.0, "HTTP/1.1 503 Service Unavailable");
+    drop(first);
+    // Once the first connection is gone its slot is free again.
+    let mut third = None;
+    for _ in 0..50 {
+        let (status, _) = http_get(server.addr, "/healthz").await;
+        if status == "HTTP/1.1 200 OK" {
+            third = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(third.is_some(), "the slot was released");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_answer_pings_is_disconnected() {
+    let config = TransportConfig {
+        ping_interval: Some(Duration::from_millis(100)),
+        ping_timeout: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let server = start(config).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    send_json(&mut s, hello()).await;
+    recv_json(&mut s).await;
+    // The router pings; this client reads the PING but never answers it.
+    let (kind, payload) = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s))
+        .await
+        .unwrap()
+        .expect("PING");
+    assert_eq!(kind, 1);
+    assert!(!payload.is_empty());
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s)).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_stays_connected() {
+    let config = TransportConfig {
+        ping_interval: Some(Duration::from_millis(50)),
+        ping_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let server = start(config).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    send_json(&mut s, hello()).await;
+    recv_json(&mut s).await;
+    for _ in 0..3 {
+        let (kind, payload) = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s))
+            .await
+            .unwrap()
+            .expect("PING");
+        assert_eq!(kind, 1);
+        write_frame(&mut s, 2, &payload).await;
+    }
+    send_json(&mut s, json!([6, {}, "wamp.close.normal"])).await;
+    assert_eq!(recv_json(&mut s).await[2], "wamp.close.goodbye_and_out");
+}
+
+/// Joins over RawSocket/JSON and returns the stream and session id.
+async fn join_rawsocket(addr: std::net::SocketAddr) -> (TcpStream, u64) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    send_json(&mut s, hello()).await;
+    let welcome = recv_json(&mut s).await;
+    (s, welcome[1].as_u64().unwrap())
+}
+
+async fn subscribe_raw(s: &mut TcpStream, topic: &str) {
+    send_json(s, json!([32, 1, {}, topic])).await;
+    assert_eq!(recv_json(s).await[0], 33);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_loses_events_while_others_get_them_all() {
+    const EVENTS: u64 = 20_000;
+    let config = TransportConfig { outbound_queue: 64, ..Default::default() };
+    let server = start(config).await;
+    let (mut slow, slow_id) = join_rawsocket(server.addr).await;
+    let (mut fast, _) = join_rawsocket(server.addr).await;
+    let (mut publisher, _) = join_rawsocket(server.addr).await;
+    subscribe_raw(&mut slow, "com.flood").await;
+    subscribe_raw(&mut fast, "com.flood").await;
+    // The slow subscriber never reads again. The fast one reads concurrently and reports its
+    // progress; the publisher stays at most one window ahead of it, so only a subscriber that
+    // does not read at all can fall behind by a whole queue.
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
+    let reader = tokio::spawn(async move {
+        let mut received = 0u64;
+        while received < EVENTS {
+            let event = recv_json(&mut fast).await;
+            assert_eq!(event[0], 36);
+            received += 1;
+            let _ = progress_tx.send(received);
+        }
+        received
+    });
+    const WINDOW: u64 = 32;
+    let payload = "x".repeat(1024);
+    for n in 0..EVENTS {
+        if n >= WINDOW {
+            progress.wait_for(|got| *got >= n - WINDOW).await.unwrap();
+        }
+        send_json(&mut publisher, json!([16, n + 1, {}, "com.flood", [payload]])).await;
+    }
+    // An acknowledged publication proves the publisher was never held back.
+    send_json(&mut publisher, json!([16, EVENTS + 1, {"acknowledge": true}, "com.done"])).await;
+    assert_eq!(recv_json(&mut publisher).await[0], 17);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(30), reader).await.unwrap().unwrap(),
+        EVENTS
+    );
+    // The router counted what it dropped for the slow one, and says so through the meta API.
+    send_json(&mut publisher, json!([48, 1, {}, "wamp.session.get", [slow_id]])).await;
+    let details = recv_json(&mut publisher).await;
+    assert_eq!(details[0], 50);
+    assert!(details[3][0]["dropped_events"].as_u64().unwrap() > 0, "{details}");
+    drop(slow);
+}
+
+#[tokio::test]
+async fn the_disconnect_policy_closes_a_subscriber_that_stops_reading() {
+    let config = TransportConfig {
+        outbound_queue: 16,
+        disconnect_slow_consumers: true,
+        ..Default::default()
+    };
+    let server = start(config).await;
+    let (mut slow, slow_id) = join_rawsocket(server.addr).await;
+    let (mut watcher, _) = join_rawsocket(server.addr).await;
+    let (mut publisher, _) = join_rawsocket(server.addr).await;
+    subscribe_raw(&mut slow, "com.flood").await;
+    subscribe_raw(&mut watcher, "wamp.session.on_leave").await;
+    let payload = "x".repeat(4096);
+    let mut left = None;
+    // Publish until the router gives up on the slow subscriber (bounded).
+    for n in 0..20_000u64 {
+        send_json(&mut publisher, json!([16, n + 1, {}, "com.flood", [payload]])).await;
+        if n % 256 == 255 {
+            send_json(&mut publisher, json!([48, n + 1, {}, "wamp.session.count", []])).await;
+            let count = recv_json(&mut publisher).await;
+            if count[3][0] == 2 {
+                left = Some(recv_json(&mut watcher).await);
+                break;
+            }
+        }
+    }
+    let left = left.expect("the slow subscriber was disconnected");
+    assert_eq!(left[4][0], slow_id);
+    drop(slow);
 }

@@ -23,6 +23,7 @@ use junction_wire::{
 
 use crate::error::Error;
 use crate::ids;
+use crate::limits::{self, Limits};
 use crate::matcher::matches;
 use crate::options::{MatchPolicy, PublishOptions};
 use crate::outbox::{Outbound, SharedMessage};
@@ -34,6 +35,7 @@ use retained::Retained;
 /// The realm's subscriptions, retained events and event history.
 pub struct Broker {
     table: RwLock<Table>,
+    limits: Arc<Limits>,
     retained: Mutex<HashMap<Uri, Retained>>,
     history: History,
 }
@@ -88,9 +90,10 @@ pub(crate) struct Publication<'a> {
 
 impl Broker {
     /// A broker keeping event history for the topics `history` names.
-    pub(crate) fn new(history: Vec<HistoryConfig>) -> Self {
+    pub(crate) fn new(history: Vec<HistoryConfig>, limits: Arc<Limits>) -> Self {
         Self {
             table: RwLock::default(),
+            limits,
             retained: Mutex::default(),
             history: History::new(history),
         }
@@ -105,14 +108,24 @@ impl Broker {
         topic: Uri,
         policy: MatchPolicy,
         now: SystemTime,
-    ) -> Option<Subscribed> {
+    ) -> Result<Option<Subscribed>, Error> {
         let mut table = write(&self.table);
         // Checked under the lock that `remove_session` takes after clearing the flag, so a
         // session killed concurrently cannot leave a subscription behind.
         if !peer.is_attached() {
-            return None;
+            return Ok(None);
         }
         let key = (topic, policy);
+        let held = table.by_session.get(&peer.id());
+        let already =
+            held.is_some_and(|ids| table.by_key.get(&key).is_some_and(|id| ids.contains(id)));
+        if !already {
+            limits::check(
+                self.limits.max_subscriptions,
+                held.map_or(0, HashSet::len),
+                "subscriptions per session",
+            )?;
+        }
         let (id, created) = match table.by_key.get(&key) {
             Some(id) => (*id, false),
             None => {
@@ -136,7 +149,7 @@ impl Broker {
             subscription.subscribers.insert(peer.id(), Arc::clone(peer));
         }
         table.by_session.entry(peer.id()).or_default().insert(id);
-        Some(Subscribed { id, created })
+        Ok(Some(Subscribed { id, created }))
     }
 
     /// Removes `session` from subscription `id`. Returns whether the subscription was deleted

@@ -13,6 +13,7 @@ use junction_wire::{
 
 use super::{Dealer, Route};
 use crate::error::Error;
+use crate::limits;
 use crate::options::{CallOptions, MatchPolicy};
 use crate::realm::{Peer, RealmConfig};
 use crate::session::supports_passthru;
@@ -111,6 +112,8 @@ impl Dealer {
         let Route { registration, concurrency, candidates, .. } = route;
 
         let mut calls = self.lock_calls();
+        let pending = calls.by_caller.range(session_range(caller.id())).count();
+        limits::check(self.limits.max_pending_calls, pending, "pending calls per session")?;
         let mut untried = candidates.into_iter();
         let callee = untried
             .by_ref()

@@ -25,6 +25,7 @@ pub use calls::CancelMode;
 
 use crate::error::Error;
 use crate::ids;
+use crate::limits::{self, Limits};
 use crate::matcher::{matches, wildcard_specificity};
 use crate::options::{InvokePolicy, MatchPolicy, RegisterOptions};
 use crate::realm::{Peer, read, write};
@@ -33,6 +34,7 @@ use crate::time::TimerWaker;
 /// The realm's registrations and calls in flight.
 pub struct Dealer {
     table: RwLock<Table>,
+    limits: Arc<Limits>,
     calls: Mutex<Calls>,
     /// Told when a call deadline sooner than the known ones appears.
     timers: Arc<TimerWaker>,
@@ -93,8 +95,8 @@ pub(crate) struct Route {
 }
 
 impl Dealer {
-    pub(crate) fn new(timers: Arc<TimerWaker>) -> Self {
-        Self { table: RwLock::default(), calls: Mutex::default(), timers }
+    pub(crate) fn new(timers: Arc<TimerWaker>, limits: Arc<Limits>) -> Self {
+        Self { table: RwLock::default(), limits, calls: Mutex::default(), timers }
     }
 
     /// Adds `peer` as a callee of `procedure`. A second callee is accepted only when every
@@ -112,6 +114,8 @@ impl Dealer {
         if !peer.is_attached() {
             return Ok(None);
         }
+        let held = table.by_session.get(&peer.id()).map_or(0, HashSet::len);
+        limits::check(self.limits.max_registrations, held, "registrations per session")?;
         let key = (procedure, options.match_policy);
         let existing_id = table.by_key.get(&key).copied();
         let registered = match existing_id.and_then(|id| table.registrations.get_mut(&id)) {

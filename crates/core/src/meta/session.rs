@@ -26,7 +26,7 @@ pub(super) fn call(
     Some(match name {
         "count" => filtered(realm, args).map(|s| Value::from(s.len())),
         "list" => filtered(realm, args).map(ids),
-        "get" => session(realm, args).map(|peer| Value::Dict(peer.info().to_dict())),
+        "get" => session(realm, args).map(|peer| Value::Dict(peer.describe())),
         "kill" => kill_one(realm, caller, args, now),
         "kill_by_authid" => {
             let authid = args.string(0, "authid");

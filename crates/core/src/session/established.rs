@@ -120,7 +120,7 @@ impl Established {
         let broker = &self.realm.broker;
         // `None`: the session was killed meanwhile; its GOODBYE is on the way.
         if let Some(subscribed) =
-            broker.subscribe(&self.peer, m.topic, options.match_policy, now.wall)
+            broker.subscribe(&self.peer, m.topic, options.match_policy, now.wall)?
         {
             self.peer.send(Subscribed { request: m.request, subscription: subscribed.id });
             self.realm.meta_subscribed(self.peer.id(), subscribed.id, subscribed.created, now.wall);

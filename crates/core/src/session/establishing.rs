@@ -9,6 +9,7 @@ use super::{Established, SessionInfo, State, Status, TransportInfo, abort_messag
 use crate::error::Error;
 use crate::features::router_roles;
 use crate::ids;
+use crate::limits;
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
 use crate::router::Router;
@@ -69,6 +70,13 @@ impl Establishing {
             }
         };
         authenticate_anonymous(&realm, &hello)?;
+        let limits = realm.limits();
+        limits::check(limits.max_sessions, router.session_count(), "sessions on this router")?;
+        limits::check(
+            limits.max_sessions_per_realm,
+            realm.session_count(),
+            "sessions on this realm",
+        )?;
         let id = ids::random(SessionId::new);
         let info = SessionInfo {
             id,

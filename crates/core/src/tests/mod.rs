@@ -3,6 +3,7 @@
 
 mod advanced;
 mod harness;
+mod limits;
 mod meta;
 mod pubsub;
 mod rpc;
