@@ -40,6 +40,9 @@ pub enum Error {
     /// A peer needed for the request did not announce a feature it requires.
     #[error("{0}")]
     FeatureNotSupported(String),
+    /// An application payload is larger than the router accepts.
+    #[error("{0}")]
+    PayloadSizeExceeded(String),
     /// A configured limit (sessions, pending calls, subscriptions, registrations) is reached.
     #[error("{0}")]
     LimitExceeded(String),
@@ -77,6 +80,7 @@ impl Error {
             // The spec has no URI for resource limits; "not authorized to have more" is the
             // closest, and the message says which limit.
             Error::LimitExceeded(_) => "wamp.error.not_authorized",
+            Error::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",
             Error::NoSuchSession(_) => "wamp.error.no_such_session",
             Error::ProtocolViolation(_) => "wamp.error.protocol_violation",
             Error::NoSuchRealm(_) => "wamp.error.no_such_realm",
@@ -122,6 +126,7 @@ mod tests {
             Error::InvalidArgument("a".into()),
             Error::Timeout("t".into()),
             Error::LimitExceeded("l".into()),
+            Error::PayloadSizeExceeded("p".into()),
             Error::NoAvailableCallee("n".into()),
             Error::FeatureNotSupported("f".into()),
             Error::NoSuchSession(1),

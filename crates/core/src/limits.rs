@@ -14,6 +14,27 @@ pub struct Limits {
     pub max_subscriptions: Option<usize>,
     /// Registrations one session may hold.
     pub max_registrations: Option<usize>,
+    /// Encoded application payload (`Arguments` + `ArgumentsKw`) of one CALL, PUBLISH, YIELD or
+    /// ERROR. Bigger payloads are refused with `wamp.error.payload_size_exceeded`.
+    pub max_payload_size: Option<usize>,
+}
+
+/// Checks a payload's encoded size against `limit`.
+pub(crate) fn check_payload(
+    limit: Option<usize>,
+    payload: &junction_wire::Payload,
+) -> Result<(), crate::Error> {
+    match limit {
+        Some(max) if payload.encoded_len() > max => {
+            metrics::counter!("junction_limit_refusals_total", "limit" => "payload size")
+                .increment(1);
+            Err(crate::Error::PayloadSizeExceeded(format!(
+                "the payload of {} octets exceeds the limit of {max}",
+                payload.encoded_len()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Checks `current` against `limit`, counting and logging a refusal.

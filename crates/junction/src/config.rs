@@ -68,6 +68,9 @@ pub struct Limits {
     pub max_registrations_per_session: usize,
     /// Open connections from one IP address; 0 = unlimited.
     pub max_connections_per_ip: usize,
+    /// Encoded payload of one CALL, PUBLISH, YIELD or ERROR, in octets; 0 = only
+    /// `max_message_size` applies.
+    pub max_payload_size: usize,
 }
 
 /// `limits.slow_consumer`
@@ -230,6 +233,7 @@ impl Default for Limits {
             max_subscriptions_per_session: 10_000,
             max_registrations_per_session: 10_000,
             max_connections_per_ip: 0,
+            max_payload_size: 0,
         }
     }
 }
@@ -373,6 +377,7 @@ impl Config {
             max_pending_calls: unlimited_if_zero(l.max_pending_calls_per_session),
             max_subscriptions: unlimited_if_zero(l.max_subscriptions_per_session),
             max_registrations: unlimited_if_zero(l.max_registrations_per_session),
+            max_payload_size: unlimited_if_zero(l.max_payload_size),
         };
         RouterConfig { realms, agent: format!("Junction {}", env!("CARGO_PKG_VERSION")), limits }
     }

@@ -8,6 +8,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use junction_core::{Error, Now, Outbound, Outbox, Session, Status, TransportInfo};
 use junction_wire::message::Goodbye;
@@ -80,13 +82,31 @@ pub(crate) async fn drive(
     let (outbox, rx) = QueueOutbox::new(config.outbound_queue, config.disconnect_slow_consumers);
     let serializer = transport.serializer;
     let peer = transport.peer.clone();
+    // Every log line of the connection carries the peer, and once joined the session and realm.
+    let span = tracing::info_span!("session", %peer, id = Empty, realm = Empty);
     let session = Session::new(Arc::clone(&services.router), transport, Arc::clone(&outbox) as _);
-    let mut driver = Driver { link, session, rx, serializer, config, closing_since: None };
-    if let Err(error) = driver.run(&outbox, services.shutdown.token(), accepted_at).await {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+    let mut driver = Driver {
+        link,
+        session,
+        rx,
+        serializer,
+        config,
+        closing_since: None,
+        span: span.clone(),
+        joined: false,
+    };
+    async {
+        if let Err(error) = driver.run(&outbox, services.shutdown.token(), accepted_at).await {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+        driver.session.transport_closed(Now::read());
+        driver.link.close().await;
+        if driver.joined {
+            tracing::info!("session left");
+        }
     }
-    driver.session.transport_closed(Now::read());
-    driver.link.close().await;
+    .instrument(span)
+    .await;
     open.decrement(1.0);
 }
 
@@ -99,6 +119,10 @@ struct Driver<'a, L> {
     config: &'a TransportConfig,
     /// When the router sent its GOODBYE; the peer's reply is awaited until `close_timeout`.
     closing_since: Option<Instant>,
+    /// The connection's log span, given the session id and realm once joined.
+    span: tracing::Span,
+    /// Whether the span already names the session.
+    joined: bool,
 }
 
 impl<L: Link> Driver<'_, L> {
@@ -188,6 +212,7 @@ impl<L: Link> Driver<'_, L> {
                 };
                 metrics::histogram!("junction_routing_seconds")
                     .record(started.elapsed().as_secs_f64());
+                self.note_joined();
                 if status == Status::Closed {
                     return self.finish().await;
                 }
@@ -199,6 +224,19 @@ impl<L: Link> Driver<'_, L> {
             }
             Some(Incoming::Heartbeat) => Ok(Flow::Continue),
             None => Ok(Flow::Stop),
+        }
+    }
+
+    /// Names the session in the log span once it has joined a realm.
+    fn note_joined(&mut self) {
+        if self.joined {
+            return;
+        }
+        if let Some(info) = self.session.info() {
+            self.joined = true;
+            self.span.record("id", info.id.get());
+            self.span.record("realm", info.realm.as_str());
+            tracing::info!(authid = %info.authid, authrole = %info.authrole, "session joined");
         }
     }
 

@@ -10,6 +10,7 @@ use super::{SessionInfo, State, Status, abort_message};
 use crate::broker::Publication;
 use crate::dealer::CancelMode;
 use crate::error::Error;
+use crate::limits;
 use crate::meta;
 use crate::options::{CallOptions, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions};
 use crate::outbox::{Outbound, Outbox};
@@ -102,6 +103,15 @@ impl Established {
             }
             Message::Yield(m) => {
                 self.passthru(&m.options, "callee")?;
+                if let Err(error) =
+                    limits::check_payload(self.realm.limits().max_payload_size, &m.payload)
+                {
+                    // The caller learns why its result never comes; YIELD has no error reply.
+                    return self
+                        .realm
+                        .dealer
+                        .invocation_error(&self.peer, invocation_error(m.request, &error));
+                }
                 self.realm.dealer.yield_result(&self.peer, m)
             }
             Message::Error(m) if m.request_type == MessageType::Invocation => {
@@ -133,6 +143,10 @@ impl Established {
 
     fn publish(&self, now: Now, m: message::Publish) -> Result<(), Error> {
         let options = PublishOptions::parse(&m.options)?;
+        if let Err(error) = limits::check_payload(self.realm.limits().max_payload_size, &m.payload)
+        {
+            return if options.acknowledge { Err(error) } else { Ok(()) };
+        }
         let passthru = self.passthru(&m.options, "publisher")?;
         if let Err(error) = self.check_uri(&m.topic, MatchPolicy::Exact, true) {
             // The spec answers a failed PUBLISH only when it asked for acknowledgement.
@@ -183,6 +197,7 @@ impl Established {
 
     fn call(&self, now: Now, m: message::Call) -> Result<(), Error> {
         let options = CallOptions::parse(&m.options)?;
+        limits::check_payload(self.realm.limits().max_payload_size, &m.payload)?;
         self.passthru(&m.options, "caller")?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
         if m.procedure.is_reserved() {
@@ -266,6 +281,11 @@ fn error_reply(request_type: MessageType, request: RequestId, error: &Error) -> 
 pub(crate) fn supports_passthru(info: &SessionInfo, role: &str) -> bool {
     info.has_feature(role, "payload_passthru_mode")
         || info.has_feature(role, "payload_transparency")
+}
+
+/// The ERROR a callee would have sent for invocation `request`.
+fn invocation_error(request: RequestId, error: &Error) -> message::Error {
+    error_reply(MessageType::Invocation, request, error)
 }
 
 fn describe(message: &Message) -> String {

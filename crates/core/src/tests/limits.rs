@@ -59,3 +59,24 @@ fn subscriptions_registrations_and_pending_calls_are_limited_per_session() {
     );
     assert!(error[5][0].as_str().unwrap().contains("pending calls"));
 }
+
+#[test]
+fn oversize_payloads_get_payload_size_exceeded_and_the_session_stays() {
+    let router = limited(Limits { max_payload_size: Some(16), ..Limits::default() });
+    let (mut callee, _) = Client::join(&router, "realm1");
+    let (mut caller, _) = Client::join(&router, "realm1");
+    callee.send(r#"[64, 1, {}, "com.echo"]"#);
+    callee.recv();
+    caller.send(r#"[48, 1, {}, "com.echo", ["this payload is far too large"]]"#);
+    assert_eq!(caller.recv().unwrap()[4], "wamp.error.payload_size_exceeded");
+    caller.send(r#"[16, 2, {"acknowledge": true}, "com.t", ["this payload is far too large"]]"#);
+    assert_eq!(caller.recv().unwrap()[4], "wamp.error.payload_size_exceeded");
+    caller.send(r#"[48, 3, {}, "com.echo", ["ok"]]"#);
+    callee.recv().expect("INVOCATION");
+    callee.send(r#"[70, 1, {}, ["this result is far too large"]]"#);
+    let error = caller.recv().unwrap();
+    assert_eq!(
+        (error[1].clone(), error[2].clone(), error[4].clone()),
+        (json!(48), json!(3), json!("wamp.error.payload_size_exceeded"))
+    );
+}
