@@ -40,6 +40,21 @@ pub(crate) enum LinkError {
     RawSocket(#[from] junction_wire::rawsocket::FrameError),
 }
 
+impl LinkError {
+    /// For a message over the router's size limit, a sentence saying so.
+    fn oversize(&self) -> Option<String> {
+        use junction_wire::rawsocket::FrameError;
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        match self {
+            LinkError::RawSocket(FrameError::TooLong { length, limit }) => {
+                Some(format!("a message of {length} octets exceeds the limit of {limit}"))
+            }
+            LinkError::WebSocket(WsError::Capacity(e)) => Some(format!("message too large: {e}")),
+            _ => None,
+        }
+    }
+}
+
 /// A framed, message-oriented connection.
 pub(crate) trait Link: Send {
     /// The next message, or `None` when the peer closed. Must be cancel-safe: the driver
@@ -156,7 +171,17 @@ impl<L: Link> Driver<'_, L> {
                 incoming = self.link.recv() => {
                     heard = Instant::now();
                     ping_sent = None;
-                    self.on_incoming(incoming?).await?
+                    match incoming {
+                        Ok(incoming) => self.on_incoming(incoming).await?,
+                        Err(error) => match error.oversize() {
+                            // Say why before closing: ABORT names the size and the limit.
+                            Some(why) => {
+                                let _ = self.session.abort(Now::read(), &Error::ProtocolViolation(why));
+                                self.finish().await?
+                            }
+                            None => return Err(error),
+                        },
+                    }
                 }
                 () = sleep_until(liveness.unwrap_or(heard)), if liveness.is_some() => {
                     if ping_sent.is_some() {

@@ -146,6 +146,12 @@ async fn rawsocket_frame_over_the_announced_limit_closes_the_connection() {
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     rawsocket_json(&mut s).await;
     s.write_all(&[0, 0, 0x10, 0]).await.unwrap(); // announces 4096 octets
+    let abort = recv_json(&mut s).await;
+    assert_eq!(abort[2], "wamp.error.protocol_violation");
+    assert!(
+        abort[1]["message"].as_str().unwrap().contains("4096 octets exceeds the limit of 1024"),
+        "{abort}"
+    );
     assert_eq!(read_frame(&mut s).await, None);
 }
 
