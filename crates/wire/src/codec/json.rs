@@ -36,7 +36,11 @@ impl ElementReader for Reader<'_> {
         let text = raw.get();
         let shape_ok = match (container, text.as_bytes().first()) {
             (Container::ListOrBinary, Some(b'[')) | (Container::Dict, Some(b'{')) => true,
-            (Container::ListOrBinary, Some(b'"')) => text.starts_with("\"\\u0000"),
+            // A transparent payload: a binary string, i.e. "\u0000" and valid base64.
+            (Container::ListOrBinary, Some(b'"')) => {
+                text.starts_with("\"\\u0000")
+                    && matches!(decode_value(text.as_bytes())?, Value::Bytes(_))
+            }
             _ => false,
         };
         if !shape_ok {

@@ -120,3 +120,19 @@ fn deeply_nested_payloads_are_refused_when_decoded() {
     }
     assert_eq!(Serializer::Json.decode_value(deep.as_bytes()), Err(DecodeError::TooDeep));
 }
+
+#[test]
+fn transparent_json_payload_must_be_valid_base64() {
+    // Found by fuzzing: "\u0000" followed by text that is not base64 passed as binary, then
+    // transcoded to a string that MessagePack peers could not accept as a payload.
+    let bad = Bytes::from_static(br#"[36,1,2,{},"\u0000g6Vj<not base64>"]"#);
+    assert_eq!(
+        Serializer::Json.decode(&bad).unwrap_err(),
+        DecodeError::PayloadShape("Arguments must be a list")
+    );
+    let good = Bytes::from_static(br#"[36,1,2,{},"\u0000AAEC"]"#);
+    let message = Serializer::Json.decode(&good).expect("a binary payload");
+    for target in Serializer::ALL {
+        target.decode(&target.encode(&message).expect("encodes")).expect("decodes");
+    }
+}
