@@ -25,3 +25,10 @@ awk '/^test result:/ { p += $4; f += $6 } END { printf "cargo: %d passed, %d fai
 
 step "interop tests with real WAMP clients"
 scripts/test-interop.sh
+
+if command -v cargo-fuzz >/dev/null; then
+  step "fuzz smoke (${FUZZ_SECONDS:-10}s per target)"
+  scripts/fuzz-smoke.sh
+else
+  step "fuzz smoke skipped: cargo-fuzz is not installed (cargo install cargo-fuzz)"
+fi

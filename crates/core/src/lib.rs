@@ -24,6 +24,8 @@ pub mod broker;
 pub mod dealer;
 pub mod error;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 pub mod limits;
 mod matcher;

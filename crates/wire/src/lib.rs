@@ -16,6 +16,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod message;
 pub mod payload;
