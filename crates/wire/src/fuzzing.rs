@@ -12,10 +12,10 @@ use crate::rawsocket::{FrameHeader, Handshake, MAX_LENGTH};
 pub fn decode_round_trip(serializer: Serializer, data: &[u8]) {
     let Ok(message) = serializer.decode(&Bytes::copy_from_slice(data)) else { return };
     for target in Serializer::ALL {
-        if let Ok(encoded) = target.encode(&message) {
-            if let Err(error) = target.decode(&encoded) {
-                panic!("{target:?} cannot decode what it encoded: {error}");
-            }
+        if let Ok(encoded) = target.encode(&message)
+            && let Err(error) = target.decode(&encoded)
+        {
+            panic!("{target:?} cannot decode what it encoded: {error}");
         }
     }
 }
