@@ -1,0 +1,33 @@
+//! Authentication for Junction: credential hashing and the challenge-response methods of the
+//! spec's "Authentication" pages. Pure functions over bytes and strings: the session state
+//! machine (in `junction-core`) asks for a challenge, sends it, and verifies the answer here.
+//!
+//! Layout:
+//! - [`password`]: how passwords are stored — only as a salted PBKDF2-SHA256 derived key.
+//! - [`ticket`]: `ticket`: the client sends its password; compared through the derived key.
+//! - [`cra`]: `wampcra`: HMAC-SHA256 over a router challenge, keyed with the salted derived key
+//!   (as Autobahn and xconn compute it).
+//! - [`cryptosign`]: `cryptosign`: an Ed25519 signature over a random 32-byte challenge.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod cra;
+pub mod cryptosign;
+pub mod password;
+pub mod ticket;
+
+/// Why an authentication attempt failed. The variants are for logs and tests; what the client
+/// hears is decided by the caller, which must not reveal whether a user exists.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The answer does not match the credential.
+    #[error("the signature or ticket does not match")]
+    BadSignature,
+    /// The answer is not in the expected format (hex, base64, length).
+    #[error("malformed authentication answer: {0}")]
+    Malformed(&'static str),
+    /// The user has no credential for this method.
+    #[error("no credential for this method")]
+    NoCredential,
+}

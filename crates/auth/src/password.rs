@@ -1,0 +1,79 @@
+//! Stored passwords: never the password itself, only PBKDF2-HMAC-SHA256 over it with a random
+//! salt. The same derived key serves `ticket` (derive the presented ticket and compare) and
+//! salted `wampcra` (the key Autobahn and xconn derive on their side).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rand::Rng;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// Iterations for newly stored passwords (WAMP-CRA clients accept any count the router sends).
+pub const DEFAULT_ITERATIONS: u32 = 1000;
+
+/// Derived key length in octets.
+pub const KEY_LENGTH: usize = 32;
+
+/// A password as stored: salt, iteration count and derived key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPassword {
+    /// The salt, as text (WAMP-CRA sends it to the client verbatim).
+    pub salt: String,
+    /// PBKDF2 iterations.
+    pub iterations: u32,
+    /// PBKDF2-HMAC-SHA256(password, salt, iterations), `KEY_LENGTH` octets.
+    pub key: Vec<u8>,
+}
+
+impl StoredPassword {
+    /// Derives a new stored password with a fresh random salt.
+    pub fn new(password: &str) -> Self {
+        let salt: String = {
+            let bytes: [u8; 16] = rand::rng().random();
+            hex::encode(bytes)
+        };
+        Self::with_salt(password, &salt, DEFAULT_ITERATIONS)
+    }
+
+    /// Derives a stored password with a given salt and iteration count.
+    pub fn with_salt(password: &str, salt: &str, iterations: u32) -> Self {
+        Self { salt: salt.to_owned(), iterations, key: derive(password, salt, iterations) }
+    }
+
+    /// Whether `password` is the one stored, in constant time.
+    pub fn matches(&self, password: &str) -> bool {
+        derive(password, &self.salt, self.iterations).ct_eq(&self.key).into()
+    }
+
+    /// The WAMP-CRA signing key: the derived key in base64, as clients compute it.
+    pub fn cra_key(&self) -> String {
+        BASE64.encode(&self.key)
+    }
+}
+
+fn derive(password: &str, salt: &str, iterations: u32) -> Vec<u8> {
+    let mut key = vec![0u8; KEY_LENGTH];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut key);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_password_matches_only_itself_and_is_not_kept_in_clear() {
+        let stored = StoredPassword::new("s3cret");
+        assert!(stored.matches("s3cret"));
+        assert!(!stored.matches("s3cret "));
+        assert!(!stored.key.windows(6).any(|w| w == b"s3cret"));
+        assert_ne!(StoredPassword::new("s3cret").salt, stored.salt, "salts are random");
+    }
+
+    #[test]
+    fn cra_key_matches_autobahns_derive_key() {
+        // autobahn.wamp.auth.derive_key("secret", "salt", 1000, 32), computed with Autobahn 26.10.2.
+        let stored = StoredPassword::with_salt("secret", "salt", 1000);
+        assert_eq!(stored.cra_key(), "qN+JnzxPIE2WfgrWPAkph8EAVeuwF7PZ0ordIY1Peq0=");
+    }
+}
