@@ -40,6 +40,12 @@ pub enum Error {
     /// A peer needed for the request did not announce a feature it requires.
     #[error("{0}")]
     FeatureNotSupported(String),
+    /// The session lacks the permission; the message names it and the URI.
+    #[error("{0}")]
+    NotAuthorized(String),
+    /// The credentials presented in AUTHENTICATE were not accepted.
+    #[error("{0}")]
+    AuthenticationFailed(String),
     /// An application payload is larger than the router accepts.
     #[error("{0}")]
     PayloadSizeExceeded(String),
@@ -81,6 +87,8 @@ impl Error {
             // closest, and the message says which limit.
             Error::LimitExceeded(_) => "wamp.error.not_authorized",
             Error::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",
+            Error::NotAuthorized(_) => "wamp.error.not_authorized",
+            Error::AuthenticationFailed(_) => "wamp.error.authentication_failed",
             Error::NoSuchSession(_) => "wamp.error.no_such_session",
             Error::ProtocolViolation(_) => "wamp.error.protocol_violation",
             Error::NoSuchRealm(_) => "wamp.error.no_such_realm",
@@ -127,6 +135,8 @@ mod tests {
             Error::Timeout("t".into()),
             Error::LimitExceeded("l".into()),
             Error::PayloadSizeExceeded("p".into()),
+            Error::NotAuthorized("n".into()),
+            Error::AuthenticationFailed("a".into()),
             Error::NoAvailableCallee("n".into()),
             Error::FeatureNotSupported("f".into()),
             Error::NoSuchSession(1),

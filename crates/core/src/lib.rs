@@ -9,6 +9,7 @@
 //! - [`dealer`]: routed remote procedure calls.
 //! - [`outbox`]: how the core hands messages to a transport ([`Outbox`], [`Outbound`]).
 //! - [`time`]: [`Now`], the time a driver passes in.
+//! - [`security`]: users, groups and grants of a realm; authorization.
 //! - [`error`]: [`Error`], and its single mapping to `wamp.error.*` URIs.
 //! - [`meta`]: the session, registration and subscription meta API, and testaments.
 //! - [`features`]: the roles and features announced in WELCOME.
@@ -34,6 +35,7 @@ pub mod options;
 pub mod outbox;
 pub mod realm;
 pub mod router;
+pub mod security;
 pub mod session;
 pub mod time;
 

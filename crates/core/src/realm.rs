@@ -1,7 +1,7 @@
 //! A realm: a routing and security domain. Sessions attach to exactly one realm and only ever
 //! see that realm's sessions, subscriptions and registrations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -16,6 +16,7 @@ use crate::limits::Limits;
 use crate::meta::session::Testaments;
 use crate::options::MatchPolicy;
 use crate::outbox::{Outbound, Outbox};
+use crate::security::{Permission, Security};
 use crate::session::SessionInfo;
 use crate::time::TimerWaker;
 
@@ -33,6 +34,8 @@ pub struct RealmConfig {
     pub disclose_caller: bool,
     /// Tell subscribers who published, whether or not the publisher asked with `disclose_me`.
     pub disclose_publisher: bool,
+    /// Users, groups and grants; disabled (everything allowed) unless configured.
+    pub security: Security,
     /// Call timeout applied when a CALL sets none.
     pub default_call_timeout: Option<Duration>,
     /// Upper bound on any call's timeout.
@@ -62,6 +65,7 @@ impl RealmConfig {
             uri_rules: UriRules::Loose,
             disclose_caller: true,
             disclose_publisher: true,
+            security: Security::default(),
             default_call_timeout: None,
             max_call_timeout: None,
             event_history: Vec::new(),
@@ -92,6 +96,8 @@ pub struct Peer {
     attached: AtomicBool,
     /// Events to publish when the session goes away.
     testaments: Testaments,
+    /// What grants are matched against: authid, groups, `all` (and `anonymous`), fixed at join.
+    principals: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -101,13 +107,18 @@ impl std::fmt::Debug for Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(info: SessionInfo, outbox: Arc<dyn Outbox>) -> Self {
+    pub(crate) fn new(
+        info: SessionInfo,
+        outbox: Arc<dyn Outbox>,
+        principals: BTreeSet<String>,
+    ) -> Self {
         Self {
             info,
             outbox,
             last_request: AtomicU64::new(0),
             attached: AtomicBool::new(true),
             testaments: Testaments::default(),
+            principals,
         }
     }
 
@@ -149,6 +160,16 @@ impl Peer {
         &self.testaments
     }
 
+    /// Checks that the session may do `permission` on `uri` under the realm's current grants.
+    pub(crate) fn authorize(
+        &self,
+        realm: &Realm,
+        permission: Permission,
+        uri: &Uri,
+    ) -> Result<(), crate::Error> {
+        realm.security().authorize(&self.principals, permission, uri)
+    }
+
     /// Whether the session is still attached to its realm.
     pub(crate) fn is_attached(&self) -> bool {
         self.attached.load(Ordering::SeqCst)
@@ -168,6 +189,8 @@ pub struct Realm {
     pub(crate) broker: Broker,
     pub(crate) dealer: Dealer,
     limits: Arc<Limits>,
+    /// The current security snapshot; replaced whole when it changes.
+    security: RwLock<Arc<Security>>,
 }
 
 impl Realm {
@@ -175,7 +198,18 @@ impl Realm {
     pub(crate) fn new(config: RealmConfig, timers: Arc<TimerWaker>, limits: Arc<Limits>) -> Self {
         let broker = Broker::new(config.event_history.clone(), Arc::clone(&limits));
         let dealer = Dealer::new(timers, Arc::clone(&limits));
-        Self { config, sessions: RwLock::default(), broker, dealer, limits }
+        let security = RwLock::new(Arc::new(config.security.clone()));
+        Self { config, sessions: RwLock::default(), broker, dealer, limits, security }
+    }
+
+    /// The current users, groups and grants.
+    pub fn security(&self) -> Arc<Security> {
+        Arc::clone(&read(&self.security))
+    }
+
+    /// Replaces the users, groups and grants; checks made afterwards use the new ones.
+    pub fn set_security(&self, security: Security) {
+        *write(&self.security) = Arc::new(security);
     }
 
     /// The limits that apply here.

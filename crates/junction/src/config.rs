@@ -10,8 +10,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use junction_auth::cryptosign::parse_public_key;
+use junction_auth::password::StoredPassword;
 use junction_core::options::MatchPolicy;
 use junction_core::realm::HistoryConfig;
+use junction_core::security::{Grant, Group, Permission, Security, User};
 use junction_core::{Limits as SessionLimits, RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
 use junction_wire::{Uri, UriRules};
@@ -139,6 +142,70 @@ pub struct Realm {
     /// Topics whose events are kept for `wamp.subscription.get_events`.
     #[serde(default)]
     pub event_history: Vec<EventHistory>,
+    /// Users, groups and grants; absent = everything allowed to every session.
+    #[serde(default)]
+    pub security: Option<RealmSecurity>,
+}
+
+/// `[realms.security]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmSecurity {
+    /// Authentication methods accepted besides `anonymous`: `ticket`, `wampcra`, `cryptosign`.
+    #[serde(default)]
+    pub authmethods: Vec<String>,
+    /// Users who can authenticate.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Groups (which may belong to other groups).
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+    /// Permissions on URIs for users, groups, `all` or `anonymous`.
+    #[serde(default)]
+    pub grants: Vec<GrantConfig>,
+}
+
+/// `[[realms.security.users]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user's authid.
+    pub authid: String,
+    /// For `ticket` and `wampcra`; kept only as a salted derived key once loaded.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// For `cryptosign`: hex Ed25519 public keys.
+    #[serde(default)]
+    pub authorized_keys: Vec<String>,
+    /// Groups; the first is the session's authrole.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `[[realms.security.groups]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The group's name.
+    pub name: String,
+    /// Groups this group belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `[[realms.security.grants]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// `wamp.call`, `wamp.register`, … or `all`.
+    pub permissions: Vec<String>,
+    /// The URI or pattern.
+    pub uri: String,
+    /// `exact`, `prefix` or `wildcard`.
+    #[serde(default, rename = "match")]
+    pub match_policy: MatchRule,
+    /// Authids, group names, `all`, `anonymous`.
+    pub roles: Vec<String>,
 }
 
 /// One `[[realms.event_history]]` entry.
@@ -182,6 +249,124 @@ fn yes() -> bool {
     true
 }
 
+/// The realm security of the core, with passwords turned into salted derived keys.
+fn security(config: &RealmSecurity) -> Security {
+    let users = config
+        .users
+        .iter()
+        .map(|u| {
+            let user = User {
+                authid: u.authid.clone(),
+                password: u.password.as_deref().map(StoredPassword::new),
+                authorized_keys: u
+                    .authorized_keys
+                    .iter()
+                    .filter_map(|k| parse_public_key(k))
+                    .collect(),
+                groups: u.groups.clone(),
+            };
+            (u.authid.clone(), user)
+        })
+        .collect();
+    let groups = config
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), Group { name: g.name.clone(), groups: g.groups.clone() }))
+        .collect();
+    let grants = config
+        .grants
+        .iter()
+        .map(|g| Grant {
+            permissions: g
+                .permissions
+                .iter()
+                .flat_map(|p| {
+                    if p == "all" {
+                        Permission::ALL.to_vec()
+                    } else {
+                        Permission::parse(p).into_iter().collect()
+                    }
+                })
+                .collect(),
+            uri: Uri::from(g.uri.as_str()),
+            policy: match g.match_policy {
+                MatchRule::Exact => MatchPolicy::Exact,
+                MatchRule::Prefix => MatchPolicy::Prefix,
+                MatchRule::Wildcard => MatchPolicy::Wildcard,
+            },
+            roles: g.roles.clone(),
+        })
+        .collect();
+    Security { enabled: true, authmethods: config.authmethods.clone(), users, groups, grants }
+}
+
+/// Refuses what would fail later or silently: unknown methods and permissions, bad keys,
+/// references to undeclared groups, group cycles.
+fn validate_security(config: &RealmSecurity) -> Result<(), String> {
+    for method in &config.authmethods {
+        if !["ticket", "wampcra", "cryptosign"].contains(&method.as_str()) {
+            return Err(format!(
+                "authmethods: unknown method \"{method}\" (ticket, wampcra, cryptosign)"
+            ));
+        }
+    }
+    let groups: std::collections::HashMap<&str, &GroupConfig> =
+        config.groups.iter().map(|g| (g.name.as_str(), g)).collect();
+    let known_group = |name: &str| groups.contains_key(name);
+    for user in &config.users {
+        for key in &user.authorized_keys {
+            if parse_public_key(key).is_none() {
+                return Err(format!(
+                    "users.authorized_keys: \"{key}\" of \"{}\" is not a hex Ed25519 public key",
+                    user.authid
+                ));
+            }
+        }
+        if let Some(group) = user.groups.iter().find(|g| !known_group(g)) {
+            return Err(format!(
+                "users.groups: \"{}\" belongs to undeclared group \"{group}\"",
+                user.authid
+            ));
+        }
+    }
+    for group in &config.groups {
+        if let Some(parent) = group.groups.iter().find(|g| !known_group(g)) {
+            return Err(format!(
+                "groups.groups: \"{}\" belongs to undeclared group \"{parent}\"",
+                group.name
+            ));
+        }
+        // Follow the parents; reaching the start again is a cycle.
+        let mut pending: Vec<&str> = group.groups.iter().map(String::as_str).collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(next) = pending.pop() {
+            if next == group.name {
+                return Err(format!(
+                    "groups: \"{}\" belongs to itself through its groups",
+                    group.name
+                ));
+            }
+            if seen.insert(next) {
+                pending.extend(
+                    groups
+                        .get(next)
+                        .map(|g| g.groups.iter().map(String::as_str))
+                        .into_iter()
+                        .flatten(),
+                );
+            }
+        }
+    }
+    for grant in &config.grants {
+        if let Some(p) =
+            grant.permissions.iter().find(|p| *p != "all" && Permission::parse(p).is_none())
+        {
+            return Err(format!("grants.permissions: unknown permission \"{p}\""));
+        }
+    }
+    Ok(())
+}
+
 /// A count from the config, 0 meaning no limit.
 fn unlimited_if_zero(n: usize) -> Option<usize> {
     (n > 0).then_some(n)
@@ -208,6 +393,7 @@ impl Default for Config {
                 uri_rules: UriRuleSet::Loose,
                 disclose_caller: true,
                 disclose_publisher: true,
+                security: None,
                 default_call_timeout_ms: 0,
                 max_call_timeout_ms: 0,
                 event_history: Vec::new(),
@@ -317,6 +503,10 @@ impl Config {
             if !seen.insert(&realm.name) {
                 return Err(format!("realms.name: \"{}\" is declared twice", realm.name));
             }
+            if let Some(security) = &realm.security {
+                validate_security(security)
+                    .map_err(|e| format!("realms.security: {e} (realm \"{}\")", realm.name))?;
+            }
             for history in &realm.event_history {
                 let policy_allows_empty = history.match_policy != MatchRule::Exact;
                 if !Uri::from(history.topic.as_str()).is_valid(UriRules::Loose, policy_allows_empty)
@@ -353,6 +543,7 @@ impl Config {
                 },
                 disclose_caller: r.disclose_caller,
                 disclose_publisher: r.disclose_publisher,
+                security: r.security.as_ref().map(security).unwrap_or_default(),
                 default_call_timeout: millis(r.default_call_timeout_ms),
                 max_call_timeout: millis(r.max_call_timeout_ms),
                 event_history: r

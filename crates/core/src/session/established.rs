@@ -15,6 +15,7 @@ use crate::meta;
 use crate::options::{CallOptions, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions};
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
+use crate::security::Permission;
 use crate::time::Now;
 
 /// A session attached to a realm.
@@ -82,6 +83,9 @@ impl Established {
         match message {
             Message::Subscribe(m) => self.subscribe(now, m),
             Message::Unsubscribe(m) => {
+                if let Some(topic) = self.realm.broker.with(m.subscription, |s| s.topic.clone()) {
+                    self.authorize(Permission::Unsubscribe, &topic)?;
+                }
                 let deleted = self.realm.broker.unsubscribe(id, m.subscription)?;
                 self.peer.send(Unsubscribed { request: m.request, details: None });
                 self.realm.meta_unsubscribed(id, m.subscription, deleted, now.wall);
@@ -90,6 +94,11 @@ impl Established {
             Message::Publish(m) => self.publish(now, m),
             Message::Register(m) => self.register(now, m),
             Message::Unregister(m) => {
+                if let Some(procedure) =
+                    self.realm.dealer.with(m.registration, |r| r.procedure.clone())
+                {
+                    self.authorize(Permission::Unregister, &procedure)?;
+                }
                 let deleted = self.realm.dealer.unregister(id, m.registration)?;
                 self.peer.send(Unregistered { request: m.request, details: None });
                 self.realm.meta_unregistered(id, m.registration, deleted, now.wall);
@@ -127,6 +136,7 @@ impl Established {
     fn subscribe(&self, now: Now, m: message::Subscribe) -> Result<(), Error> {
         let options = SubscribeOptions::parse(&m.options)?;
         self.check_uri(&m.topic, options.match_policy, false)?;
+        self.authorize(Permission::Subscribe, &m.topic)?;
         let broker = &self.realm.broker;
         // `None`: the session was killed meanwhile; its GOODBYE is on the way.
         if let Some(subscribed) =
@@ -152,6 +162,9 @@ impl Established {
             // The spec answers a failed PUBLISH only when it asked for acknowledgement.
             return if options.acknowledge { Err(error) } else { Ok(()) };
         }
+        if let Err(error) = self.authorize(Permission::Publish, &m.topic) {
+            return if options.acknowledge { Err(error) } else { Ok(()) };
+        }
         let publication = self.realm.broker.publish(Publication {
             publisher: Some(&self.peer),
             topic: &m.topic,
@@ -170,6 +183,7 @@ impl Established {
     fn register(&self, now: Now, m: message::Register) -> Result<(), Error> {
         let options = RegisterOptions::parse(&m.options)?;
         self.check_uri(&m.procedure, options.match_policy, true)?;
+        self.authorize(Permission::Register, &m.procedure)?;
         let dealer = &self.realm.dealer;
         if options.force_reregister {
             self.take_over(&m.procedure, options.match_policy, now);
@@ -200,6 +214,7 @@ impl Established {
         limits::check_payload(self.realm.limits().max_payload_size, &m.payload)?;
         self.passthru(&m.options, "caller")?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
+        self.authorize(Permission::Call, &m.procedure)?;
         if m.procedure.is_reserved() {
             let payload = meta::call(&self.realm, &self.peer, &m.procedure, &m.payload, now)
                 .ok_or_else(|| Error::NoSuchProcedure(m.procedure.clone()))??;
@@ -207,6 +222,11 @@ impl Established {
             return Ok(());
         }
         self.realm.dealer.call(&self.peer, m, &options, self.realm.config(), now.monotonic)
+    }
+
+    /// Checks a permission under the realm's current grants.
+    fn authorize(&self, permission: Permission, uri: &Uri) -> Result<(), Error> {
+        self.peer.authorize(&self.realm, permission, uri)
     }
 
     /// The payload passthru options (`ppt_*`) of a request, checked: using them needs

@@ -1,9 +1,16 @@
-//! Waiting for HELLO: realm lookup, authentication, WELCOME or ABORT.
+//! Joining a realm: HELLO, then either WELCOME at once (anonymous) or CHALLENGE, AUTHENTICATE
+//! and WELCOME; ABORT whenever the realm, the method or the credentials do not fit.
+//!
+//! Failures tell an honest client what to fix (which method the realm accepts) without telling
+//! anyone whether a user exists: an unknown authid is challenged like a known one and fails at
+//! AUTHENTICATE with the same message as a wrong password.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use junction_wire::message::{Hello, Welcome};
-use junction_wire::{Message, SessionId, Value, dict};
+use junction_auth::{cra, cryptosign, password::StoredPassword, ticket};
+use junction_wire::message::{Authenticate, Challenge, Hello, Welcome};
+use junction_wire::{Dict, Message, SessionId, Value, dict};
 
 use super::{Established, SessionInfo, State, Status, TransportInfo, abort_message};
 use crate::error::Error;
@@ -13,11 +20,34 @@ use crate::limits;
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
 use crate::router::Router;
+use crate::security::User;
 use crate::time::Now;
 
-/// A connection that has not joined a realm yet.
+/// Who vouches for authentications done by Junction itself.
+const AUTHPROVIDER: &str = "junction";
+
+/// A connection that has not sent HELLO yet.
 pub struct Establishing {
     transport: TransportInfo,
+}
+
+/// A connection that was sent a CHALLENGE and owes an AUTHENTICATE.
+pub struct Challenging {
+    transport: TransportInfo,
+    realm: Arc<Realm>,
+    hello: Hello,
+    session: SessionId,
+    authid: String,
+    /// The user, if the authid names one (unknown users are challenged all the same).
+    user: Option<User>,
+    pending: Pending,
+}
+
+/// What the router expects in AUTHENTICATE.
+enum Pending {
+    Ticket,
+    Cra(cra::Challenge),
+    Cryptosign { challenge: cryptosign::Challenge, key: Option<[u8; 32]> },
 }
 
 impl Establishing {
@@ -41,15 +71,7 @@ impl Establishing {
                 other.message_type().name()
             ))),
         };
-        match result {
-            Ok(established) => (State::Established(established), Status::Open),
-            Err(error) => {
-                metrics::counter!("junction_handshake_refusals_total", "reason" => error.uri())
-                    .increment(1);
-                outbox.push(Outbound::Message(abort_message(&error)));
-                (State::Closed, Status::Closed)
-            }
-        }
+        settle(result, outbox)
     }
 
     fn hello(
@@ -58,18 +80,14 @@ impl Establishing {
         outbox: &Arc<dyn Outbox>,
         now: Now,
         hello: Hello,
-    ) -> Result<Established, Error> {
+    ) -> Result<State, Error> {
         let realm =
             router.realm(&hello.realm).ok_or_else(|| Error::NoSuchRealm(hello.realm.clone()))?;
-        let roles = match hello.details.get("roles") {
-            Some(Value::Dict(roles)) if !roles.is_empty() => roles.clone(),
-            _ => {
-                return Err(Error::ProtocolViolation(
-                    "HELLO.Details.roles must announce at least one role".into(),
-                ));
-            }
-        };
-        authenticate_anonymous(&realm, &hello)?;
+        if !matches!(hello.details.get("roles"), Some(Value::Dict(roles)) if !roles.is_empty()) {
+            return Err(Error::ProtocolViolation(
+                "HELLO.Details.roles must announce at least one role".into(),
+            ));
+        }
         let limits = realm.limits();
         limits::check(limits.max_sessions, router.session_count(), "sessions on this router")?;
         limits::check(
@@ -77,56 +95,314 @@ impl Establishing {
             realm.session_count(),
             "sessions on this realm",
         )?;
-        let id = ids::random(SessionId::new);
-        let info = SessionInfo {
-            id,
-            realm: hello.realm.clone(),
-            authid: format!("anonymous-{id}"),
-            authrole: "anonymous".into(),
-            authmethod: "anonymous".into(),
-            authprovider: "junction".into(),
-            authextra: Default::default(),
-            transport: self.transport,
-            roles,
-            agent: hello.details.get("agent").and_then(Value::as_str).map(str::to_owned),
-            established_at: now.wall,
-        };
-        let details = dict! {
-            "realm" => info.realm.as_str(),
-            "authid" => info.authid.as_str(),
-            "authrole" => info.authrole.as_str(),
-            "authmethod" => info.authmethod.as_str(),
-            "authprovider" => info.authprovider.as_str(),
-            "roles" => router_roles(realm.config()),
-            "agent" => router.config().agent.as_str(),
-        };
-        outbox.push(Outbound::Message(Welcome { session: id, details }.into()));
-        let peer = Arc::new(Peer::new(info, Arc::clone(outbox)));
-        realm.attach(Arc::clone(&peer), now.wall);
-        tracing::debug!(session = %id, realm = %realm.name(), "session established");
-        Ok(Established::new(realm, peer))
+        let offered = offered_methods(&hello)?;
+        let security = realm.security();
+        let authid = hello.details.get("authid").and_then(Value::as_str).map(str::to_owned);
+        let session = ids::random(SessionId::new);
+        for method in &offered {
+            match method.as_str() {
+                "anonymous" if realm.config().allow_anonymous => {
+                    let authid = format!("anonymous-{session}");
+                    let identity = Identity::anonymous(authid);
+                    return welcome(
+                        router,
+                        &realm,
+                        outbox,
+                        now,
+                        hello,
+                        self.transport,
+                        session,
+                        identity,
+                    )
+                    .map(State::Established);
+                }
+                "ticket" | "wampcra" | "cryptosign" if security.allows_method(method) => {
+                    let Some(authid) = authid.clone() else {
+                        return Err(Error::AuthenticationFailed(format!(
+                            "authmethod {method} needs an authid in HELLO"
+                        )));
+                    };
+                    let user = security.users.get(&authid).cloned();
+                    let (pending, extra) =
+                        challenge(method, &hello, &authid, user.as_ref(), session, now)?;
+                    outbox.push(Outbound::Message(
+                        Challenge { authmethod: method.clone(), extra }.into(),
+                    ));
+                    let transport = self.transport;
+                    return Ok(State::Challenging(Box::new(Challenging {
+                        transport,
+                        realm,
+                        hello,
+                        session,
+                        authid,
+                        user,
+                        pending,
+                    })));
+                }
+                _ => {}
+            }
+        }
+        let mut accepted: Vec<&str> = security.authmethods.iter().map(String::as_str).collect();
+        if realm.config().allow_anonymous {
+            accepted.insert(0, "anonymous");
+        }
+        Err(Error::NoMatchingAuthMethod(format!(
+            "realm \"{}\" accepts the authentication methods [{}]; the client offered [{}]",
+            realm.name(),
+            accepted.join(", "),
+            offered.join(", ")
+        )))
     }
 }
 
-/// Accepts the client as anonymous if the realm allows it and the client offered it (or
-/// offered nothing). Other methods arrive with the security layer.
-fn authenticate_anonymous(realm: &Realm, hello: &Hello) -> Result<(), Error> {
-    let offered: Vec<&str> = match hello.details.get("authmethods") {
-        None | Some(Value::Null) => vec!["anonymous"],
-        Some(Value::List(methods)) => methods.iter().filter_map(Value::as_str).collect(),
-        Some(_) => {
-            return Err(Error::ProtocolViolation(
-                "HELLO.Details.authmethods must be a list of strings".into(),
-            ));
-        }
-    };
-    if realm.config().allow_anonymous && offered.contains(&"anonymous") {
-        return Ok(());
+impl Challenging {
+    pub(super) fn handle(
+        self,
+        router: &Router,
+        outbox: &Arc<dyn Outbox>,
+        now: Now,
+        message: Message,
+    ) -> (State, Status) {
+        let result = match message {
+            Message::Authenticate(answer) => self.authenticate(router, outbox, now, answer),
+            Message::Abort(_) => return (State::Closed, Status::Closed),
+            other => Err(Error::ProtocolViolation(format!(
+                "expected AUTHENTICATE, got {} while authenticating",
+                other.message_type().name()
+            ))),
+        };
+        settle(result, outbox)
     }
-    let allowed = if realm.config().allow_anonymous { "anonymous" } else { "none" };
-    Err(Error::NoMatchingAuthMethod(format!(
-        "realm \"{}\" accepts the authentication methods [{allowed}]; the client offered [{}]",
-        realm.name(),
-        offered.join(", ")
-    )))
+
+    fn authenticate(
+        self,
+        router: &Router,
+        outbox: &Arc<dyn Outbox>,
+        now: Now,
+        answer: Authenticate,
+    ) -> Result<State, Error> {
+        let method = match &self.pending {
+            Pending::Ticket => "ticket",
+            Pending::Cra(_) => "wampcra",
+            Pending::Cryptosign { .. } => "cryptosign",
+        };
+        let password = self.user.as_ref().and_then(|u| u.password.as_ref());
+        let verified = match (&self.pending, password) {
+            (Pending::Ticket, Some(stored)) => ticket::verify(stored, &answer.signature).is_ok(),
+            (Pending::Cra(challenge), Some(stored)) => {
+                challenge.verify(stored, &answer.signature).is_ok()
+            }
+            (Pending::Cryptosign { challenge, key: Some(key) }, _) => {
+                challenge.verify(key, &answer.signature).is_ok()
+            }
+            _ => false,
+        };
+        let user = match (verified, self.user) {
+            (true, Some(user)) => user,
+            _ => {
+                metrics::counter!("junction_authentication_failures_total", "method" => method)
+                    .increment(1);
+                return Err(Error::AuthenticationFailed(format!(
+                    "the {method} credentials for authid \"{}\" were not accepted",
+                    self.authid
+                )));
+            }
+        };
+        let security = self.realm.security();
+        let groups: Vec<String> = security.groups_of(&user).into_iter().collect();
+        let authrole = user.groups.first().cloned().unwrap_or_else(|| "user".into());
+        let identity = Identity {
+            authid: user.authid.clone(),
+            authrole,
+            groups,
+            authmethod: method,
+            anonymous: false,
+        };
+        welcome(
+            router,
+            &self.realm,
+            outbox,
+            now,
+            self.hello,
+            self.transport,
+            self.session,
+            identity,
+        )
+        .map(State::Established)
+    }
+}
+
+/// ABORT for a failed step, or the next state.
+fn settle(result: Result<State, Error>, outbox: &Arc<dyn Outbox>) -> (State, Status) {
+    match result {
+        Ok(state) => (state, Status::Open),
+        Err(error) => {
+            metrics::counter!("junction_handshake_refusals_total", "reason" => error.uri())
+                .increment(1);
+            outbox.push(Outbound::Message(abort_message(&error)));
+            (State::Closed, Status::Closed)
+        }
+    }
+}
+
+/// HELLO.Details.authmethods, or `["anonymous"]` when absent.
+fn offered_methods(hello: &Hello) -> Result<Vec<String>, Error> {
+    match hello.details.get("authmethods") {
+        None | Some(Value::Null) => Ok(vec!["anonymous".into()]),
+        Some(Value::List(methods)) => methods
+            .iter()
+            .map(|m| m.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                Error::ProtocolViolation(
+                    "HELLO.Details.authmethods must be a list of strings".into(),
+                )
+            }),
+        Some(_) => Err(Error::ProtocolViolation(
+            "HELLO.Details.authmethods must be a list of strings".into(),
+        )),
+    }
+}
+
+/// The CHALLENGE for `method`. Unknown users get a challenge that cannot succeed, built like a
+/// real one (a salt derived from the authid, so it is stable across attempts).
+fn challenge(
+    method: &str,
+    hello: &Hello,
+    authid: &str,
+    user: Option<&User>,
+    session: SessionId,
+    now: Now,
+) -> Result<(Pending, Dict), Error> {
+    Ok(match method {
+        "ticket" => (Pending::Ticket, Dict::new()),
+        "wampcra" => {
+            let decoy;
+            let stored = match user.and_then(|u| u.password.as_ref()) {
+                Some(stored) => stored,
+                None => {
+                    decoy = StoredPassword::with_salt(
+                        "",
+                        &format!("{authid}-salt"),
+                        junction_auth::password::DEFAULT_ITERATIONS,
+                    );
+                    &decoy
+                }
+            };
+            let authrole = user.and_then(|u| u.groups.first()).map_or("user", String::as_str);
+            let timestamp = crate::meta::timestamp(now.wall);
+            let identity = cra::Identity {
+                authid,
+                authrole,
+                authprovider: AUTHPROVIDER,
+                session: session.get(),
+                timestamp: &timestamp,
+            };
+            let challenge = cra::Challenge::new(&identity, stored);
+            let extra = dict! {
+                "challenge" => challenge.challenge.as_str(),
+                "salt" => challenge.salt.as_str(),
+                "iterations" => u64::from(challenge.iterations),
+                "keylen" => challenge.keylen,
+            };
+            (Pending::Cra(challenge), extra)
+        }
+        _ => {
+            let pubkey = hello
+                .details
+                .get("authextra")
+                .and_then(Value::as_dict)
+                .and_then(|x| x.get("pubkey"))
+                .and_then(Value::as_str);
+            let key = pubkey
+                .and_then(cryptosign::parse_public_key)
+                .filter(|key| user.is_some_and(|u| u.authorized_keys.contains(key)));
+            let challenge = cryptosign::Challenge::new();
+            let extra = dict! { "challenge" => challenge.hex(), "channel_binding" => Value::Null };
+            (Pending::Cryptosign { challenge, key }, extra)
+        }
+    })
+}
+
+/// Who a session authenticated as.
+struct Identity {
+    authid: String,
+    authrole: String,
+    /// Every group the user is in (nested groups included).
+    groups: Vec<String>,
+    authmethod: &'static str,
+    anonymous: bool,
+}
+
+impl Identity {
+    fn anonymous(authid: String) -> Self {
+        Self {
+            authid,
+            authrole: "anonymous".into(),
+            groups: Vec::new(),
+            authmethod: "anonymous",
+            anonymous: true,
+        }
+    }
+
+    /// The names grants are matched against: the authid, the groups, `all`, and `anonymous`
+    /// for anonymous sessions.
+    fn principals(&self) -> BTreeSet<String> {
+        let mut principals: BTreeSet<String> = self.groups.iter().cloned().collect();
+        principals.insert(self.authid.clone());
+        principals.insert(self.authrole.clone());
+        principals.insert("all".into());
+        if self.anonymous {
+            principals.insert("anonymous".into());
+        }
+        principals
+    }
+}
+
+/// Sends WELCOME and attaches the session to the realm.
+#[allow(clippy::too_many_arguments)]
+fn welcome(
+    router: &Router,
+    realm: &Arc<Realm>,
+    outbox: &Arc<dyn Outbox>,
+    now: Now,
+    hello: Hello,
+    transport: TransportInfo,
+    id: SessionId,
+    identity: Identity,
+) -> Result<Established, Error> {
+    let principals = identity.principals();
+    let roles = match hello.details.get("roles") {
+        Some(Value::Dict(roles)) => roles.clone(),
+        _ => Dict::new(),
+    };
+    let mut authroles = vec![identity.authrole.clone()];
+    authroles.extend(identity.groups.iter().filter(|g| **g != identity.authrole).cloned());
+    let info = SessionInfo {
+        id,
+        realm: hello.realm.clone(),
+        authid: identity.authid,
+        authrole: identity.authrole,
+        authroles,
+        authmethod: identity.authmethod.into(),
+        authprovider: AUTHPROVIDER.into(),
+        authextra: Dict::new(),
+        transport,
+        roles,
+        agent: hello.details.get("agent").and_then(Value::as_str).map(str::to_owned),
+        established_at: now.wall,
+    };
+    let details = dict! {
+        "realm" => info.realm.as_str(),
+        "authid" => info.authid.as_str(),
+        "authrole" => info.authrole.as_str(),
+        "authmethod" => info.authmethod.as_str(),
+        "authprovider" => info.authprovider.as_str(),
+        "roles" => router_roles(realm.config()),
+        "agent" => router.config().agent.as_str(),
+    };
+    outbox.push(Outbound::Message(Welcome { session: id, details }.into()));
+    let peer = Arc::new(Peer::new(info, Arc::clone(outbox), principals));
+    realm.attach(Arc::clone(&peer), now.wall);
+    Ok(Established::new(Arc::clone(realm), peer))
 }

@@ -78,6 +78,8 @@ pub struct SessionInfo {
     pub authid: String,
     /// The role the session acts under.
     pub authrole: String,
+    /// Every role: `authrole` first, then the user's other groups.
+    pub authroles: Vec<String>,
     /// How the session authenticated.
     pub authmethod: String,
     /// Who vouched for the authentication.
@@ -114,7 +116,7 @@ impl SessionInfo {
             "realm" => self.realm.as_str(),
             "authid" => self.authid.as_str(),
             "authrole" => self.authrole.as_str(),
-            "authroles" => Value::List(vec![Value::from(self.authrole.as_str())]),
+            "authroles" => Value::List(self.authroles.iter().map(|r| Value::from(r.as_str())).collect()),
             "authmethod" => self.authmethod.as_str(),
             "authprovider" => self.authprovider.as_str(),
             "authextra" => self.authextra.clone(),

@@ -25,7 +25,7 @@ use junction_wire::{DecodeError, Message, Uri};
 
 pub use established::Established;
 pub(crate) use established::supports_passthru;
-pub use establishing::Establishing;
+pub use establishing::{Challenging, Establishing};
 pub use info::{SessionInfo, TransportInfo, TransportKind};
 
 use crate::error::Error;
@@ -52,6 +52,8 @@ pub struct Session {
 
 enum State {
     Establishing(Establishing),
+    // Boxed: it is large and short-lived.
+    Challenging(Box<Challenging>),
     Established(Established),
     Closing,
     Closed,
@@ -80,6 +82,7 @@ impl Session {
     pub fn handle(&mut self, now: Now, message: Message) -> Status {
         let (state, status) = match std::mem::replace(&mut self.state, State::Closed) {
             State::Establishing(e) => e.handle(&self.router, &self.outbox, now, message),
+            State::Challenging(c) => c.handle(&self.router, &self.outbox, now, message),
             State::Established(e) => e.handle(&self.outbox, now, message),
             // After the router's GOODBYE only the peer's GOODBYE matters (spec): the rest is dropped.
             State::Closing => match message {
@@ -119,7 +122,7 @@ impl Session {
                 e.detach(now);
                 Some(goodbye.into())
             }
-            State::Establishing(_) => {
+            State::Establishing(_) | State::Challenging(_) => {
                 self.state = State::Closed;
                 let error = Error::ProtocolViolation(goodbye_message(&goodbye));
                 Some(

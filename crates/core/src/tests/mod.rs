@@ -7,5 +7,6 @@ mod limits;
 mod meta;
 mod pubsub;
 mod rpc;
+mod security;
 mod session;
 mod spec_options;

@@ -1,0 +1,91 @@
+//! A realm's security: who may join (users, their credentials and groups) and what each
+//! session may do (grants). The model is Bondy's, simplified: users belong to groups (nested),
+//! grants give permissions on URIs (exact, prefix or wildcard) to users, groups, `all` or
+//! `anonymous`.
+//!
+//! A [`Security`] is an immutable snapshot; the realm swaps in a new one when it changes, so a
+//! change applies to live sessions at once and checks never wait for writers.
+
+mod authorize;
+
+use std::collections::{BTreeSet, HashMap};
+
+use junction_auth::password::StoredPassword;
+use junction_wire::Uri;
+
+use crate::options::MatchPolicy;
+
+pub use authorize::Permission;
+
+/// A realm's users, groups and grants.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// When false, every session may do everything (the default realm, realms without a
+    /// `security` section).
+    pub enabled: bool,
+    /// Authentication methods the realm accepts besides `anonymous` (which the realm's
+    /// `allow_anonymous` controls): `ticket`, `wampcra`, `cryptosign`.
+    pub authmethods: Vec<String>,
+    /// Users by authid.
+    pub users: HashMap<String, User>,
+    /// Groups by name.
+    pub groups: HashMap<String, Group>,
+    /// What may be done, by whom.
+    pub grants: Vec<Grant>,
+}
+
+/// A user who can authenticate.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The user's authid.
+    pub authid: String,
+    /// For `ticket` and `wampcra`.
+    pub password: Option<StoredPassword>,
+    /// For `cryptosign`: Ed25519 public keys.
+    pub authorized_keys: Vec<[u8; 32]>,
+    /// Groups the user belongs to; the first is the session's `authrole`.
+    pub groups: Vec<String>,
+}
+
+/// A group of users (and of other groups).
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// The group's name.
+    pub name: String,
+    /// Groups this group belongs to.
+    pub groups: Vec<String>,
+}
+
+/// Permissions on URIs for some roles.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// What is allowed.
+    pub permissions: Vec<Permission>,
+    /// On which URI (or pattern).
+    pub uri: Uri,
+    /// How `uri` matches.
+    pub policy: MatchPolicy,
+    /// To whom: authids, group names, `all`, `anonymous`.
+    pub roles: Vec<String>,
+}
+
+impl Security {
+    /// Whether the realm accepts `method` (anonymous excepted, see the realm config).
+    pub fn allows_method(&self, method: &str) -> bool {
+        self.authmethods.iter().any(|m| m == method)
+    }
+
+    /// Every group `user` belongs to, directly or through other groups (cycles are ignored).
+    pub fn groups_of(&self, user: &User) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let mut pending: Vec<&str> = user.groups.iter().map(String::as_str).collect();
+        while let Some(group) = pending.pop() {
+            if found.insert(group.to_owned())
+                && let Some(g) = self.groups.get(group)
+            {
+                pending.extend(g.groups.iter().map(String::as_str));
+            }
+        }
+        found
+    }
+}

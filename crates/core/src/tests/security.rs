@@ -1,0 +1,225 @@
+//! Authentication (ticket, WAMP-CRA, cryptosign) and authorization, in-process.
+
+use std::sync::Arc;
+
+use ed25519_dalek::{Signer, SigningKey};
+use junction_auth::cra;
+use junction_auth::password::StoredPassword;
+use serde_json::{Value as Json, json};
+
+use super::harness::{Client, router_with};
+use crate::options::MatchPolicy;
+use crate::security::{Grant, Group, Permission, Security, User};
+use crate::{RealmConfig, Router, Status};
+
+const KEY: [u8; 32] = [7; 32];
+
+/// A realm "secure": joe (password "secret", group "user"), ann (Ed25519 key, group "admin",
+/// which is in "user"); users may call com.app.*, admins may also register it.
+fn secure_router() -> Arc<Router> {
+    let public = SigningKey::from_bytes(&KEY).verifying_key().to_bytes();
+    let users = [
+        User {
+            authid: "joe".into(),
+            password: Some(StoredPassword::new("secret")),
+            authorized_keys: vec![],
+            groups: vec!["user".into()],
+        },
+        User {
+            authid: "ann".into(),
+            password: None,
+            authorized_keys: vec![public],
+            groups: vec!["admin".into()],
+        },
+    ];
+    let security = Security {
+        enabled: true,
+        authmethods: vec!["ticket".into(), "wampcra".into(), "cryptosign".into()],
+        users: users.into_iter().map(|u| (u.authid.clone(), u)).collect(),
+        groups: [("user", vec![]), ("admin", vec!["user".to_string()])]
+            .into_iter()
+            .map(|(n, g)| (n.to_string(), Group { name: n.into(), groups: g }))
+            .collect(),
+        grants: vec![
+            Grant {
+                permissions: vec![Permission::Call, Permission::Subscribe],
+                uri: "com.app.".into(),
+                policy: MatchPolicy::Prefix,
+                roles: vec!["user".into()],
+            },
+            Grant {
+                permissions: vec![Permission::Register],
+                uri: "com.app.".into(),
+                policy: MatchPolicy::Prefix,
+                roles: vec!["admin".into()],
+            },
+        ],
+    };
+    let realm = RealmConfig { allow_anonymous: false, security, ..RealmConfig::open("secure") };
+    router_with(vec![realm])
+}
+
+fn hello(authid: &str, methods: &[&str], extra: Json) -> String {
+    json!([1, "secure", {"roles": {"caller": {}, "callee": {}, "subscriber": {}}, "authid": authid, "authmethods": methods, "authextra": extra}]).to_string()
+}
+
+fn join_ticket(router: &Arc<Router>, authid: &str, ticket: &str) -> (Client, Json) {
+    let mut c = Client::connect(router);
+    assert_eq!(c.try_send(&hello(authid, &["ticket"], json!({}))), Status::Open);
+    assert_eq!(c.recv().expect("CHALLENGE"), json!([4, "ticket", {}]));
+    c.send(&json!([5, ticket, {}]).to_string());
+    let reply = c.recv().expect("WELCOME or ABORT");
+    (c, reply)
+}
+
+#[test]
+fn ticket_authenticates_with_the_password_and_welcome_names_the_identity() {
+    let router = secure_router();
+    let (_c, welcome) = join_ticket(&router, "joe", "secret");
+    assert_eq!(welcome[0], 2, "{welcome}");
+    assert_eq!(welcome[2]["authid"], "joe");
+    assert_eq!(welcome[2]["authrole"], "user");
+    assert_eq!(welcome[2]["authmethod"], "ticket");
+    assert_eq!(welcome[2]["authprovider"], "junction");
+}
+
+#[test]
+fn wrong_ticket_and_unknown_user_fail_with_the_same_kind_of_message() {
+    let router = secure_router();
+    let (_c, wrong) = join_ticket(&router, "joe", "nope");
+    let (_d, unknown) = join_ticket(&router, "nobody", "secret");
+    for abort in [&wrong, &unknown] {
+        assert_eq!(abort[0], 3);
+        assert_eq!(abort[2], "wamp.error.authentication_failed");
+    }
+    let shape =
+        |m: &Json| m[1]["message"].as_str().unwrap().replace("joe", "X").replace("nobody", "X");
+    assert_eq!(shape(&wrong), shape(&unknown), "no hint whether the user exists");
+}
+
+#[test]
+fn wampcra_challenge_is_answered_with_the_salted_key() {
+    let router = secure_router();
+    let mut c = Client::connect(&router);
+    c.send(&hello("joe", &["wampcra"], json!({})));
+    let challenge = c.recv().expect("CHALLENGE");
+    assert_eq!(challenge[1], "wampcra");
+    let extra = &challenge[2];
+    let key = StoredPassword::with_salt(
+        "secret",
+        extra["salt"].as_str().unwrap(),
+        extra["iterations"].as_u64().unwrap() as u32,
+    )
+    .cra_key();
+    let signature = cra::sign(&key, extra["challenge"].as_str().unwrap());
+    c.send(&json!([5, signature, {}]).to_string());
+    let welcome = c.recv().expect("WELCOME");
+    assert_eq!(
+        (welcome[0].clone(), welcome[2]["authmethod"].clone()),
+        (json!(2), json!("wampcra"))
+    );
+}
+
+#[test]
+fn cryptosign_accepts_the_authorized_key_only() {
+    let router = secure_router();
+    let signing = SigningKey::from_bytes(&KEY);
+    let pubkey = hex::encode(signing.verifying_key().to_bytes());
+    let mut c = Client::connect(&router);
+    c.send(&hello("ann", &["cryptosign"], json!({"pubkey": pubkey})));
+    let challenge = c.recv().expect("CHALLENGE");
+    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+    c.send(&json!([5, hex::encode(signing.sign(&bytes).to_bytes()), {}]).to_string());
+    let welcome = c.recv().expect("WELCOME");
+    assert_eq!(
+        (welcome[2]["authid"].clone(), welcome[2]["authrole"].clone()),
+        (json!("ann"), json!("admin"))
+    );
+
+    let other = SigningKey::from_bytes(&[9; 32]);
+    let mut d = Client::connect(&router);
+    d.send(&hello(
+        "ann",
+        &["cryptosign"],
+        json!({"pubkey": hex::encode(other.verifying_key().to_bytes())}),
+    ));
+    let challenge = d.recv().expect("CHALLENGE");
+    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+    d.send(&json!([5, hex::encode(other.sign(&bytes).to_bytes()), {}]).to_string());
+    assert_eq!(d.recv().expect("ABORT")[2], "wamp.error.authentication_failed");
+}
+
+#[test]
+fn no_accepted_method_names_what_the_realm_accepts() {
+    let router = secure_router();
+    let mut c = Client::connect(&router);
+    assert_eq!(c.try_send(&hello("joe", &["anonymous"], json!({}))), Status::Closed);
+    let abort = c.recv().expect("ABORT");
+    assert_eq!(abort[2], "wamp.error.no_matching_auth_method");
+    assert!(abort[1]["message"].as_str().unwrap().contains("[ticket, wampcra, cryptosign]"));
+}
+
+#[test]
+fn grants_allow_and_deny_naming_permission_and_uri() {
+    let router = secure_router();
+    let (mut joe, welcome) = join_ticket(&router, "joe", "secret");
+    assert_eq!(welcome[0], 2);
+    joe.send(r#"[64, 1, {}, "com.app.add"]"#);
+    let refused = joe.recv().expect("ERROR");
+    assert_eq!(refused[4], "wamp.error.not_authorized");
+    assert_eq!(
+        refused[5][0],
+        "permission wamp.register on \"com.app.add\" is not granted to this session"
+    );
+    joe.send(r#"[32, 2, {}, "com.app.news"]"#);
+    assert_eq!(joe.recv().expect("SUBSCRIBED")[0], 33);
+    joe.send(r#"[32, 3, {}, "org.other"]"#);
+    assert_eq!(joe.recv().expect("ERROR")[4], "wamp.error.not_authorized");
+    joe.send(r#"[16, 4, {"acknowledge": true}, "com.app.news"]"#);
+    assert_eq!(
+        joe.recv().expect("ERROR")[5][0],
+        "permission wamp.publish on \"com.app.news\" is not granted to this session"
+    );
+    joe.send(r#"[48, 5, {}, "wamp.session.count"]"#);
+    assert_eq!(
+        joe.recv().expect("ERROR")[4],
+        "wamp.error.not_authorized",
+        "meta procedures are checked too"
+    );
+}
+
+#[test]
+fn nested_groups_inherit_grants_and_grant_changes_apply_to_live_sessions() {
+    let router = secure_router();
+    let signing = SigningKey::from_bytes(&KEY);
+    let mut ann = Client::connect(&router);
+    ann.send(&hello(
+        "ann",
+        &["cryptosign"],
+        json!({"pubkey": hex::encode(signing.verifying_key().to_bytes())}),
+    ));
+    let challenge = ann.recv().unwrap();
+    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+    ann.send(&json!([5, hex::encode(signing.sign(&bytes).to_bytes()), {}]).to_string());
+    ann.recv().expect("WELCOME");
+    // "admin" is in "user": ann may register (admin) and call (user).
+    ann.send(r#"[64, 1, {}, "com.app.add"]"#);
+    assert_eq!(ann.recv().unwrap()[0], 65);
+    ann.send(r#"[32, 2, {}, "com.app.t"]"#);
+    assert_eq!(ann.recv().unwrap()[0], 33);
+    // Revoke everything: the next request of the live session is refused.
+    let realm = router.realm(&"secure".into()).unwrap();
+    let mut security = (*realm.security()).clone();
+    security.grants.clear();
+    realm.set_security(security);
+    ann.send(r#"[32, 3, {}, "com.app.u"]"#);
+    assert_eq!(ann.recv().unwrap()[4], "wamp.error.not_authorized");
+}
+
+#[test]
+fn a_realm_without_security_lets_everyone_do_everything() {
+    let router = router_with(vec![RealmConfig::open("realm1")]);
+    let (mut c, _) = Client::join(&router, "realm1");
+    c.send(r#"[64, 1, {}, "com.any"]"#);
+    assert_eq!(c.recv().unwrap()[0], 65);
+}
