@@ -26,7 +26,15 @@ impl<'a> Reader<'a> {
 
 impl ElementReader for Reader<'_> {
     fn next_value(&mut self) -> Result<Option<Value>, DecodeError> {
-        self.elements.next().map(|raw| decode_value(raw.get().as_bytes())).transpose()
+        let Some(raw) = self.elements.next() else { return Ok(None) };
+        let json: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| malformed(&e))?;
+        Ok(Some(match json {
+            // Top-level strings are URIs, methods and signatures, never binary: the "\u0000" +
+            // base64 convention applies inside dictionaries and payloads only. (Found by
+            // fuzzing: a CBOR reason starting with NUL came back from JSON as bytes.)
+            serde_json::Value::String(s) => Value::Str(s),
+            other => from_json(other, 0)?,
+        }))
     }
 
     fn next_raw(&mut self, container: Container) -> Result<Option<Data>, DecodeError> {

@@ -136,3 +136,12 @@ fn transparent_json_payload_must_be_valid_base64() {
         target.decode(&target.encode(&message).expect("encodes")).expect("decodes");
     }
 }
+
+#[test]
+fn top_level_strings_starting_with_nul_stay_strings_in_json() {
+    // Found by fuzzing decode_cbor: GOODBYE with a reason "\u{0}ampamp…" from a CBOR peer.
+    let cbor = Bytes::from(vec![0x83, 0x06, 0xa0, 0x63, 0x00, 0x41, 0x41]);
+    let message = Serializer::Cbor.decode(&cbor).expect("GOODBYE");
+    let json = Serializer::Json.encode(&message).expect("encodes");
+    assert_eq!(Serializer::Json.decode(&json).expect("decodes"), message);
+}
