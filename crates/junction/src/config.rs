@@ -37,6 +37,8 @@ pub struct Config {
     pub websocket: WebSocket,
     /// Logging.
     pub log: Log,
+    /// TLS listeners (WSS, RawSocket over TLS).
+    pub tls: Option<TlsConfig>,
     /// Realms opened at start.
     pub realms: Vec<Realm>,
 }
@@ -85,6 +87,21 @@ pub enum SlowConsumerPolicy {
     DropEvents,
     /// Close the session.
     Disconnect,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Addresses serving WebSocket, RawSocket and HTTP over TLS.
+    pub listen: Vec<SocketAddr>,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA certificates: when set, clients must present a certificate they signed.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[websocket]`
@@ -387,6 +404,7 @@ impl Default for Config {
             limits: Limits::default(),
             websocket: WebSocket::default(),
             log: Log::default(),
+            tls: None,
             realms: vec![Realm {
                 name: "realm1".into(),
                 anonymous: true,
@@ -446,6 +464,7 @@ const KEYS: &[&str] = &[
     "websocket",
     "log",
     "realms",
+    "tls",
 ];
 
 /// Command-line values that override the file and the environment.

@@ -16,7 +16,9 @@ use tokio::net::{TcpListener, UnixListener};
 
 use config::{Config, LogFormat, Overrides};
 use junction_core::Router;
-use junction_transport::{HttpEndpoints, Services, Shutdown, run_timers, serve_tcp, serve_unix};
+use junction_transport::{
+    HttpEndpoints, Services, Shutdown, Tls, TlsFiles, run_timers, serve_tcp, serve_tls, serve_unix,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Junction, a WAMP router.
@@ -114,6 +116,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         tcp.push(listener);
     }
+    let tls = match &config.tls {
+        Some(settings) => {
+            let files = TlsFiles {
+                cert: settings.cert.clone(),
+                key: settings.key.clone(),
+                client_ca: settings.client_ca.clone(),
+            };
+            let tls = Arc::new(Tls::load(files).map_err(|e| anyhow::anyhow!("tls: {e}"))?);
+            let mut listeners = Vec::new();
+            for addr in &settings.listen {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                let local = listener.local_addr()?;
+                let path = &services.config.websocket_path;
+                println!(
+                    "junction: listening on wss://{local}{path} (WebSocket over TLS), rss://{local} (RawSocket over TLS)"
+                );
+                listeners.push(listener);
+            }
+            Some((tls, listeners))
+        }
+        None => None,
+    };
     let unix = match &config.unix_socket {
         Some(path) => {
             // A socket file left by a previous run would make bind fail.
@@ -135,6 +161,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some((listener, path)) = unix {
         tokio::spawn(serve_unix(listener, path, services.clone()));
     }
+    if let Some((tls, listeners)) = tls {
+        for listener in listeners {
+            tokio::spawn(serve_tls(listener, services.clone(), Arc::clone(&tls)));
+        }
+        tokio::spawn(reload_tls_on_sighup(tls));
+    }
 
     wait_for_signal().await?;
     let shutdown = &services.shutdown;
@@ -154,6 +186,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// Histogram buckets (seconds) for routing latency: 10 µs … 1 s.
 const LATENCY_BUCKETS: &[f64] =
     &[0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1.0];
+
+/// Re-reads the TLS certificate and key on every SIGHUP; a bad file keeps the old ones.
+async fn reload_tls_on_sighup(tls: Arc<Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return tracing::warn!("cannot watch SIGHUP: TLS certificates will not be reloaded");
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(error) => {
+                tracing::warn!(%error, "TLS certificate not reloaded; keeping the previous one")
+            }
+        }
+    }
+}
 
 async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};

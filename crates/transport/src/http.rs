@@ -14,7 +14,6 @@ use hyper::header::{
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -34,17 +33,20 @@ pub struct HttpEndpoints {
 }
 
 /// Serves one HTTP/1.1 connection (keep-alive included) until it closes or upgrades.
-pub(crate) async fn serve(
-    stream: TcpStream,
+pub(crate) async fn serve<S>(
+    stream: S,
+    secure: bool,
     peer: String,
     services: Services,
     accepted_at: Instant,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let config = Arc::clone(&services.config);
     let services_shutdown = services.shutdown.clone();
     let service = service_fn(move |request| {
         let (services, peer) = (services.clone(), peer.clone());
-        async move { Ok::<_, Infallible>(route(request, services, peer, accepted_at)) }
+        async move { Ok::<_, Infallible>(route(request, services, secure, peer, accepted_at)) }
     });
     let shutdown = services_shutdown.clone();
     let connection = hyper::server::conn::http1::Builder::new()
@@ -70,12 +72,13 @@ pub(crate) async fn serve(
 fn route(
     request: Request<Incoming>,
     services: Services,
+    secure: bool,
     peer: String,
     accepted_at: Instant,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     if path == services.config.websocket_path {
-        return upgrade(request, services, peer, accepted_at);
+        return upgrade(request, services, secure, peer, accepted_at);
     }
     if request.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here\n");
@@ -108,6 +111,7 @@ fn route(
 fn upgrade(
     request: Request<Incoming>,
     services: Services,
+    secure: bool,
     peer: String,
     accepted_at: Instant,
 ) -> Response<Full<Bytes>> {
@@ -163,7 +167,7 @@ fn upgrade(
             kind: TransportKind::WebSocket,
             serializer: protocol.serializer(),
             peer,
-            tls: false,
+            tls: secure,
             http_path: Some(path),
             subprotocol: Some(protocol.name().to_owned()),
         };

@@ -11,6 +11,7 @@
 //! - `connection`: the per-connection driver shared by every transport: read, hand to the
 //!   session, drain the outbox, write in batches, close.
 //! - `outbox`: the bounded outbound queue behind each session.
+//! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable.
 //! - `timers`: the task that expires calls past their deadline.
 #![forbid(unsafe_code)]
 
@@ -21,9 +22,11 @@ pub mod listener;
 mod outbox;
 mod rawsocket;
 mod timers;
+pub mod tls;
 mod websocket;
 
 pub use config::TransportConfig;
 pub use http::HttpEndpoints;
-pub use listener::{Services, Shutdown, serve_tcp, serve_unix};
+pub use listener::{Services, Shutdown, serve_tcp, serve_tls, serve_unix};
 pub use timers::run_timers;
+pub use tls::{Tls, TlsFiles};

@@ -20,6 +20,7 @@ use crate::config::TransportConfig;
 use crate::connection::drive;
 use crate::http::{self, HttpEndpoints};
 use crate::rawsocket;
+use crate::tls::{Prefixed, Tls};
 
 /// Graceful shutdown: a token every accept loop and connection watches, and a tracker of the
 /// connection tasks so the caller can wait for them to finish.
@@ -85,6 +86,15 @@ pub struct Services {
 
 /// Serves WebSocket, RawSocket and HTTP on `listener` until shutdown begins.
 pub async fn serve_tcp(listener: TcpListener, services: Services) {
+    serve(listener, services, None).await;
+}
+
+/// Serves WebSocket and RawSocket over TLS (WSS, RawSocket-TLS) and HTTPS on `listener`.
+pub async fn serve_tls(listener: TcpListener, services: Services, tls: Arc<Tls>) {
+    serve(listener, services, Some(tls)).await;
+}
+
+async fn serve(listener: TcpListener, services: Services, tls: Option<Arc<Tls>>) {
     let per_ip = Arc::new(PerIp::default());
     loop {
         let accepted = tokio::select! {
@@ -96,11 +106,11 @@ pub async fn serve_tcp(listener: TcpListener, services: Services) {
                 // Small WAMP messages must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
                 let slot = per_ip.enter(peer.ip(), services.config.max_connections_per_ip);
-                let services = services.clone();
+                let (services, tls) = (services.clone(), tls.clone());
                 services.shutdown.tracker().clone().spawn(async move {
                     match slot {
                         Some(_slot) => {
-                            serve_tcp_connection(stream, peer.to_string(), services).await
+                            serve_tcp_connection(stream, peer.to_string(), services, tls).await
                         }
                         None => refuse_connection(stream, &services.config).await,
                     }
@@ -174,22 +184,57 @@ async fn refuse_connection(mut stream: TcpStream, config: &TransportConfig) {
     let _ = stream.shutdown().await;
 }
 
-async fn serve_tcp_connection(stream: TcpStream, peer: String, services: Services) {
+async fn serve_tcp_connection(
+    stream: TcpStream,
+    peer: String,
+    services: Services,
+    tls: Option<Arc<Tls>>,
+) {
     let accepted_at = Instant::now();
-    let mut first = [0u8; 1];
-    let sniffed = tokio::select! {
-        () = services.shutdown.cancelled() => return,
-        sniffed = timeout(services.config.handshake_timeout, stream.peek(&mut first)) => sniffed,
-    };
-    if !matches!(sniffed, Ok(Ok(1))) {
-        return;
+    let handshake = services.config.handshake_timeout;
+    tokio::select! {
+        () = services.shutdown.cancelled() => {}
+        () = async {
+            match tls {
+                None => {
+                    // Peeking leaves the byte in place for whoever reads next.
+                    let mut first = [0u8; 1];
+                    if let Ok(Ok(1)) = timeout(handshake, stream.peek(&mut first)).await {
+                        dispatch(stream, first[0], false, peer, services.clone(), accepted_at).await;
+                    }
+                }
+                Some(tls) => {
+                    let Ok(Ok(mut stream)) = timeout(handshake, tls.acceptor().accept(stream)).await else {
+                        return tracing::debug!(%peer, "TLS handshake failed or timed out");
+                    };
+                    let mut first = [0u8; 1];
+                    if let Ok(Ok(1)) = timeout(handshake, stream.read(&mut first)).await {
+                        let stream = Prefixed::new(first.to_vec(), stream);
+                        dispatch(stream, first[0], true, peer, services.clone(), accepted_at).await;
+                    }
+                }
+            }
+        } => {}
     }
-    if first[0] == MAGIC {
-        let (reader, writer) = stream.into_split();
-        serve_rawsocket(reader, writer, TransportKind::RawSocket, peer, &services, accepted_at)
-            .await;
+}
+
+/// Hands a connection to RawSocket (first byte `0x7F`) or HTTP; `first` is still unread.
+async fn dispatch<S>(
+    stream: S,
+    first: u8,
+    secure: bool,
+    peer: String,
+    services: Services,
+    accepted_at: Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if first == MAGIC {
+        let (reader, writer) = tokio::io::split(stream);
+        let kind = TransportKind::RawSocket;
+        serve_rawsocket(reader, writer, kind, secure, peer, &services, accepted_at).await;
     } else {
-        http::serve(stream, peer, services, accepted_at).await;
+        http::serve(stream, secure, peer, services, accepted_at).await;
     }
 }
 
@@ -197,6 +242,7 @@ async fn serve_rawsocket<R, W>(
     reader: R,
     writer: W,
     kind: TransportKind,
+    secure: bool,
     peer: String,
     services: &Services,
     accepted_at: Instant,
@@ -216,7 +262,7 @@ async fn serve_rawsocket<R, W>(
         kind,
         serializer: link.serializer(),
         peer,
-        tls: false,
+        tls: secure,
         http_path: None,
         subprotocol: None,
     };
@@ -247,6 +293,14 @@ pub async fn serve_unix(listener: UnixListener, path: PathBuf, services: Service
 
 async fn serve_unix_connection(stream: UnixStream, peer: String, services: Services) {
     let (reader, writer) = stream.into_split();
-    serve_rawsocket(reader, writer, TransportKind::UnixRawSocket, peer, &services, Instant::now())
-        .await;
+    serve_rawsocket(
+        reader,
+        writer,
+        TransportKind::UnixRawSocket,
+        false,
+        peer,
+        &services,
+        Instant::now(),
+    )
+    .await;
 }

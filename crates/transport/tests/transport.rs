@@ -563,3 +563,78 @@ async fn the_disconnect_policy_closes_a_subscriber_that_stops_reading() {
     assert_eq!(left[4][0], slow_id);
     drop(slow);
 }
+
+/// A self-signed certificate for 127.0.0.1 written to `dir`, and a client config trusting it.
+fn self_signed(
+    dir: &std::path::Path,
+) -> (junction_transport::TlsFiles, Arc<tokio_rustls::rustls::ClientConfig>) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let client = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (
+        junction_transport::TlsFiles { cert: cert_path, key: key_path, client_ca: None },
+        Arc::new(client),
+    )
+}
+
+#[tokio::test]
+async fn rawsocket_and_websocket_work_over_tls_and_the_session_knows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, client) = self_signed(dir.path());
+    let tls = Arc::new(junction_transport::Tls::load(files).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(junction_transport::serve_tls(
+        listener,
+        services(TransportConfig::default()),
+        Arc::clone(&tls),
+    ));
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+
+    // RawSocket over TLS.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut s = connector.connect(name.clone(), tcp).await.unwrap();
+    rawsocket_json(&mut s).await;
+    send_json(&mut s, hello()).await;
+    let welcome = recv_json(&mut s).await;
+    assert_eq!(welcome[0], 2);
+    send_json(&mut s, json!([48, 1, {}, "wamp.session.get", [welcome[1]]])).await;
+    assert_eq!(recv_json(&mut s).await[3][0]["transport"]["tls"], true);
+
+    // WebSocket over TLS (wss).
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls_stream = connector.connect(name, tcp).await.unwrap();
+    let mut request = format!("wss://{addr}/ws").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("wamp.2.json"));
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls_stream).await.unwrap();
+    ws.send(WsMessage::text(hello().to_string())).await.unwrap();
+    let Some(Ok(WsMessage::Text(text))) = ws.next().await else { panic!("expected WELCOME") };
+    assert_eq!(serde_json::from_str::<Json>(&text).unwrap()[0], 2);
+
+    // Reloading keeps serving.
+    tls.reload().unwrap();
+    assert_eq!(http_get_tls(addr, &connector).await, "HTTP/1.1 200 OK");
+}
+
+async fn http_get_tls(
+    addr: std::net::SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+) -> String {
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = connector.connect(name, TcpStream::connect(addr).await.unwrap()).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response).await;
+    response.lines().next().unwrap_or_default().to_owned()
+}
