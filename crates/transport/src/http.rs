@@ -44,9 +44,10 @@ pub(crate) async fn serve<S>(
 {
     let config = Arc::clone(&services.config);
     let services_shutdown = services.shutdown.clone();
+    let origin = Origin { services, secure, peer, accepted_at };
     let service = service_fn(move |request| {
-        let (services, peer) = (services.clone(), peer.clone());
-        async move { Ok::<_, Infallible>(route(request, services, secure, peer, accepted_at)) }
+        let origin = origin.clone();
+        async move { Ok::<_, Infallible>(route(request, origin)) }
     });
     let shutdown = services_shutdown.clone();
     let connection = hyper::server::conn::http1::Builder::new()
@@ -69,16 +70,21 @@ pub(crate) async fn serve<S>(
     }
 }
 
-fn route(
-    request: Request<Incoming>,
+/// The connection a request arrived on.
+#[derive(Clone)]
+struct Origin {
     services: Services,
+    /// Whether the connection is TLS.
     secure: bool,
     peer: String,
     accepted_at: Instant,
-) -> Response<Full<Bytes>> {
+}
+
+fn route(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> {
+    let services = &origin.services;
     let path = request.uri().path().to_owned();
     if path == services.config.websocket_path {
-        return upgrade(request, services, secure, peer, accepted_at);
+        return upgrade(request, origin);
     }
     if request.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here\n");
@@ -108,13 +114,8 @@ fn route(
 
 /// Answers a WebSocket opening handshake (RFC 6455 §4.2.2) and hands the upgraded connection to
 /// the WAMP driver. The client must offer a WAMP subprotocol we speak; the first one wins.
-fn upgrade(
-    request: Request<Incoming>,
-    services: Services,
-    secure: bool,
-    peer: String,
-    accepted_at: Instant,
-) -> Response<Full<Bytes>> {
+fn upgrade(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> {
+    let Origin { services, secure, peer, accepted_at } = origin;
     let headers = request.headers();
     let has_token = |name, token: &str| {
         headers
