@@ -192,29 +192,40 @@ async fn serve_tcp_connection(
 ) {
     let accepted_at = Instant::now();
     let handshake = services.config.handshake_timeout;
-    tokio::select! {
-        () = services.shutdown.cancelled() => {}
-        () = async {
-            match tls {
-                None => {
-                    // Peeking leaves the byte in place for whoever reads next.
-                    let mut first = [0u8; 1];
-                    if let Ok(Ok(1)) = timeout(handshake, stream.peek(&mut first)).await {
-                        dispatch(stream, first[0], false, peer, services.clone(), accepted_at).await;
-                    }
-                }
-                Some(tls) => {
-                    let Ok(Ok(mut stream)) = timeout(handshake, tls.acceptor().accept(stream)).await else {
-                        return tracing::debug!(%peer, "TLS handshake failed or timed out");
-                    };
-                    let mut first = [0u8; 1];
-                    if let Ok(Ok(1)) = timeout(handshake, stream.read(&mut first)).await {
-                        let stream = Prefixed::new(first.to_vec(), stream);
-                        dispatch(stream, first[0], true, peer, services.clone(), accepted_at).await;
-                    }
-                }
+    // Until the first byte is known the connection is nobody's: shutdown simply drops it.
+    // After that the session's driver handles shutdown itself (GOODBYE, then close).
+    let shutdown = services.shutdown.clone();
+    match tls {
+        None => {
+            // Peeking leaves the byte in place for whoever reads next.
+            let mut first = [0u8; 1];
+            let peeked = tokio::select! {
+                () = shutdown.cancelled() => return,
+                peeked = timeout(handshake, stream.peek(&mut first)) => peeked,
+            };
+            if let Ok(Ok(1)) = peeked {
+                dispatch(stream, first[0], false, peer, services, accepted_at).await;
             }
-        } => {}
+        }
+        Some(tls) => {
+            let opened = async {
+                let mut stream = tls.acceptor().accept(stream).await?;
+                let mut first = [0u8; 1];
+                let n = stream.read(&mut first).await?;
+                Ok::<_, std::io::Error>((stream, first[0], n))
+            };
+            let opened = tokio::select! {
+                () = shutdown.cancelled() => return,
+                opened = timeout(handshake, opened) => opened,
+            };
+            match opened {
+                Ok(Ok((stream, first, 1))) => {
+                    let stream = Prefixed::new(vec![first], stream);
+                    dispatch(stream, first, true, peer, services, accepted_at).await;
+                }
+                _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
+            }
+        }
     }
 }
 
