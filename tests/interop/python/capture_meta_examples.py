@@ -1,7 +1,8 @@
 """Capture the meta API's wire traffic, for the examples in docs/meta-api.md.
 
 Not a test: it starts a router, has a few hand-written JSON peers call every meta procedure and
-watch every meta topic, and prints each exchange as the frames that went over the wire
+watch every meta topic (then a second router, configured to keep an event history, for
+wamp.subscription.get_events), and prints each exchange as the frames that went over the wire
 (``->`` from a client, ``<-`` from the router), grouped in Markdown sections. Run it from the
 repository root after building the router:
 
@@ -27,6 +28,10 @@ from junction_harness import (
     REGISTERED,
     EVENT,
     GOODBYE,
+    PUBLISH,
+    PUBLISHED,
+    RAW_CLIENT_ROLES,
+    REALM,
     RESULT,
     SUBSCRIBE,
     SUBSCRIBED,
@@ -105,9 +110,12 @@ class Peer:
         self.authid = welcome[2]["authid"]
 
     @classmethod
-    async def join(cls, router, name: str, transport: str = "websocket") -> "Peer":
+    async def join(cls, router, name: str, transport: str = "websocket",
+                   details: dict | None = None, realm: str = REALM) -> "Peer":
+        """Joins ``realm``; ``details`` are extra HELLO.Details (roles default to
+        RAW_CLIENT_ROLES, the four client roles without features)."""
         raw = await RawPeer.open(router, transport, "json")
-        welcome = await raw.hello()
+        welcome = await raw.hello(realm, {"roles": RAW_CLIENT_ROLES, **(details or {})})
         assert welcome[0] == 2, welcome
         return cls(name, raw, welcome)
 
@@ -197,18 +205,120 @@ async def capture_kind(out: Capture, router: RouterProcess, kind: str, alice: Pe
     ]:
         _, lines = await alice.call(title.split(" ")[0], args)
         out.add(title, lines)
-    # A throwaway session for a call the router answers with ABORT (see docs/meta-api.md).
-    mallory = await Peer.join(router, "mallory")
-    await watcher.events(1)  # mallory's on_join
-    _, lines = await mallory.call(f"wamp.{kind}.lookup", ["com.example", {"match": "fuzzy"}])
-    out.add(f"wamp.{kind}.lookup (invalid options)", lines)
-    await mallory.raw.close()
-    await watcher.events(1)  # mallory's on_leave
+    # An invalid options dictionary inside the arguments is the call's error; alice goes on.
+    _, lines = await alice.call(f"wamp.{kind}.lookup", ["com.example", {"match": "fuzzy"}])
+    _, after = await alice.call(f"wamp.{kind}.lookup", [k["uri"]])
+    out.add(f"wamp.{kind}.lookup (invalid options)", lines + after,
+            "The call fails with invalid_argument and the session stays usable.")
     _, lines = await carol.request(*detach, attached)
     out.add(f"wamp.{kind}.{k['detach_event']}", lines + await watcher.events(1))
     _, lines = await bob.request(*detach, attached)
     out.add(f"wamp.{kind}.{k['detach_event']} and on_delete", lines + await watcher.events(2),
             "The last session detaches: the " + kind + " is deleted.")
+
+
+async def capture_revocation(out: Capture, router: RouterProcess, alice: Peer,
+                             watcher: Peer) -> None:
+    """wamp.registration.remove_callee and wamp.subscription.remove_subscriber: ivan announces
+    registration_revocation and subscription_revocation; judy announces neither."""
+    revocable = {
+        "callee": {"features": {"registration_revocation": True}},
+        "subscriber": {"features": {"subscription_revocation": True}},
+    }
+    ivan = await Peer.join(router, "ivan", details={"roles": {**RAW_CLIENT_ROLES, **revocable}})
+    judy = await Peer.join(router, "judy")
+    await watcher.events(2)  # their on_join
+    reply, _ = await ivan.request(REGISTER, REGISTERED, {"invoke": "roundrobin"},
+                                  "com.example.revocable")
+    registration = reply[2]
+    await judy.request(REGISTER, REGISTERED, {"invoke": "roundrobin"}, "com.example.revocable")
+    reply, _ = await ivan.request(SUBSCRIBE, SUBSCRIBED, {}, "com.example.revocable")
+    subscription = reply[2]
+    await judy.request(SUBSCRIBE, SUBSCRIBED, {}, "com.example.revocable")
+    await watcher.events(6)  # on_create, on_register, on_register, and the same for the topic
+
+    _, lines = await alice.call("wamp.registration.remove_callee", [registration, ivan.session],
+                                {"reason": "com.example.maintenance"})
+    lines.append(f"ivan <- {frame(await ivan.raw.recv())}")
+    out.add("wamp.registration.remove_callee", lines + await watcher.events(1),
+            "ivan announced registration_revocation: he receives UNREGISTERED with request 0.")
+    _, lines = await alice.call("wamp.registration.remove_callee", [registration, judy.session])
+    out.add("wamp.registration.remove_callee (callee without registration_revocation)",
+            lines + await watcher.events(2),
+            "judy did not announce the feature: she receives nothing. She was the last callee, "
+            "so the registration is deleted.")
+    for title, args in [
+        ("wamp.registration.remove_callee (unknown registration)", [1234567, judy.session]),
+        ("wamp.registration.remove_callee (session not a callee)", [registration, alice.session]),
+    ]:
+        _, lines = await alice.call("wamp.registration.remove_callee", args)
+        out.add(title, lines)
+
+    _, lines = await alice.call("wamp.subscription.remove_subscriber",
+                                [subscription, ivan.session])
+    lines.append(f"ivan <- {frame(await ivan.raw.recv())}")
+    out.add("wamp.subscription.remove_subscriber", lines + await watcher.events(1),
+            "ivan announced subscription_revocation: he receives UNSUBSCRIBED with request 0, "
+            "and the default reason as no reason was given.")
+    _, lines = await alice.call("wamp.subscription.remove_subscriber",
+                                [subscription, judy.session])
+    out.add("wamp.subscription.remove_subscriber (subscriber without subscription_revocation)",
+            lines + await watcher.events(2))
+    _, lines = await alice.call("wamp.subscription.remove_subscriber", [1234567, judy.session])
+    out.add("wamp.subscription.remove_subscriber (unknown subscription)", lines)
+    for peer in (ivan, judy):
+        await peer.raw.close()
+    await watcher.events(2)  # their on_leave
+
+
+HISTORY_CONFIG = """
+[[realms]]
+name = "realm1"
+
+[[realms.event_history]]
+topic = "com.example.history"
+match = "prefix"
+limit = 100
+"""
+
+
+async def capture_history(out: Capture, router: RouterProcess) -> None:
+    """wamp.subscription.get_events on a router whose configuration keeps history for topics
+    starting with com.example.history."""
+    kate = await Peer.join(router, "kate")
+    leo = await Peer.join(router, "leo")
+    reply, lines = await kate.request(SUBSCRIBE, SUBSCRIBED, {"match": "prefix"},
+                                      "com.example.history")
+    subscription = reply[2]
+    for topic, args, kwargs, options in [
+        ("com.example.history.temperature", [21.5], {"unit": "C"}, {}),
+        ("com.example.history.humidity", [40], {}, {}),
+        ("com.example.history.temperature", [22.0], {"unit": "C"}, {}),
+        ("com.example.history.temperature", [99.0], {}, {"exclude": [1234567]}),
+    ]:
+        payload = [args, kwargs] if kwargs else [args]
+        _, published = await leo.request(PUBLISH, PUBLISHED, {"acknowledge": True, **options},
+                                         topic, *payload)
+        lines += published
+        lines.append(f"kate <- {frame(await kate.raw.recv())}")
+    out.add("Publications kept in the history", lines,
+            "kate subscribes to the prefix com.example.history, leo publishes four events. "
+            "The last one names a session in `exclude`, so it is delivered but not stored.")
+    for title, kwargs in [
+        ("wamp.subscription.get_events", None),
+        ("wamp.subscription.get_events (reverse, limit)", {"reverse": True, "limit": 1}),
+        ("wamp.subscription.get_events (topic)", {"topic": "com.example.history.humidity"}),
+    ]:
+        _, lines = await leo.call("wamp.subscription.get_events", [subscription], kwargs)
+        out.add(title, lines)
+    _, lines = await leo.call("wamp.subscription.get_events", [subscription],
+                              {"after_publication": 1234567})
+    out.add("wamp.subscription.get_events (unknown publication)", lines)
+    _, lines = await leo.call("wamp.subscription.get_events", [subscription],
+                              {"from_time": "yesterday"})
+    out.add("wamp.subscription.get_events (bad filter)", lines)
+    _, lines = await leo.call("wamp.subscription.get_events", [1234567])
+    out.add("wamp.subscription.get_events (unknown subscription)", lines)
 
 
 async def capture(router: RouterProcess) -> Capture:
@@ -233,8 +343,8 @@ async def capture(router: RouterProcess) -> Capture:
     # --- sessions --------------------------------------------------------------------------
     alice = await Peer.join(router, "alice")
     out.add("wamp.session.on_join", await watcher.events(1), "alice joins over WebSocket.")
-    bob = await Peer.join(router, "bob", "rawsocket")
-    out.add("wamp.session.on_join (RawSocket)", await watcher.events(1), "bob joins over RawSocket.")
+    bob = await Peer.join(router, "bob", "rawsocket", {"agent": "bob-client/1.0"})
+    out.add("wamp.session.on_join (RawSocket)", await watcher.events(1), "bob joins over RawSocket, naming his client in HELLO.Details.agent.")
 
     for title, args in [("wamp.session.count", None), ("wamp.session.count (filtered)",
                                                         [["anonymous"]]),
@@ -252,6 +362,8 @@ async def capture(router: RouterProcess) -> Capture:
     for kind in KINDS:
         await capture_kind(out, router, kind, alice, bob, carol, watcher)
 
+    await capture_revocation(out, router, alice, watcher)
+
     # --- testaments ------------------------------------------------------------------------
     reply, _ = await watcher.request(SUBSCRIBE, SUBSCRIBED, {}, TESTAMENT_TOPIC)
     topics[reply[2]] = TESTAMENT_TOPIC
@@ -265,6 +377,8 @@ async def capture(router: RouterProcess) -> Capture:
         ("wamp.session.add_testament (unknown scope)", [TESTAMENT_TOPIC, [], {}],
          {"scope": "forever"}),
         ("wamp.session.add_testament (reserved topic)", ["wamp.session.on_leave", [], {}], None),
+        ("wamp.session.add_testament (invalid publish options)",
+         [TESTAMENT_TOPIC, [], {}], {"publish_options": {"exclude": "alice"}}),
     ]:
         _, lines = await bob.call("wamp.session.add_testament", args, kwargs)
         out.add(title, lines)
@@ -340,9 +454,16 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="junction-meta-capture-") as workdir:
-        router = RouterProcess(junction_binary(), Path(workdir)).start()
+        router = RouterProcess(junction_binary(), Path(workdir) / "default").start()
         try:
             result = await asyncio.wait_for(capture(router), 60)
+        finally:
+            router.stop()
+        # Event history needs a configuration file that names the topics to keep.
+        router = RouterProcess(junction_binary(), Path(workdir) / "history",
+                               config=HISTORY_CONFIG).start()
+        try:
+            await asyncio.wait_for(capture_history(result, router), 60)
         finally:
             router.stop()
     text = result.markdown()

@@ -32,10 +32,13 @@ def pytest_runtest_makereport(item, call):
 def router(request, tmp_path):
     """A running ``junction serve`` on a free loopback port, with its own data directory.
 
-    It opens realm ``realm1``, or the realms a test names with ``@pytest.mark.realms(...)``.
+    It opens realm ``realm1``, or the realms a test names with ``@pytest.mark.realms(...)``, or
+    whatever the configuration file given with ``@pytest.mark.router_config("<TOML>")`` says.
     """
     marker = request.node.get_closest_marker("realms")
-    proc = RouterProcess(junction_binary(), tmp_path, realms=list(marker.args) if marker else None)
+    config = request.node.get_closest_marker("router_config")
+    proc = RouterProcess(junction_binary(), tmp_path, realms=list(marker.args) if marker else None,
+                         config=config.args[0] if config else None)
     request.node.junction_routers = getattr(request.node, "junction_routers", []) + [proc]
     try:
         proc.start()

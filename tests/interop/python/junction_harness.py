@@ -104,13 +104,17 @@ def realms_config(realms: list[str]) -> str:
 class RouterProcess:
     """One ``junction serve`` process on a free loopback port, with its own data directory."""
 
-    def __init__(self, binary: Path, workdir: Path, realms: list[str] | None = None):
+    def __init__(self, binary: Path, workdir: Path, realms: list[str] | None = None,
+                 config: str | None = None):
         self.binary = binary
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.log_path = workdir / "router.log"
         # Realms to open instead of the default ``realm1`` (written to a config file).
         self.realms = realms
+        # A whole configuration file (TOML) to start the router with; takes precedence over
+        # ``realms``.
+        self.config = config
         self.host = "127.0.0.1"
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
@@ -137,9 +141,10 @@ class RouterProcess:
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config_args = []
-        if self.realms is not None:
+        if self.config is not None or self.realms is not None:
             config = self.workdir / "junction.toml"
-            config.write_text(realms_config(self.realms))
+            config.write_text(self.config if self.config is not None
+                              else realms_config(self.realms))
             config_args = ["--config", str(config)]
         last_error = ""
         # A port picked by free_port() can be taken by a parallel test before the router binds

@@ -130,6 +130,9 @@ impl History {
         if options.names_sessions() {
             return;
         }
+        // Kept at the precision reported (milliseconds), so the time filters compare what the
+        // client saw: `after_time` = an event's own timestamp excludes that event.
+        let timestamp = truncate_to_millis(timestamp);
         let mut log = self.lock();
         let seq = log.next_seq;
         log.next_seq += 1;
@@ -203,6 +206,11 @@ impl History {
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn truncate_to_millis(t: SystemTime) -> SystemTime {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(since.as_millis() as u64)
 }
 
 impl Stored {

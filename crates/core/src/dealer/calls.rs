@@ -30,7 +30,8 @@ pub enum CancelMode {
 }
 
 impl CancelMode {
-    /// Parses CANCEL.Options.mode (default `killnowait`, as the spec says).
+    /// Parses CANCEL.Options.mode. The spec names no default; Junction takes `killnowait` (the
+    /// caller is answered at once and the callee is told), where Bondy takes `skip`.
     pub fn parse(options: &Dict) -> Result<Self, Error> {
         match options.get("mode").and_then(Value::as_str) {
             None | Some("killnowait") => Ok(CancelMode::KillNoWait),
@@ -130,8 +131,10 @@ impl Dealer {
                 call.procedure
             )));
         }
-        if options.progress && !callee.info().has_feature("callee", "progressive_call_invocations")
-        {
+        // The spec requires a callee of progressive invocations to support canceling too.
+        let streams = callee.info().has_feature("callee", "progressive_call_invocations")
+            && can_cancel(&callee);
+        if options.progress && !streams {
             return Err(Error::FeatureNotSupported(format!(
                 "the callee of \"{}\" does not accept progressive call invocations",
                 call.procedure
@@ -220,6 +223,31 @@ impl Dealer {
         copy_passthru_options(&result.options, &mut details);
         caller.send(message::Result { request: call_request, details, payload: result.payload });
         Ok(())
+    }
+
+    /// A YIELD carrying a passthru payload for a caller that did not announce the feature: the
+    /// spec makes it an application error for the callee (ERROR for its YIELD); the caller is
+    /// told too, so it does not wait for a result that will not come.
+    pub(crate) fn check_caller_passthru(
+        &self,
+        callee: &Peer,
+        request: RequestId,
+    ) -> Result<(), Error> {
+        let key = (callee.id(), request);
+        let mut calls = self.lock_calls();
+        let supported = calls
+            .invocations
+            .get(&key)
+            .is_none_or(|p| supports_passthru(p.caller.info(), "caller"));
+        if supported {
+            return Ok(());
+        }
+        let error =
+            Error::FeatureNotSupported("the caller does not support payload passthru mode".into());
+        if let Some(pending) = calls.finish(key) {
+            pending.caller.send(error_for_call(pending.call_request, &error));
+        }
+        Err(error)
     }
 
     /// Forwards a callee's ERROR for an invocation to the caller, or reroutes the call to

@@ -111,7 +111,9 @@ impl Established {
                 Ok(())
             }
             Message::Yield(m) => {
-                self.passthru(&m.options, "callee")?;
+                if !self.passthru(&m.options, "callee")?.is_empty() {
+                    self.realm.dealer.check_caller_passthru(&self.peer, m.request)?;
+                }
                 if let Err(error) =
                     limits::check_payload(self.realm.limits().max_payload_size, &m.payload)
                 {
@@ -211,6 +213,13 @@ impl Established {
 
     fn call(&self, now: Now, m: message::Call) -> Result<(), Error> {
         let options = CallOptions::parse(&m.options)?;
+        if options.progress
+            && !self.peer.info().has_feature("caller", "progressive_call_invocations")
+        {
+            return Err(Error::ProtocolViolation(
+                "CALL.Options.progress needs progressive_call_invocations announced for the caller role".into(),
+            ));
+        }
         limits::check_payload(self.realm.limits().max_payload_size, &m.payload)?;
         self.passthru(&m.options, "caller")?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
@@ -281,6 +290,7 @@ fn request_of(message: &Message) -> Option<(MessageType, RequestId)> {
         Message::Unregister(m) => m.request,
         Message::Call(m) => m.request,
         Message::Cancel(m) => m.request,
+        Message::Yield(m) => m.request,
         _ => return None,
     };
     Some((message.message_type(), request))

@@ -13,6 +13,11 @@ fn callee_roles(features: Json) -> Json {
     json!({"callee": {"features": features}, "caller": {}, "publisher": {}, "subscriber": {}})
 }
 
+/// A caller that announced progressive call invocations.
+fn streaming_caller() -> Json {
+    json!({"caller": {"features": {"progressive_call_invocations": true}}})
+}
+
 fn register(callee: &mut Client, options: Json, procedure: &str) -> Json {
     callee.send(&json!([64, 1, options, procedure]).to_string());
     let reply = callee.recv().expect("REGISTERED");
@@ -100,11 +105,9 @@ fn publisher_is_disclosed_by_realm_policy() {
 #[test]
 fn progressive_call_invocations_stream_chunks_to_one_invocation() {
     let router = router();
-    let roles = callee_roles(
-        json!({"progressive_call_invocations": true, "progressive_call_results": true}),
-    );
+    let roles = callee_roles(json!({"progressive_call_invocations": true, "call_canceling": true}));
     let (mut callee, _) = Client::join_with_roles(&router, "realm1", roles);
-    let (mut caller, _) = Client::join(&router, "realm1");
+    let (mut caller, _) = Client::join_with_roles(&router, "realm1", streaming_caller());
     register(&mut callee, json!({}), "com.upload");
     caller.send(r#"[48, 5, {"progress": true}, "com.upload", ["chunk1"]]"#);
     caller.send(r#"[48, 5, {"progress": true}, "com.upload", ["chunk2"]]"#);
@@ -129,7 +132,7 @@ fn progressive_call_invocations_stream_chunks_to_one_invocation() {
 fn progressive_call_invocation_to_a_callee_without_the_feature_is_refused() {
     let router = router();
     let (mut callee, _) = Client::join(&router, "realm1");
-    let (mut caller, _) = Client::join(&router, "realm1");
+    let (mut caller, _) = Client::join_with_roles(&router, "realm1", streaming_caller());
     register(&mut callee, json!({}), "com.upload");
     caller.send(r#"[48, 5, {"progress": true}, "com.upload", ["chunk1"]]"#);
     assert_eq!(caller.recv().expect("ERROR")[4], "wamp.error.feature_not_supported");
@@ -383,4 +386,40 @@ fn timer_waker_is_told_about_a_sooner_deadline() {
     caller.send(r#"[48, 2, {"timeout": 9000}, "com.slow"]"#);
     caller.send(r#"[48, 3, {"timeout": 100}, "com.slow"]"#);
     assert_eq!(wakes.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn progressive_invocation_needs_the_caller_feature_and_a_callee_that_can_cancel() {
+    let router = router();
+    let streaming = json!({"progressive_call_invocations": true, "progressive_call_results": true});
+    let (mut no_cancel, _) =
+        Client::join_with_roles(&router, "realm1", callee_roles(streaming.clone()));
+    register(&mut no_cancel, json!({}), "com.upload");
+    let (mut caller, _) = Client::join_with_roles(&router, "realm1", streaming_caller());
+    caller.send(r#"[48, 1, {"progress": true}, "com.upload", ["chunk"]]"#);
+    assert_eq!(caller.recv().expect("ERROR")[4], "wamp.error.feature_not_supported");
+    let (mut unannounced, _) = Client::join_with_roles(&router, "realm1", json!({"caller": {}}));
+    assert_eq!(
+        unannounced.try_send(r#"[48, 1, {"progress": true}, "com.upload", ["chunk"]]"#),
+        Status::Closed
+    );
+    assert_eq!(unannounced.recv().expect("ABORT")[2], "wamp.error.protocol_violation");
+}
+
+#[test]
+fn passthru_yield_to_a_caller_without_the_feature_is_an_error_for_both() {
+    let router = router();
+    let roles = json!({"callee": {"features": {"payload_passthru_mode": true}}});
+    let (mut callee, _) = Client::join_with_roles(&router, "realm1", roles);
+    let (mut caller, _) = Client::join(&router, "realm1");
+    register(&mut callee, json!({}), "com.e2e");
+    caller.send(r#"[48, 1, {}, "com.e2e"]"#);
+    callee.recv().expect("INVOCATION");
+    callee.send(r#"[70, 1, {"ppt_scheme": "wamp"}, ["\u0000AAEC"]]"#);
+    let to_callee = callee.recv().expect("ERROR");
+    assert_eq!(
+        (to_callee[1].clone(), to_callee[4].clone()),
+        (json!(70), json!("wamp.error.feature_not_supported"))
+    );
+    assert_eq!(caller.recv().expect("ERROR")[4], "wamp.error.feature_not_supported");
 }

@@ -81,12 +81,16 @@ function realmsConfig(realms) {
 }
 
 class Router {
-  /** `realms`: realms to open instead of the default `realm1` (written to a config file). */
-  constructor({ realms = null } = {}) {
+  /**
+   * `realms`: realms to open instead of the default `realm1` (written to a config file);
+   * `config`: a whole configuration file (TOML) instead, which takes precedence over `realms`.
+   */
+  constructor({ realms = null, config = null } = {}) {
     this.workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'junction-js-'));
     this.dataDir = path.join(this.workdir, 'data');
     this.logPath = path.join(this.workdir, 'router.log');
     this.realms = realms;
+    this.config = config;
     this.port = null;
     this.proc = null;
     this.exit = null; // {code, signal} once the process has exited
@@ -104,9 +108,9 @@ class Router {
     }
     fs.mkdirSync(this.dataDir, { recursive: true });
     const configArgs = [];
-    if (this.realms !== null) {
+    if (this.config !== null || this.realms !== null) {
       const config = path.join(this.workdir, 'junction.toml');
-      fs.writeFileSync(config, realmsConfig(this.realms));
+      fs.writeFileSync(config, this.config !== null ? this.config : realmsConfig(this.realms));
       configArgs.push('--config', config);
     }
     // A port picked by freePort() can be taken by a parallel test before the router binds it;
@@ -181,7 +185,11 @@ function withRouterLog(getRouter, body) {
   return async (t) => {
     try {
       await body(t);
-    } catch (e) {
+    } catch (thrown) {
+      // Autobahn|JS rejects calls with its own Error objects ({error, args, kwargs}), which have
+      // no message: wrap them so the failure shows what was thrown.
+      const e = thrown instanceof Error ? thrown
+        : new Error(`non-Error thrown: ${JSON.stringify(thrown)}`);
       const router = getRouter();
       if (router) {
         const state = router.isRunning() ? 'running' : `exited ${JSON.stringify(router.exit)}`;
@@ -313,7 +321,8 @@ class Collector {
  *   resolves to {events (a Collector), subscription};
  * - `router()`: the running Router.
  *
- * `routerOptions` are passed to the Router (for instance `{ realms: ['realm1', 'realm2'] }`).
+ * `routerOptions` are passed to the Router (for instance `{ realms: ['realm1', 'realm2'] }`, or
+ * `{ config: '<TOML>' }`).
  */
 function suite(name, body, routerOptions = {}) {
   describe(name, () => {
