@@ -51,6 +51,22 @@ impl StoredPassword {
     }
 }
 
+/// A stand-in for a user who does not exist, indistinguishable on the wire from a real one: its
+/// salt looks like a random salt but is stable for `authid` (an HMAC under the router's
+/// `secret`), and checking a ticket against it costs the same PBKDF2 work. It matches nothing.
+pub fn decoy(secret: &[u8; 32], authid: &str) -> StoredPassword {
+    use hmac::{Hmac, KeyInit, Mac};
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(authid.as_bytes());
+    let salt = hex::encode(&mac.finalize().into_bytes()[..16]);
+    let mut stored = StoredPassword::with_salt("", &salt, DEFAULT_ITERATIONS);
+    // No password derives to an all-zero key in practice; `matches` compares in constant time.
+    stored.key = vec![0; KEY_LENGTH];
+    stored
+}
+
 fn derive(password: &str, salt: &str, iterations: u32) -> Vec<u8> {
     let mut key = vec![0u8; KEY_LENGTH];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut key);
@@ -68,6 +84,17 @@ mod tests {
         assert!(!stored.matches("s3cret "));
         assert!(!stored.key.windows(6).any(|w| w == b"s3cret"));
         assert_ne!(StoredPassword::new("s3cret").salt, stored.salt, "salts are random");
+    }
+
+    #[test]
+    fn decoys_look_like_real_salts_are_stable_and_match_nothing() {
+        let secret = [3u8; 32];
+        let decoy = decoy(&secret, "nobody");
+        assert_eq!(decoy.salt.len(), StoredPassword::new("x").salt.len());
+        assert!(decoy.salt.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(decoy, super::decoy(&secret, "nobody"));
+        assert_ne!(decoy.salt, super::decoy(&secret, "somebody").salt);
+        assert!(!decoy.matches(""));
     }
 
     #[test]

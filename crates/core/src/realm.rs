@@ -166,8 +166,9 @@ impl Peer {
         realm: &Realm,
         permission: Permission,
         uri: &Uri,
+        policy: MatchPolicy,
     ) -> Result<(), crate::Error> {
-        realm.security().authorize(&self.principals, permission, uri)
+        realm.security().authorize(&self.principals, permission, uri, policy)
     }
 
     /// Whether the session is still attached to its realm.

@@ -27,6 +27,9 @@ pub struct Router {
     realms: RwLock<HashMap<Uri, Arc<Realm>>>,
     /// Shared by every realm's dealer: wakes the driver's timer task for new deadlines.
     timers: Arc<TimerWaker>,
+    /// Keys the decoy credentials of unknown users, so their challenges look like real ones
+    /// and stay stable for the router's lifetime.
+    decoy_secret: [u8; 32],
 }
 
 impl Router {
@@ -47,7 +50,8 @@ impl Router {
                 )
             })
             .collect();
-        Arc::new(Self { config, realms: RwLock::new(realms), timers })
+        let decoy_secret = rand::random();
+        Arc::new(Self { config, realms: RwLock::new(realms), timers, decoy_secret })
     }
 
     /// Installs the driver's timer wake-up: called whenever a deadline sooner than any known
@@ -59,6 +63,11 @@ impl Router {
     /// Expires every call whose deadline passed; returns the next deadline, if any.
     pub fn expire(&self, now: Instant) -> Option<Instant> {
         self.realms().iter().filter_map(|r| r.dealer.expire(now)).min()
+    }
+
+    /// The key of decoy credentials (see [`junction_auth::password::decoy`]).
+    pub(crate) fn decoy_secret(&self) -> &[u8; 32] {
+        &self.decoy_secret
     }
 
     /// The router's settings.

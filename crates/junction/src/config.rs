@@ -331,6 +331,10 @@ fn validate_security(config: &RealmSecurity) -> Result<(), String> {
         config.groups.iter().map(|g| (g.name.as_str(), g)).collect();
     let known_group = |name: &str| groups.contains_key(name);
     for user in &config.users {
+        // As in Bondy, these name roles in grants and cannot be usernames.
+        if ["all", "anonymous", "any", "from", "on", "to"].contains(&user.authid.as_str()) {
+            return Err(format!("users.authid: \"{}\" is a reserved name", user.authid));
+        }
         for key in &user.authorized_keys {
             if parse_public_key(key).is_none() {
                 return Err(format!(

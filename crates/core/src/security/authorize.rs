@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 
 use junction_wire::Uri;
 
-use super::Security;
+use super::{Grant, Security};
 use crate::error::Error;
 use crate::matcher::matches;
+use crate::options::MatchPolicy;
 
 /// An action a grant can allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,12 +62,15 @@ impl Permission {
 
 impl Security {
     /// Checks that a session whose principals (authid, groups, `all`, maybe `anonymous`) are
-    /// `principals` may do `permission` on `uri`. The refusal names both.
+    /// `principals` may do `permission` on `uri`, which is a pattern under `policy` for pattern
+    /// subscriptions and registrations: a grant must then cover every URI the pattern can
+    /// reach. The refusal names the permission and the URI.
     pub fn authorize(
         &self,
         principals: &BTreeSet<String>,
         permission: Permission,
         uri: &Uri,
+        policy: MatchPolicy,
     ) -> Result<(), Error> {
         if !self.enabled {
             return Ok(());
@@ -74,7 +78,7 @@ impl Security {
         let granted = self.grants.iter().any(|g| {
             g.permissions.contains(&permission)
                 && g.roles.iter().any(|r| principals.contains(r))
-                && matches(g.policy, g.uri.as_str(), uri.as_str())
+                && covers(g, uri, policy)
         });
         if granted {
             Ok(())
@@ -85,5 +89,72 @@ impl Security {
                 permission.name()
             )))
         }
+    }
+}
+
+/// Whether `grant` covers everything `uri` (under `policy`) can reach.
+fn covers(grant: &Grant, uri: &Uri, policy: MatchPolicy) -> bool {
+    let (pattern, target) = (grant.uri.as_str(), uri.as_str());
+    match policy {
+        MatchPolicy::Exact => matches(grant.policy, pattern, target),
+        // A prefix subscription reaches every URI starting with it: only a prefix grant that is
+        // a prefix of it covers them all (or the very same pattern).
+        MatchPolicy::Prefix => match grant.policy {
+            MatchPolicy::Prefix => target.starts_with(pattern),
+            _ => false,
+        },
+        // A wildcard pattern reaches URIs that start with its text up to the first empty
+        // component, and otherwise agree with its fixed components.
+        MatchPolicy::Wildcard => match grant.policy {
+            MatchPolicy::Prefix => wildcard_literal_prefix(target).starts_with(pattern),
+            MatchPolicy::Wildcard => {
+                let (g, t): (Vec<&str>, Vec<&str>) =
+                    (pattern.split('.').collect(), target.split('.').collect());
+                g.len() == t.len() && g.iter().zip(&t).all(|(g, t)| g.is_empty() || g == t)
+            }
+            MatchPolicy::Exact => false,
+        },
+    }
+}
+
+/// The text of a wildcard pattern before its first empty component (`com.app..x` → `com.app.`).
+fn wildcard_literal_prefix(pattern: &str) -> &str {
+    if pattern.starts_with('.') {
+        return "";
+    }
+    match pattern.find("..") {
+        Some(i) => &pattern[..=i],
+        None if pattern.ends_with('.') => pattern,
+        None => pattern,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(uri: &str, policy: MatchPolicy) -> Grant {
+        Grant {
+            permissions: vec![Permission::Subscribe],
+            uri: Uri::from(uri),
+            policy,
+            roles: vec!["all".into()],
+        }
+    }
+
+    #[test]
+    fn exact_grants_do_not_cover_patterns_and_prefix_grants_cover_narrower_prefixes() {
+        let exact = grant("com.feed.public", MatchPolicy::Exact);
+        assert!(covers(&exact, &Uri::from("com.feed.public"), MatchPolicy::Exact));
+        assert!(!covers(&exact, &Uri::from("com.feed.public"), MatchPolicy::Prefix));
+        let prefix = grant("com.feed.", MatchPolicy::Prefix);
+        assert!(covers(&prefix, &Uri::from("com.feed.public"), MatchPolicy::Prefix));
+        assert!(!covers(&prefix, &Uri::from("com.fee"), MatchPolicy::Prefix));
+        assert!(covers(&prefix, &Uri::from("com.feed..x"), MatchPolicy::Wildcard));
+        assert!(!covers(&prefix, &Uri::from("com..x"), MatchPolicy::Wildcard));
+        let wildcard = grant("com..x", MatchPolicy::Wildcard);
+        assert!(covers(&wildcard, &Uri::from("com.a.x"), MatchPolicy::Exact));
+        assert!(covers(&wildcard, &Uri::from("com..x"), MatchPolicy::Wildcard));
+        assert!(!covers(&wildcard, &Uri::from("..x"), MatchPolicy::Wildcard));
     }
 }

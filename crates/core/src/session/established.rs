@@ -83,8 +83,10 @@ impl Established {
         match message {
             Message::Subscribe(m) => self.subscribe(now, m),
             Message::Unsubscribe(m) => {
-                if let Some(topic) = self.realm.broker.with(m.subscription, |s| s.topic.clone()) {
-                    self.authorize(Permission::Unsubscribe, &topic)?;
+                if let Some((topic, policy)) =
+                    self.realm.broker.with(m.subscription, |s| (s.topic.clone(), s.policy))
+                {
+                    self.authorize(Permission::Unsubscribe, &topic, policy)?;
                 }
                 let deleted = self.realm.broker.unsubscribe(id, m.subscription)?;
                 self.peer.send(Unsubscribed { request: m.request, details: None });
@@ -94,10 +96,10 @@ impl Established {
             Message::Publish(m) => self.publish(now, m),
             Message::Register(m) => self.register(now, m),
             Message::Unregister(m) => {
-                if let Some(procedure) =
-                    self.realm.dealer.with(m.registration, |r| r.procedure.clone())
+                if let Some((procedure, policy)) =
+                    self.realm.dealer.with(m.registration, |r| (r.procedure.clone(), r.policy))
                 {
-                    self.authorize(Permission::Unregister, &procedure)?;
+                    self.authorize(Permission::Unregister, &procedure, policy)?;
                 }
                 let deleted = self.realm.dealer.unregister(id, m.registration)?;
                 self.peer.send(Unregistered { request: m.request, details: None });
@@ -138,7 +140,7 @@ impl Established {
     fn subscribe(&self, now: Now, m: message::Subscribe) -> Result<(), Error> {
         let options = SubscribeOptions::parse(&m.options)?;
         self.check_uri(&m.topic, options.match_policy, false)?;
-        self.authorize(Permission::Subscribe, &m.topic)?;
+        self.authorize(Permission::Subscribe, &m.topic, options.match_policy)?;
         let broker = &self.realm.broker;
         // `None`: the session was killed meanwhile; its GOODBYE is on the way.
         if let Some(subscribed) =
@@ -164,7 +166,7 @@ impl Established {
             // The spec answers a failed PUBLISH only when it asked for acknowledgement.
             return if options.acknowledge { Err(error) } else { Ok(()) };
         }
-        if let Err(error) = self.authorize(Permission::Publish, &m.topic) {
+        if let Err(error) = self.authorize(Permission::Publish, &m.topic, MatchPolicy::Exact) {
             return if options.acknowledge { Err(error) } else { Ok(()) };
         }
         let publication = self.realm.broker.publish(Publication {
@@ -185,7 +187,7 @@ impl Established {
     fn register(&self, now: Now, m: message::Register) -> Result<(), Error> {
         let options = RegisterOptions::parse(&m.options)?;
         self.check_uri(&m.procedure, options.match_policy, true)?;
-        self.authorize(Permission::Register, &m.procedure)?;
+        self.authorize(Permission::Register, &m.procedure, options.match_policy)?;
         let dealer = &self.realm.dealer;
         if options.force_reregister {
             self.take_over(&m.procedure, options.match_policy, now);
@@ -223,7 +225,7 @@ impl Established {
         limits::check_payload(self.realm.limits().max_payload_size, &m.payload)?;
         self.passthru(&m.options, "caller")?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
-        self.authorize(Permission::Call, &m.procedure)?;
+        self.authorize(Permission::Call, &m.procedure, MatchPolicy::Exact)?;
         if m.procedure.is_reserved() {
             let payload = meta::call(&self.realm, &self.peer, &m.procedure, &m.payload, now)
                 .ok_or_else(|| Error::NoSuchProcedure(m.procedure.clone()))??;
@@ -234,8 +236,13 @@ impl Established {
     }
 
     /// Checks a permission under the realm's current grants.
-    fn authorize(&self, permission: Permission, uri: &Uri) -> Result<(), Error> {
-        self.peer.authorize(&self.realm, permission, uri)
+    fn authorize(
+        &self,
+        permission: Permission,
+        uri: &Uri,
+        policy: MatchPolicy,
+    ) -> Result<(), Error> {
+        self.peer.authorize(&self.realm, permission, uri, policy)
     }
 
     /// The payload passthru options (`ppt_*`) of a request, checked: using them needs

@@ -8,7 +8,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use junction_auth::{cra, cryptosign, password::StoredPassword, ticket};
+use junction_auth::password::{StoredPassword, decoy};
+use junction_auth::{cra, cryptosign, ticket};
 use junction_wire::message::{Authenticate, Challenge, Hello, Welcome};
 use junction_wire::{Dict, Message, SessionId, Value, dict};
 
@@ -45,9 +46,13 @@ pub struct Challenging {
 
 /// What the router expects in AUTHENTICATE.
 enum Pending {
-    Ticket,
-    Cra(cra::Challenge),
-    Cryptosign { challenge: cryptosign::Challenge, key: Option<[u8; 32]> },
+    /// Checked against the user's stored password, or a decoy for unknown users.
+    Ticket(StoredPassword),
+    Cra(cra::Challenge, StoredPassword),
+    Cryptosign {
+        challenge: cryptosign::Challenge,
+        key: Option<[u8; 32]>,
+    },
 }
 
 impl Establishing {
@@ -117,27 +122,42 @@ impl Establishing {
                     .map(State::Established);
                 }
                 "ticket" | "wampcra" | "cryptosign" if security.allows_method(method) => {
-                    let Some(authid) = authid.clone() else {
+                    let pubkey = cryptosign_pubkey(&hello);
+                    // Cryptosign may leave the authid to the router: the key's owner (spec).
+                    let authid = authid.clone().or_else(|| {
+                        let key = pubkey.filter(|_| method == "cryptosign")?;
+                        security
+                            .users
+                            .values()
+                            .find(|u| u.authorized_keys.contains(&key))
+                            .map(|u| u.authid.clone())
+                    });
+                    let Some(authid) = authid else {
                         return Err(Error::AuthenticationFailed(format!(
                             "authmethod {method} needs an authid in HELLO"
                         )));
                     };
                     let user = security.users.get(&authid).cloned();
-                    let (pending, extra) =
-                        challenge(method, &hello, &authid, user.as_ref(), session, now)?;
+                    let decoy = || decoy(router.decoy_secret(), &authid);
+                    let password =
+                        user.as_ref().and_then(|u| u.password.clone()).unwrap_or_else(decoy);
+                    let request = ChallengeRequest {
+                        method,
+                        authid: &authid,
+                        user: user.as_ref(),
+                        password,
+                        pubkey,
+                        session,
+                        now,
+                    };
+                    let (pending, extra) = challenge(request);
                     outbox.push(Outbound::Message(
                         Challenge { authmethod: method.clone(), extra }.into(),
                     ));
                     let transport = self.transport;
-                    return Ok(State::Challenging(Box::new(Challenging {
-                        transport,
-                        realm,
-                        hello,
-                        session,
-                        authid,
-                        user,
-                        pending,
-                    })));
+                    let challenging =
+                        Challenging { transport, realm, hello, session, authid, user, pending };
+                    return Ok(State::Challenging(Box::new(challenging)));
                 }
                 _ => {}
             }
@@ -182,20 +202,18 @@ impl Challenging {
         answer: Authenticate,
     ) -> Result<State, Error> {
         let method = match &self.pending {
-            Pending::Ticket => "ticket",
-            Pending::Cra(_) => "wampcra",
+            Pending::Ticket(_) => "ticket",
+            Pending::Cra(..) => "wampcra",
             Pending::Cryptosign { .. } => "cryptosign",
         };
-        let password = self.user.as_ref().and_then(|u| u.password.as_ref());
-        let verified = match (&self.pending, password) {
-            (Pending::Ticket, Some(stored)) => ticket::verify(stored, &answer.signature).is_ok(),
-            (Pending::Cra(challenge), Some(stored)) => {
-                challenge.verify(stored, &answer.signature).is_ok()
-            }
-            (Pending::Cryptosign { challenge, key: Some(key) }, _) => {
+        // Decoys never verify, but cost the same work as real credentials.
+        let verified = match &self.pending {
+            Pending::Ticket(stored) => ticket::verify(stored, &answer.signature).is_ok(),
+            Pending::Cra(challenge, stored) => challenge.verify(stored, &answer.signature).is_ok(),
+            Pending::Cryptosign { challenge, key: Some(key) } => {
                 challenge.verify(key, &answer.signature).is_ok()
             }
-            _ => false,
+            Pending::Cryptosign { key: None, .. } => false,
         };
         let user = match (verified, self.user) {
             (true, Some(user)) => user,
@@ -264,31 +282,26 @@ fn offered_methods(hello: &Hello) -> Result<Vec<String>, Error> {
     }
 }
 
-/// The CHALLENGE for `method`. Unknown users get a challenge that cannot succeed, built like a
-/// real one (a salt derived from the authid, so it is stable across attempts).
-fn challenge(
-    method: &str,
-    hello: &Hello,
-    authid: &str,
-    user: Option<&User>,
+/// What a CHALLENGE is built from.
+struct ChallengeRequest<'a> {
+    method: &'a str,
+    authid: &'a str,
+    user: Option<&'a User>,
+    /// The user's stored password, or a decoy for unknown users and users without one.
+    password: StoredPassword,
+    /// HELLO.Details.authextra.pubkey, for cryptosign.
+    pubkey: Option<[u8; 32]>,
     session: SessionId,
     now: Now,
-) -> Result<(Pending, Dict), Error> {
-    Ok(match method {
-        "ticket" => (Pending::Ticket, Dict::new()),
+}
+
+/// The CHALLENGE for a method, and what AUTHENTICATE must then satisfy. Unknown users get a
+/// challenge built exactly like a real one, that cannot succeed.
+fn challenge(request: ChallengeRequest<'_>) -> (Pending, Dict) {
+    let ChallengeRequest { method, authid, user, password, pubkey, session, now } = request;
+    match method {
+        "ticket" => (Pending::Ticket(password), Dict::new()),
         "wampcra" => {
-            let decoy;
-            let stored = match user.and_then(|u| u.password.as_ref()) {
-                Some(stored) => stored,
-                None => {
-                    decoy = StoredPassword::with_salt(
-                        "",
-                        &format!("{authid}-salt"),
-                        junction_auth::password::DEFAULT_ITERATIONS,
-                    );
-                    &decoy
-                }
-            };
             let authrole = user.and_then(|u| u.groups.first()).map_or("user", String::as_str);
             let timestamp = crate::meta::timestamp(now.wall);
             let identity = cra::Identity {
@@ -298,30 +311,28 @@ fn challenge(
                 session: session.get(),
                 timestamp: &timestamp,
             };
-            let challenge = cra::Challenge::new(&identity, stored);
+            let challenge = cra::Challenge::new(&identity, &password);
             let extra = dict! {
                 "challenge" => challenge.challenge.as_str(),
                 "salt" => challenge.salt.as_str(),
                 "iterations" => u64::from(challenge.iterations),
                 "keylen" => challenge.keylen,
             };
-            (Pending::Cra(challenge), extra)
+            (Pending::Cra(challenge, password), extra)
         }
         _ => {
-            let pubkey = hello
-                .details
-                .get("authextra")
-                .and_then(Value::as_dict)
-                .and_then(|x| x.get("pubkey"))
-                .and_then(Value::as_str);
-            let key = pubkey
-                .and_then(cryptosign::parse_public_key)
-                .filter(|key| user.is_some_and(|u| u.authorized_keys.contains(key)));
+            let key = pubkey.filter(|key| user.is_some_and(|u| u.authorized_keys.contains(key)));
             let challenge = cryptosign::Challenge::new();
             let extra = dict! { "challenge" => challenge.hex(), "channel_binding" => Value::Null };
             (Pending::Cryptosign { challenge, key }, extra)
         }
-    })
+    }
+}
+
+/// The Ed25519 key a cryptosign client named in HELLO.Details.authextra.pubkey.
+fn cryptosign_pubkey(hello: &Hello) -> Option<[u8; 32]> {
+    let extra = hello.details.get("authextra").and_then(Value::as_dict)?;
+    extra.get("pubkey").and_then(Value::as_str).and_then(cryptosign::parse_public_key)
 }
 
 /// Who a session authenticated as.
@@ -346,11 +357,11 @@ impl Identity {
     }
 
     /// The names grants are matched against: the authid, the groups, `all`, and `anonymous`
-    /// for anonymous sessions.
+    /// for anonymous sessions. Not the authrole: a user in no group is shown authrole "user"
+    /// but must not get group "user"'s grants.
     fn principals(&self) -> BTreeSet<String> {
         let mut principals: BTreeSet<String> = self.groups.iter().cloned().collect();
         principals.insert(self.authid.clone());
-        principals.insert(self.authrole.clone());
         principals.insert("all".into());
         if self.anonymous {
             principals.insert("anonymous".into());

@@ -1,0 +1,448 @@
+//! The systems under test, as processes this tool starts and stops: Junction, the relay
+//! (this binary, `junction-bench relay`), Crossbar.io; or a router someone else started.
+//!
+//! Each started process listens on a free loopback port and, apart from the external router,
+//! is measured from `/proc`: resident memory and CPU time of the process and its descendants
+//! (Crossbar runs its router in a worker process). With `--callgrind` Junction and the relay
+//! run under `valgrind --tool=callgrind`, and the instructions they execute during the measured
+//! window are read from a callgrind dump.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::sync::oneshot;
+
+/// Which system a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Junction, started from `--router-bin`.
+    Junction,
+    /// The frame relay baseline.
+    Relay,
+    /// Crossbar.io.
+    Crossbar,
+    /// A router at `--router`, started by someone else: not measured from `/proc`.
+    External,
+}
+
+impl Kind {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Junction => "junction",
+            Kind::Relay => "relay",
+            Kind::Crossbar => "crossbar",
+            Kind::External => "external",
+        }
+    }
+}
+
+/// A running system under test.
+pub struct Target {
+    /// What it is.
+    pub kind: Kind,
+    /// Where it serves WebSocket and RawSocket.
+    pub addr: SocketAddr,
+    /// Its WebSocket path.
+    pub ws_path: String,
+    /// The process, when we started it.
+    child: Option<Child>,
+    /// Config, data and logs of a started process; removed on drop.
+    dir: Option<tempfile::TempDir>,
+    /// Whether the process runs under callgrind.
+    callgrind: bool,
+}
+
+/// Resource use of a process tree at one instant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// Resident set size, in bytes.
+    pub rss: u64,
+    /// User plus system CPU time, in seconds.
+    pub cpu: f64,
+}
+
+impl Target {
+    /// Starts Junction from `bin` on a free loopback port, with a generated configuration in a
+    /// temporary directory (see docs/benchmarks.md for its content).
+    pub async fn start_junction(bin: &Path, callgrind: bool) -> anyhow::Result<Self> {
+        if !bin.exists() {
+            bail!(
+                "router binary {} not found (build it with `cargo build -p junction`)",
+                bin.display()
+            );
+        }
+        let dir = tempfile::Builder::new().prefix("junction-bench-").tempdir()?;
+        let config = dir.path().join("junction.toml");
+        std::fs::write(&config, JUNCTION_CONFIG)?;
+        let mut command = wrapped(bin, callgrind, dir.path());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
+        let (child, line) =
+            spawn_and_read(command, dir.path(), "junction: listening on ws://", callgrind).await?;
+        let addr = line
+            .split_once("ws://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("cannot read the address in {line:?}"))?;
+        Ok(Self {
+            kind: Kind::Junction,
+            addr,
+            ws_path: "/ws".into(),
+            child: Some(child),
+            dir: Some(dir),
+            callgrind,
+        })
+    }
+
+    /// Starts the relay (this executable, `relay` subcommand) on a free loopback port.
+    pub async fn start_relay(callgrind: bool) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let dir = tempfile::Builder::new().prefix("junction-bench-relay-").tempdir()?;
+        let mut command = wrapped(&exe, callgrind, dir.path());
+        command.args(["relay", "--listen", "127.0.0.1:0"]);
+        let marker = "junction-bench relay: listening on ";
+        let (child, line) = spawn_and_read(command, dir.path(), marker, callgrind).await?;
+        let addr = line
+            .split_once(marker)
+            .and_then(|(_, a)| a.trim().parse().ok())
+            .with_context(|| format!("cannot read the address in {line:?}"))?;
+        Ok(Self {
+            kind: Kind::Relay,
+            addr,
+            ws_path: "/ws".into(),
+            child: Some(child),
+            dir: Some(dir),
+            callgrind,
+        })
+    }
+
+    /// Starts Crossbar.io (`bin`, usually `crossbar` from the pip package) on a free loopback
+    /// port with a generated node configuration: realm `realm1`, anonymous role allowed
+    /// everything, one universal transport (RawSocket and WebSocket at `/ws`).
+    pub async fn start_crossbar(bin: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("junction-bench-crossbar-").tempdir()?;
+        let port = free_port()?;
+        let cbdir = dir.path().join(".crossbar");
+        std::fs::create_dir_all(&cbdir)?;
+        std::fs::write(cbdir.join("config.json"), crossbar_config(port))?;
+        let log = std::fs::File::create(dir.path().join("crossbar.log"))?;
+        let child = Command::new(bin)
+            .args(["start", "--cbdir"])
+            .arg(&cbdir)
+            .args(["--loglevel", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {} (pip install crossbar)", bin.display()))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let target = Self {
+            kind: Kind::Crossbar,
+            addr,
+            ws_path: "/ws".into(),
+            child: Some(child),
+            dir: Some(dir),
+            callgrind: false,
+        };
+        // Crossbar opens the port once its router worker runs; that takes a few seconds.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("crossbar did not open {addr} in time; see {}", target.log_path().display());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(target)
+    }
+
+    /// A router started by someone else.
+    pub fn external(addr: SocketAddr, ws_path: String) -> Self {
+        Self { kind: Kind::External, addr, ws_path, child: None, dir: None, callgrind: false }
+    }
+
+    /// The process id, when we started the process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Memory and CPU time of the process and its descendants, when we started it.
+    pub fn usage(&self) -> Option<Usage> {
+        let pid = self.pid()?;
+        let mut total = Usage::default();
+        for p in process_tree(pid) {
+            let usage = process_usage(p)?;
+            total.rss += usage.rss;
+            total.cpu += usage.cpu;
+        }
+        Some(total)
+    }
+
+    /// Whether instructions are being counted.
+    pub fn counts_instructions(&self) -> bool {
+        self.callgrind
+    }
+
+    /// Sets callgrind's counters to zero: the start of a measured window.
+    pub async fn zero_instructions(&self) -> anyhow::Result<()> {
+        self.callgrind_control("-z").await
+    }
+
+    /// The instructions executed since [`Target::zero_instructions`], from a callgrind dump.
+    pub async fn instructions(&self) -> anyhow::Result<u64> {
+        let dir = self.dir.as_ref().context("no data directory")?.path();
+        let before: Vec<PathBuf> = dumps(dir)?;
+        self.callgrind_control("-d").await?;
+        let dump = dumps(dir)?
+            .into_iter()
+            .find(|p| !before.contains(p))
+            .context("callgrind wrote no dump")?;
+        let text = std::fs::read_to_string(&dump)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+            .and_then(|n| n.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no instruction total in {}", dump.display()))
+    }
+
+    /// Where the process writes its standard error.
+    pub fn log_path(&self) -> PathBuf {
+        let name = if self.kind == Kind::Crossbar { "crossbar.log" } else { "stderr.log" };
+        self.dir.as_ref().map(|d| d.path().join(name)).unwrap_or_default()
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL for it and anything it started if it has not
+    /// exited within ten seconds.
+    pub async fn stop(mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let tree = process_tree(child.id());
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        for pid in tree.into_iter().skip(1) {
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+    }
+
+    /// Runs `callgrind_control` on a blocking thread: it waits for the profiled process to
+    /// answer, and the load generator's runtime threads must keep running meanwhile.
+    async fn callgrind_control(&self, flag: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("no process")?;
+        let args = [flag.to_owned(), pid.to_string()];
+        let status = tokio::task::spawn_blocking(move || {
+            Command::new("callgrind_control").args(args).stdout(Stdio::null()).status()
+        })
+        .await?
+        .context("callgrind_control (part of valgrind) is not installed")?;
+        if !status.success() {
+            bail!("callgrind_control {flag} {pid} failed");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The Junction configuration the tool generates: the default realm without caller/publisher
+/// disclosure (the relay and Crossbar's config disclose nothing either), and quiet logs.
+const JUNCTION_CONFIG: &str = r#"# Generated by junction-bench.
+[log]
+level = "warn"
+
+[[realms]]
+name = "realm1"
+anonymous = true
+disclose_caller = false
+disclose_publisher = false
+"#;
+
+fn crossbar_config(port: u16) -> String {
+    let serializers = serde_json::json!(["json", "msgpack", "cbor"]);
+    serde_json::json!({
+        "version": 2,
+        "controller": {},
+        "workers": [{
+            "type": "router",
+            "realms": [{
+                "name": "realm1",
+                "roles": [{
+                    "name": "anonymous",
+                    "permissions": [{
+                        "uri": "",
+                        "match": "prefix",
+                        "allow": { "call": true, "register": true, "publish": true, "subscribe": true },
+                        "disclose": { "caller": false, "publisher": false },
+                        "cache": true
+                    }]
+                }]
+            }],
+            "transports": [{
+                "type": "universal",
+                "endpoint": { "type": "tcp", "port": port, "interface": "127.0.0.1" },
+                "rawsocket": { "serializers": serializers },
+                "websocket": { "ws": { "type": "websocket", "serializers": serializers } }
+            }]
+        }]
+    })
+    .to_string()
+}
+
+/// `bin`, or `bin` under callgrind writing into `dir`.
+fn wrapped(bin: &Path, callgrind: bool, dir: &Path) -> Command {
+    if !callgrind {
+        return Command::new(bin);
+    }
+    let mut command = Command::new("valgrind");
+    command
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", dir.join("callgrind.out").display()))
+        .arg(bin);
+    command
+}
+
+/// Spawns `command` with standard error in `dir/stderr.log` and waits for a line of its
+/// standard output containing `marker`. Output after that line is drained in the background.
+async fn spawn_and_read(
+    mut command: Command,
+    dir: &Path,
+    marker: &str,
+    slow: bool,
+) -> anyhow::Result<(Child, String)> {
+    let log_path = dir.join("stderr.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (found, line) = oneshot::channel();
+    let marker_owned = marker.to_owned();
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(&marker_owned)
+                && let Some(found) = found.take()
+            {
+                let _ = found.send(line);
+            }
+        }
+    });
+    let wait = if slow { Duration::from_secs(120) } else { Duration::from_secs(20) };
+    match tokio::time::timeout(wait, line).await {
+        Ok(Ok(line)) => Ok((child, line)),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let _ = std::io::stderr().write_all(log.as_bytes());
+            bail!("{command:?} did not print {marker:?} in time")
+        }
+    }
+}
+
+/// A port that was free a moment ago (for Crossbar, which cannot be told to pick one).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `pid` and its descendants, `pid` first.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(parent) = stat_fields(child).and_then(|f| f.get(1)?.parse().ok()) {
+                parents.entry(parent).or_default().push(child);
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while let Some(&p) = tree.get(i) {
+        tree.extend(parents.get(&p).into_iter().flatten());
+        i += 1;
+    }
+    tree
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: state, ppid, ….
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+fn process_usage(pid: u32) -> Option<Usage> {
+    let fields = stat_fields(pid)?;
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Some(Usage { rss: rss_kib * 1024, cpu: ticks as f64 / clock_ticks() })
+}
+
+/// CPU time of this process (the load generator), in seconds.
+pub fn own_cpu() -> f64 {
+    process_usage(std::process::id()).map_or(0.0, |u| u.cpu)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux we know).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// Callgrind dump files in `dir` (`callgrind.out.1`, `callgrind.out.2`, …).
+fn dumps(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("callgrind.out.") {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}

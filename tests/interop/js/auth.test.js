@@ -1,0 +1,257 @@
+'use strict';
+// Realm security with Autobahn|JS: ticket and salted WAMP-CRA authentication, refused
+// credentials, and grants (see docs/security.md; spec: advanced/authentication_*.md).
+//
+// The suite starts its own router with CONFIG: realm `secure` admits no anonymous sessions and
+// accepts ticket and wampcra; joe is a user, carl an admin (admins are users too).
+
+const assert = require('node:assert/strict');
+const { describe, before, after, test } = require('node:test');
+
+const h = require('./lib/harness');
+
+const { autobahn } = h;
+const REALM = 'secure';
+const JOE_SECRET = 'joe-js-secret';
+const CARL_SECRET = 'carl-js-secret';
+
+const CONFIG = `
+[[realms]]
+name = "${REALM}"
+anonymous = false
+
+[realms.security]
+authmethods = ["ticket", "wampcra"]
+
+[[realms.security.users]]
+authid = "joe"
+password = "${JOE_SECRET}"
+groups = ["user"]
+
+[[realms.security.users]]
+authid = "carl"
+password = "${CARL_SECRET}"
+groups = ["admin"]
+
+[[realms.security.groups]]
+name = "user"
+
+[[realms.security.groups]]
+name = "admin"
+groups = ["user"]
+
+[[realms.security.grants]]
+permissions = ["wamp.call", "wamp.subscribe"]
+uri = "com.app."
+match = "prefix"
+roles = ["user"]
+
+[[realms.security.grants]]
+permissions = ["wamp.register", "wamp.publish"]
+uri = "com.app."
+match = "prefix"
+roles = ["admin"]
+`;
+
+/** onchallenge for ticket: the secret itself. Records the challenges it sees in `seen`. */
+function ticket(secret, seen = []) {
+  return (session, method, extra) => {
+    seen.push({ method, extra });
+    return secret;
+  };
+}
+
+/** onchallenge for salted WAMP-CRA, with Autobahn|JS's own helpers. */
+function wampcra(secret, seen = []) {
+  return (session, method, extra) => {
+    seen.push({ method, extra });
+    const key = autobahn.auth_cra.derive_key(secret, extra.salt, extra.iterations, extra.keylen);
+    return autobahn.auth_cra.sign(key, extra.challenge);
+  };
+}
+
+function serializerOptions(name) {
+  const serializers = {
+    json: ['wamp.2.json', autobahn.serializer.JSONSerializer],
+    msgpack: ['wamp.2.msgpack', autobahn.serializer.MsgpackSerializer],
+    cbor: ['wamp.2.cbor', autobahn.serializer.CBORSerializer],
+  };
+  const [protocol, Serializer] = serializers[name];
+  return { protocols: [protocol], serializers: [new Serializer()] };
+}
+
+/**
+ * Open a connection that authenticates. Resolves to {outcome: 'joined', client} once WELCOME
+ * came, or to {outcome: 'closed', reason, details} if the connection closed first (ABORT:
+ * details.reason and details.message carry the ABORT's reason and message). Bounded.
+ */
+function open(router, { authid, authmethods, onchallenge, serializer = 'json',
+  transport = 'websocket', realm = REALM }) {
+  const options = {
+    realm,
+    authid,
+    authmethods,
+    onchallenge,
+    max_retries: 0,
+    retry_if_unreachable: false,
+    ...serializerOptions(serializer),
+  };
+  if (transport === 'websocket') {
+    options.url = router.wsUrl;
+  } else {
+    options.transports = [{ type: 'rawsocket', host: '127.0.0.1', port: router.port }];
+  }
+  const connection = new autobahn.Connection(options);
+  let resolveClosed;
+  const closed = new Promise((resolve) => { resolveClosed = resolve; });
+  const outcome = new Promise((resolve) => {
+    connection.onopen = (session, details) => resolve({
+      outcome: 'joined', client: { connection, session, details, closed },
+    });
+    connection.onclose = (reason, details) => {
+      resolve({ outcome: 'closed', reason, details });
+      resolveClosed({ reason, details });
+      return true; // never reconnect
+    };
+  });
+  connection.open();
+  return h.withTimeout(outcome, h.RECV_TIMEOUT,
+    `authenticating ${authid} over ${transport}/${serializer}`);
+}
+
+describe('Autobahn|JS realm security', () => {
+  let router;
+  const clients = [];
+
+  /** Joins and returns the client; fails the test if the router refused. */
+  async function join(options) {
+    const result = await open(router, options);
+    assert.equal(result.outcome, 'joined',
+      `expected WELCOME, the connection closed: ${JSON.stringify(result)}`);
+    clients.push(result.client);
+    return result.client;
+  }
+
+  /** The close details of a join the router must refuse; fails the test if it joined. */
+  async function refusal(options) {
+    const result = await open(router, options);
+    if (result.outcome === 'joined') {
+      clients.push(result.client);
+      assert.fail(`joined with ${JSON.stringify(result.client.details)}, expected ABORT`);
+    }
+    return result.details;
+  }
+
+  const it = (name, fn) => test(name, h.withRouterLog(() => router, fn));
+  const within = (promise, what) => h.withTimeout(promise, h.RECV_TIMEOUT, what);
+  /** What `promise` rejects with (bounded); fails the test if it resolves. */
+  const rejection = (promise, what) => within(Promise.resolve(promise).then(
+    (value) => assert.fail(`${what} succeeded with ${JSON.stringify(value)}`),
+    (e) => e,
+  ), what);
+
+  before(async () => {
+    router = await h.startRouter({ config: CONFIG });
+  });
+
+  after(async () => {
+    for (const client of clients) await h.disconnect(client);
+    const alive = router.isRunning();
+    const log = router.logTail();
+    await router.stop();
+    assert.ok(alive, `junction exited during the tests:\n${log}`);
+  });
+
+  for (const [transport, serializer] of [['websocket', 'json'], ['websocket', 'msgpack'],
+    ['websocket', 'cbor'], ['rawsocket', 'json']]) {
+    it(`ticket authenticates joe over ${transport}/${serializer}`, async () => {
+      const seen = [];
+      const { details } = await join({
+        authid: 'joe', authmethods: ['ticket'], onchallenge: ticket(JOE_SECRET, seen),
+        transport, serializer,
+      });
+
+      assert.deepEqual(seen, [{ method: 'ticket', extra: {} }]);
+      assert.deepEqual(
+        [details.realm, details.authid, details.authrole, details.authmethod, details.authprovider],
+        [REALM, 'joe', 'user', 'ticket', 'junction'],
+      );
+    });
+  }
+
+  for (const serializer of ['json', 'cbor']) {
+    it(`salted wampcra authenticates carl over websocket/${serializer}`, async () => {
+      const seen = [];
+      const { session, details } = await join({
+        authid: 'carl', authmethods: ['wampcra'], onchallenge: wampcra(CARL_SECRET, seen),
+        serializer,
+      });
+
+      assert.equal(seen.length, 1);
+      const [{ method, extra }] = seen;
+      assert.equal(method, 'wampcra');
+      assert.ok(extra.salt && extra.iterations > 0 && extra.keylen === 32,
+        `a salted challenge: ${JSON.stringify(extra)}`);
+      const signed = JSON.parse(extra.challenge);
+      assert.equal(signed.authid, 'carl');
+      assert.equal(signed.session, session.id, 'the challenge names the session WELCOME gives');
+      assert.deepEqual(
+        [details.authid, details.authrole, details.authmethod, details.authprovider],
+        ['carl', 'admin', 'wampcra', 'junction'],
+      );
+    });
+  }
+
+  it('a wrong ticket, a wrong wampcra secret and an unknown user are refused alike', async () => {
+    const attempts = [
+      { authid: 'joe', authmethods: ['ticket'], onchallenge: ticket('not-it') },
+      { authid: 'carl', authmethods: ['wampcra'], onchallenge: wampcra('not-it') },
+      { authid: 'nobody', authmethods: ['ticket'], onchallenge: ticket('not-it'),
+        serializer: 'msgpack' },
+      { authid: 'nobody', authmethods: ['wampcra'], onchallenge: wampcra('not-it'),
+        transport: 'rawsocket' },
+    ];
+    const messages = [];
+    for (const attempt of attempts) {
+      const details = await refusal(attempt);
+      assert.equal(details.reason, 'wamp.error.authentication_failed', JSON.stringify(details));
+      assert.ok(details.message, `ABORT has a message: ${JSON.stringify(details)}`);
+      messages.push(details.message.replace(attempt.authid, '<authid>'));
+    }
+    // The unknown user's refusal reads like the known user's (same method, authid aside).
+    assert.equal(messages[2], messages[0]);
+    assert.equal(messages[3], messages[1]);
+  });
+
+  it('joining without a method the realm accepts is refused, naming the accepted ones', async () => {
+    const details = await refusal({ authid: 'joe', authmethods: ['cryptosign'],
+      onchallenge: () => { throw new Error('no challenge expected'); } });
+    assert.equal(details.reason, 'wamp.error.no_matching_auth_method', JSON.stringify(details));
+    assert.match(details.message, /ticket/);
+    assert.match(details.message, /wampcra/);
+  });
+
+  it('a call without a grant rejects with wamp.error.not_authorized', async () => {
+    const carl = await join({ authid: 'carl', authmethods: ['wampcra'],
+      onchallenge: wampcra(CARL_SECRET) });
+    const joe = await join({ authid: 'joe', authmethods: ['ticket'],
+      onchallenge: ticket(JOE_SECRET), serializer: 'cbor' });
+    await within(carl.session.register('com.app.add', ([a, b]) => a + b), 'register com.app.add');
+
+    // Granted to users: joe may call.
+    assert.equal(await within(joe.session.call('com.app.add', [2, 3]), 'call com.app.add'), 5);
+
+    // Not granted: calls outside com.app., meta procedures, registering.
+    for (const procedure of ['com.other.add', 'wamp.session.count']) {
+      const error = await rejection(joe.session.call(procedure, [1]), `call ${procedure}`);
+      assert.equal(error.error, 'wamp.error.not_authorized', JSON.stringify(error));
+      assert.deepEqual(error.args,
+        [`permission wamp.call on "${procedure}" is not granted to this session`]);
+    }
+    const error = await rejection(joe.session.register('com.app.mine', () => 1),
+      'register com.app.mine');
+    assert.equal(error.error, 'wamp.error.not_authorized', JSON.stringify(error));
+    assert.deepEqual(error.args,
+      ['permission wamp.register on "com.app.mine" is not granted to this session']);
+  });
+});
