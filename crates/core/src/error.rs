@@ -46,6 +46,18 @@ pub enum Error {
     /// The credentials presented in AUTHENTICATE were not accepted.
     #[error("{0}")]
     AuthenticationFailed(String),
+    /// Admin API: the thing to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Admin API: the thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Admin API: users or groups name groups that do not exist.
+    #[error("no such groups: {0}")]
+    NoSuchGroups(String),
+    /// The router failed (e.g. its store could not be written); the request had no effect.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// An application payload is larger than the router accepts.
     #[error("{0}")]
     PayloadSizeExceeded(String),
@@ -88,6 +100,10 @@ impl Error {
             Error::LimitExceeded(_) => "wamp.error.not_authorized",
             Error::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",
             Error::NotAuthorized(_) => "wamp.error.not_authorized",
+            Error::AlreadyExists(_) => "bondy.error.already_exists",
+            Error::NotFound(_) => "bondy.error.not_found",
+            Error::NoSuchGroups(_) => "bondy.error.no_such_groups",
+            Error::Internal(_) => "bondy.error.internal_error",
             Error::AuthenticationFailed(_) => "wamp.error.authentication_failed",
             Error::NoSuchSession(_) => "wamp.error.no_such_session",
             Error::ProtocolViolation(_) => "wamp.error.protocol_violation",
@@ -136,6 +152,10 @@ mod tests {
             Error::LimitExceeded("l".into()),
             Error::PayloadSizeExceeded("p".into()),
             Error::NotAuthorized("n".into()),
+            Error::AlreadyExists("a".into()),
+            Error::NotFound("n".into()),
+            Error::NoSuchGroups("g".into()),
+            Error::Internal("i".into()),
             Error::AuthenticationFailed("a".into()),
             Error::NoAvailableCallee("n".into()),
             Error::FeatureNotSupported("f".into()),
@@ -145,7 +165,10 @@ mod tests {
             Error::NoMatchingAuthMethod("m".into()),
         ];
         for e in all {
-            assert!(e.uri().starts_with("wamp.error."), "{e:?}");
+            assert!(
+                e.uri().starts_with("wamp.error.") || e.uri().starts_with("bondy.error."),
+                "{e:?}"
+            );
             assert!(!e.to_string().is_empty());
         }
         assert_eq!(

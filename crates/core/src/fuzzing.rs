@@ -22,6 +22,7 @@ pub fn drive_session(data: &[u8]) {
         realms: vec![RealmConfig::open("realm1")],
         agent: "fuzz".into(),
         limits: Default::default(),
+        admin_realm: None,
     });
     let mut bystander = session(&router, Serializer::Json);
     let hello = br#"[1, "realm1", {"roles": {"subscriber": {}, "callee": {}}}]"#;

@@ -11,6 +11,7 @@
 //! - [`time`]: [`Now`], the time a driver passes in.
 //! - [`security`]: users, groups and grants of a realm; authorization.
 //! - [`error`]: [`Error`], and its single mapping to `wamp.error.*` URIs.
+//! - [`admin`]: the `bondy.*` admin API (realms, users, groups, grants).
 //! - [`meta`]: the session, registration and subscription meta API, and testaments.
 //! - [`features`]: the roles and features announced in WELCOME.
 //! - [`limits`]: per-session and per-realm limits.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin;
 pub mod broker;
 pub mod dealer;
 pub mod error;
@@ -33,6 +35,7 @@ mod matcher;
 pub mod meta;
 pub mod options;
 pub mod outbox;
+pub mod persistence;
 pub mod realm;
 pub mod router;
 pub mod security;
@@ -42,6 +45,7 @@ pub mod time;
 pub use error::Error;
 pub use limits::Limits;
 pub use outbox::{Outbound, Outbox, SharedMessage};
+pub use persistence::Persistence;
 pub use realm::{Realm, RealmConfig};
 pub use router::{Router, RouterConfig};
 pub use session::{Session, SessionInfo, Status, TransportInfo, TransportKind};

@@ -25,6 +25,8 @@ use crate::time::TimerWaker;
 pub struct RealmConfig {
     /// The realm's URI.
     pub name: Uri,
+    /// What the realm is for (shown by the admin API).
+    pub description: String,
     /// Whether clients may join without credentials (authmethod `anonymous`).
     pub allow_anonymous: bool,
     /// Which URI rules topics and procedures must satisfy.
@@ -61,6 +63,7 @@ impl RealmConfig {
     pub fn open(name: &str) -> Self {
         Self {
             name: Uri::from(name),
+            description: String::new(),
             allow_anonymous: true,
             uri_rules: UriRules::Loose,
             disclose_caller: true,
@@ -206,6 +209,11 @@ impl Realm {
     /// The current users, groups and grants.
     pub fn security(&self) -> Arc<Security> {
         Arc::clone(&read(&self.security))
+    }
+
+    /// The realm's settings with its current users, groups and grants (what gets stored).
+    pub fn snapshot(&self) -> RealmConfig {
+        RealmConfig { security: (*self.security()).clone(), ..self.config.clone() }
     }
 
     /// Replaces the users, groups and grants; checks made afterwards use the new ones.

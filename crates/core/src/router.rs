@@ -1,12 +1,13 @@
 //! The router: the set of realms, and the entry point for new sessions.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use junction_wire::Uri;
 
 use crate::limits::Limits;
+use crate::persistence::Persistence;
 use crate::realm::{Realm, RealmConfig, read, write};
 use crate::time::TimerWaker;
 
@@ -19,6 +20,8 @@ pub struct RouterConfig {
     pub agent: String,
     /// Limits on sessions and what each may hold.
     pub limits: Limits,
+    /// The realm whose sessions may manage every realm through the admin API.
+    pub admin_realm: Option<Uri>,
 }
 
 /// The router: realms by name.
@@ -30,6 +33,8 @@ pub struct Router {
     /// Keys the decoy credentials of unknown users, so their challenges look like real ones
     /// and stay stable for the router's lifetime.
     decoy_secret: [u8; 32],
+    /// Where admin changes are written; without one they live in memory only.
+    persistence: OnceLock<Arc<dyn Persistence>>,
 }
 
 impl Router {
@@ -51,7 +56,8 @@ impl Router {
             })
             .collect();
         let decoy_secret = rand::random();
-        Arc::new(Self { config, realms: RwLock::new(realms), timers, decoy_secret })
+        let persistence = OnceLock::new();
+        Arc::new(Self { config, realms: RwLock::new(realms), timers, decoy_secret, persistence })
     }
 
     /// Installs the driver's timer wake-up: called whenever a deadline sooner than any known
@@ -63,6 +69,45 @@ impl Router {
     /// Expires every call whose deadline passed; returns the next deadline, if any.
     pub fn expire(&self, now: Instant) -> Option<Instant> {
         self.realms().iter().filter_map(|r| r.dealer.expire(now)).min()
+    }
+
+    /// Makes admin changes durable through `persistence` (once, at start).
+    pub fn set_persistence(&self, persistence: Arc<dyn Persistence>) {
+        let _ = self.persistence.set(persistence);
+    }
+
+    /// Writes a realm's new state through the persistence layer, if any.
+    pub(crate) fn persist_config(&self, realm: &RealmConfig) -> Result<(), String> {
+        match self.persistence.get() {
+            Some(p) => p.save_realm(realm),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes a realm: its sessions are closed with `wamp.close.close_realm`, and the change
+    /// is made durable. Returns whether the realm existed.
+    pub(crate) fn remove_realm(
+        &self,
+        name: &Uri,
+        now: std::time::SystemTime,
+    ) -> Result<bool, String> {
+        let Some(realm) = write(&self.realms).remove(name) else { return Ok(false) };
+        if let Some(p) = self.persistence.get() {
+            p.delete_realm(name.as_str())?;
+        }
+        realm.close_all("wamp.close.close_realm", "the realm was deleted", now);
+        Ok(true)
+    }
+
+    /// Adds a realm and makes it durable; returns false if one of that name exists.
+    pub(crate) fn create_realm(&self, config: RealmConfig) -> Result<bool, String> {
+        if let Some(p) = self.persistence.get() {
+            if read(&self.realms).contains_key(&config.name) {
+                return Ok(false);
+            }
+            p.save_realm(&config)?;
+        }
+        Ok(self.add_realm(config))
     }
 
     /// The key of decoy credentials (see [`junction_auth::password::decoy`]).

@@ -13,7 +13,8 @@ use crate::realm::{Peer, Realm};
 
 impl Realm {
     /// Publishes a meta event with positional arguments.
-    fn publish_meta(&self, topic: &str, args: Vec<Value>, now: SystemTime) {
+    /// Publishes an event of the router itself (meta and admin events) in this realm.
+    pub(crate) fn publish_meta(&self, topic: &str, args: Vec<Value>, now: SystemTime) {
         let options = PublishOptions { exclude_me: false, ..PublishOptions::default() };
         self.broker.publish(Publication {
             publisher: None,

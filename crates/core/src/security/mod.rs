@@ -17,6 +17,24 @@ use crate::options::MatchPolicy;
 
 pub use authorize::Permission;
 
+/// Names that stand for roles in grants and cannot be usernames (as in Bondy).
+pub const RESERVED_NAMES: &[&str] = &["all", "anonymous", "any", "from", "on", "to"];
+
+/// What is wrong with a set of users, groups and grants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecurityError {
+    /// Users or groups refer to groups that do not exist.
+    #[error("no such groups: {}", .0.join(", "))]
+    NoSuchGroups(Vec<String>),
+    /// A group belongs to itself through its groups.
+    #[error("group \"{0}\" belongs to itself through its groups")]
+    GroupCycle(String),
+    /// A username that names a role in grants.
+    #[error("\"{0}\" is a reserved name")]
+    ReservedName(String),
+}
+
 /// A realm's users, groups and grants.
 #[derive(Debug, Clone, Default)]
 pub struct Security {
@@ -73,6 +91,46 @@ impl Security {
     /// Whether the realm accepts `method` (anonymous excepted, see the realm config).
     pub fn allows_method(&self, method: &str) -> bool {
         self.authmethods.iter().any(|m| m == method)
+    }
+
+    /// Checks what a configuration or an admin call could get wrong: users and groups must
+    /// belong to declared groups, groups may not contain themselves, and the names Bondy
+    /// reserves for roles cannot be usernames.
+    pub fn validate(&self) -> Result<(), SecurityError> {
+        for user in self.users.values() {
+            if RESERVED_NAMES.contains(&user.authid.as_str()) {
+                return Err(SecurityError::ReservedName(user.authid.clone()));
+            }
+            let missing: Vec<String> =
+                user.groups.iter().filter(|g| !self.groups.contains_key(*g)).cloned().collect();
+            if !missing.is_empty() {
+                return Err(SecurityError::NoSuchGroups(missing));
+            }
+        }
+        for group in self.groups.values() {
+            let missing: Vec<String> =
+                group.groups.iter().filter(|g| !self.groups.contains_key(*g)).cloned().collect();
+            if !missing.is_empty() {
+                return Err(SecurityError::NoSuchGroups(missing));
+            }
+            // Follow the parents; reaching the start again is a cycle.
+            let mut pending: Vec<&str> = group.groups.iter().map(String::as_str).collect();
+            let mut seen = BTreeSet::new();
+            while let Some(next) = pending.pop() {
+                if next == group.name {
+                    return Err(SecurityError::GroupCycle(group.name.clone()));
+                }
+                if seen.insert(next) {
+                    pending.extend(
+                        self.groups
+                            .get(next)
+                            .into_iter()
+                            .flat_map(|g| g.groups.iter().map(String::as_str)),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every group `user` belongs to, directly or through other groups (cycles are ignored).

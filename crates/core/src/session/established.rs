@@ -11,12 +11,13 @@ use crate::broker::Publication;
 use crate::dealer::CancelMode;
 use crate::error::Error;
 use crate::limits;
-use crate::meta;
 use crate::options::{CallOptions, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions};
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
+use crate::router::Router;
 use crate::security::Permission;
 use crate::time::Now;
+use crate::{admin, meta};
 
 /// A session attached to a realm.
 pub struct Established {
@@ -41,6 +42,7 @@ impl Established {
 
     pub(super) fn handle(
         self,
+        router: &Router,
         outbox: &Arc<dyn Outbox>,
         now: Now,
         message: Message,
@@ -62,7 +64,7 @@ impl Established {
             _ => {}
         }
         let request = request_of(&message);
-        match self.dispatch(now, message) {
+        match self.dispatch(router, now, message) {
             Ok(()) => (State::Established(self), Status::Open),
             Err(error @ Error::ProtocolViolation(_)) => {
                 self.detach(now);
@@ -78,7 +80,7 @@ impl Established {
         }
     }
 
-    fn dispatch(&self, now: Now, message: Message) -> Result<(), Error> {
+    fn dispatch(&self, router: &Router, now: Now, message: Message) -> Result<(), Error> {
         let id = self.peer.id();
         match message {
             Message::Subscribe(m) => self.subscribe(now, m),
@@ -106,7 +108,7 @@ impl Established {
                 self.realm.meta_unregistered(id, m.registration, deleted, now.wall);
                 Ok(())
             }
-            Message::Call(m) => self.call(now, m),
+            Message::Call(m) => self.call(router, now, m),
             Message::Cancel(m) => {
                 let mode = CancelMode::parse(&m.options)?;
                 self.realm.dealer.cancel(&self.peer, m.request, mode);
@@ -213,7 +215,7 @@ impl Established {
         }
     }
 
-    fn call(&self, now: Now, m: message::Call) -> Result<(), Error> {
+    fn call(&self, router: &Router, now: Now, m: message::Call) -> Result<(), Error> {
         let options = CallOptions::parse(&m.options)?;
         if options.progress
             && !self.peer.info().has_feature("caller", "progressive_call_invocations")
@@ -226,9 +228,14 @@ impl Established {
         self.passthru(&m.options, "caller")?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
         self.authorize(Permission::Call, &m.procedure, MatchPolicy::Exact)?;
-        if m.procedure.is_reserved() {
-            let payload = meta::call(&self.realm, &self.peer, &m.procedure, &m.payload, now)
-                .ok_or_else(|| Error::NoSuchProcedure(m.procedure.clone()))??;
+        let routed_by_router = if m.procedure.is_reserved() {
+            meta::call(&self.realm, &self.peer, &m.procedure, &m.payload, now)
+        } else {
+            admin::call(router, &self.realm, &m.procedure, &m.payload, now)
+        };
+        if m.procedure.is_reserved() || routed_by_router.is_some() {
+            let payload =
+                routed_by_router.ok_or_else(|| Error::NoSuchProcedure(m.procedure.clone()))??;
             self.peer.send(message::Result { request: m.request, details: Dict::new(), payload });
             return Ok(());
         }

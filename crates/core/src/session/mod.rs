@@ -83,7 +83,7 @@ impl Session {
         let (state, status) = match std::mem::replace(&mut self.state, State::Closed) {
             State::Establishing(e) => e.handle(&self.router, &self.outbox, now, message),
             State::Challenging(c) => c.handle(&self.router, &self.outbox, now, message),
-            State::Established(e) => e.handle(&self.outbox, now, message),
+            State::Established(e) => e.handle(&self.router, &self.outbox, now, message),
             // After the router's GOODBYE only the peer's GOODBYE matters (spec): the rest is dropped.
             State::Closing => match message {
                 Message::Goodbye(_) | Message::Abort(_) => (State::Closed, Status::Closed),

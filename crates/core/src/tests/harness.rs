@@ -40,7 +40,12 @@ pub(super) fn router() -> Arc<Router> {
 
 /// A router with the given realms.
 pub(super) fn router_with(realms: Vec<RealmConfig>) -> Arc<Router> {
-    Router::new(RouterConfig { realms, agent: "junction-test".into(), limits: Default::default() })
+    Router::new(RouterConfig {
+        realms,
+        agent: "junction-test".into(),
+        limits: Default::default(),
+        admin_realm: None,
+    })
 }
 
 /// Parses a message written in JSON.

@@ -10,6 +10,7 @@ fn limited(limits: Limits) -> Arc<Router> {
         realms: vec![RealmConfig::open("realm1")],
         agent: "test".into(),
         limits,
+        admin_realm: None,
     })
 }
 

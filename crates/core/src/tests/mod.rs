@@ -1,6 +1,7 @@
 //! In-process tests: a router and scripted clients exchanging messages through in-memory
 //! outboxes. Messages are written as the spec writes them, in JSON.
 
+mod admin;
 mod advanced;
 mod harness;
 mod limits;

@@ -1,0 +1,164 @@
+//! The admin API: Bondy's `bondy.*` procedures for realms, users, groups and grants, with the
+//! same names, arguments and results.
+//!
+//! - Who may call: sessions of a realm with security enabled, under that realm's grants
+//!   (`wamp.call` on the procedure). On realms without security the admin API is refused: an
+//!   open realm must not let anonymous clients manage it.
+//! - Which realm is managed: the realm is an optional first argument (Bondy's rule). Without it,
+//!   the caller's own realm; with it, that realm, which only sessions of the admin realm
+//!   (`admin_realm` in the configuration) may name when it is not their own.
+//! - Changes are written through the router's persistence (durable before the call is
+//!   answered), then swapped into the live realm, so they apply at once.
+//! - Events: `bondy.realm.created|updated|deleted`, `bondy.user.added|updated|deleted|
+//!   credentials_changed`, `bondy.group.added|updated|deleted`, published in the managed realm
+//!   and the admin realm.
+
+mod grant;
+mod realm;
+mod user;
+
+use std::sync::Arc;
+
+use junction_wire::{Dict, Payload, Uri, Value};
+
+use crate::error::Error;
+use crate::realm::Realm;
+use crate::router::Router;
+use crate::security::Security;
+use crate::time::Now;
+
+/// Answers a `bondy.*` call, or `None` if `procedure` is not an admin procedure.
+pub(crate) fn call(
+    router: &Router,
+    home: &Arc<Realm>,
+    procedure: &Uri,
+    payload: &Payload,
+    now: Now,
+) -> Option<Result<Payload, Error>> {
+    let name = procedure.as_str().strip_prefix("bondy.")?;
+    let bad = |e: junction_wire::DecodeError| Error::InvalidArgument(format!("{procedure}: {e}"));
+    let args = match payload.args_list() {
+        Ok(list) => Args { procedure: procedure.to_string(), list },
+        Err(e) => return Some(Err(bad(e))),
+    };
+    if !home.security().enabled {
+        return Some(Err(Error::NotAuthorized(format!(
+            "the admin API needs security on realm \"{}\"; {procedure} is refused on open realms",
+            home.name()
+        ))));
+    }
+    let admin = Admin { router, home, now };
+    let result = if let Some(rest) = name.strip_prefix("realm.") {
+        realm::call(&admin, rest, &args)?
+    } else if let Some(rest) = name.strip_prefix("user.") {
+        user::call(&admin, rest, &args)?
+    } else if let Some(rest) = name.strip_prefix("group.") {
+        user::call_group(&admin, rest, &args)?
+    } else if let Some(rest) = name.strip_prefix("grant.") {
+        grant::call(&admin, rest, &args)?
+    } else {
+        return None;
+    };
+    Some(result.map(|value| match value {
+        Value::Null => Payload::default(),
+        value => Payload::args(vec![value]),
+    }))
+}
+
+/// The context of one admin call.
+struct Admin<'a> {
+    router: &'a Router,
+    home: &'a Arc<Realm>,
+    now: Now,
+}
+
+impl Admin<'_> {
+    /// Whether the caller's realm is the admin realm.
+    fn is_admin_realm(&self) -> bool {
+        self.router.config().admin_realm.as_ref() == Some(self.home.name())
+    }
+
+    /// The realm to manage: the first argument when the call has `arity` arguments (Bondy's
+    /// optional realm), else the caller's realm. Returns the realm and the remaining arguments'
+    /// offset.
+    fn target(&self, args: &Args, arity: usize) -> Result<(Arc<Realm>, usize), Error> {
+        if args.list.len() < arity {
+            return Ok((Arc::clone(self.home), 0));
+        }
+        let uri = Uri::from(args.string(0, "realm uri")?);
+        if &uri != self.home.name() && !self.is_admin_realm() {
+            return Err(Error::NotAuthorized(format!(
+                "only sessions of the admin realm may manage realm \"{uri}\" from realm \"{}\"",
+                self.home.name()
+            )));
+        }
+        let realm = self.router.realm(&uri).ok_or_else(|| Error::NoSuchRealm(uri.clone()))?;
+        Ok((realm, 1))
+    }
+
+    /// Validates new users, groups and grants, makes them durable, then swaps them in.
+    fn commit(&self, realm: &Realm, security: Security) -> Result<(), Error> {
+        security.validate().map_err(|e| match e {
+            crate::security::SecurityError::NoSuchGroups(groups) => {
+                Error::NoSuchGroups(groups.join(", "))
+            }
+            other => Error::InvalidArgument(other.to_string()),
+        })?;
+        let snapshot = crate::realm::RealmConfig { security, ..realm.config().clone() };
+        self.router.persist_config(&snapshot).map_err(Error::Internal)?;
+        realm.set_security(snapshot.security);
+        Ok(())
+    }
+
+    /// Publishes an admin event in the managed realm and in the admin realm.
+    fn announce(&self, realm: &Realm, topic: &str, args: Vec<Value>) {
+        realm.publish_meta(topic, args.clone(), self.now.wall);
+        let admin = self.router.config().admin_realm.as_ref().filter(|a| *a != realm.name());
+        if let Some(admin) = admin.and_then(|a| self.router.realm(a)) {
+            admin.publish_meta(topic, args, self.now.wall);
+        }
+    }
+}
+
+/// Decoded arguments of an admin call.
+struct Args {
+    procedure: String,
+    list: Vec<Value>,
+}
+
+impl Args {
+    fn wrong(&self, what: &str) -> Error {
+        Error::InvalidArgument(format!("{}: {what}", self.procedure))
+    }
+
+    fn string(&self, i: usize, name: &str) -> Result<&str, Error> {
+        self.list
+            .get(i)
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.wrong(&format!("argument {} ({name}) must be a string", i + 1)))
+    }
+
+    fn dict(&self, i: usize, name: &str) -> Result<&Dict, Error> {
+        self.list
+            .get(i)
+            .and_then(Value::as_dict)
+            .ok_or_else(|| self.wrong(&format!("argument {} ({name}) must be a dictionary", i + 1)))
+    }
+
+    fn strings(&self, i: usize, name: &str) -> Result<Vec<String>, Error> {
+        strings_of(self.list.get(i), name).map_err(|e| self.wrong(&e))
+    }
+}
+
+/// A list of strings from a value (absent = empty).
+fn strings_of(value: Option<&Value>, name: &str) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("{name} must be a list of strings")),
+        Some(_) => Err(format!("{name} must be a list of strings")),
+    }
+}

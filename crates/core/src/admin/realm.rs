@@ -1,0 +1,154 @@
+//! `bondy.realm.*`: create, get, list, update and delete realms; security status; grants.
+
+use junction_wire::{Dict, Uri, UriRules, Value, dict};
+
+use super::{Admin, Args, strings_of};
+use crate::error::Error;
+use crate::realm::{Realm, RealmConfig};
+use crate::security::Security;
+
+/// Answers `bondy.realm.<name>`, or `None` if there is no such procedure.
+pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<Value, Error>> {
+    Some(match name {
+        "create" => create(admin, args),
+        "get" => managed(admin, args).map(|r| describe(&r)),
+        "list" => Ok(Value::List(visible(admin).iter().map(|r| describe(r)).collect())),
+        "update" => update(admin, args),
+        "delete" => delete(admin, args),
+        "security.enable" | "security.disable" => managed(admin, args).and_then(|realm| {
+            set_enabled(admin, &realm, name == "security.enable").map(|()| Value::Null)
+        }),
+        "security.is_enabled" => managed(admin, args).map(|r| Value::Bool(r.security().enabled)),
+        "security.status" => managed(admin, args)
+            .map(|r| Value::from(if r.security().enabled { "enabled" } else { "disabled" })),
+        "grants" => {
+            managed(admin, args).map(|r| super::grant::list(&r.security().grants, |_| true))
+        }
+        _ => return None,
+    })
+}
+
+/// The realm named by argument 1 (the caller's realm when absent).
+fn managed(admin: &Admin<'_>, args: &Args) -> Result<std::sync::Arc<Realm>, Error> {
+    admin.target(args, 1).map(|(realm, _)| realm)
+}
+
+/// Realms the caller may see: all of them from the admin realm, else its own.
+fn visible(admin: &Admin<'_>) -> Vec<std::sync::Arc<Realm>> {
+    if admin.is_admin_realm() {
+        admin.router.realms()
+    } else {
+        vec![std::sync::Arc::clone(admin.home)]
+    }
+}
+
+/// `bondy.realm.create({uri, description, authmethods, security_enabled, allow_anonymous})`:
+/// only from the admin realm.
+fn create(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
+    if !admin.is_admin_realm() {
+        return Err(Error::NotAuthorized("realms are created from the admin realm".into()));
+    }
+    let data = args.dict(0, "realm")?;
+    let uri =
+        data.get("uri").and_then(Value::as_str).ok_or_else(|| args.wrong("uri is required"))?;
+    let uri = Uri::from(uri);
+    if !uri.is_valid(UriRules::Loose, false) {
+        return Err(Error::InvalidUri { uri, reason: "not a valid realm URI" });
+    }
+    let mut config = RealmConfig {
+        disclose_caller: false,
+        disclose_publisher: false,
+        allow_anonymous: false,
+        security: Security { enabled: true, ..Security::default() },
+        ..RealmConfig::open(uri.as_str())
+    };
+    apply(&mut config, data).map_err(|e| args.wrong(&e))?;
+    if !admin.router.create_realm(config).map_err(Error::Internal)? {
+        return Err(Error::AlreadyExists(format!("realm \"{uri}\" already exists")));
+    }
+    let realm = admin.router.realm(&uri).ok_or_else(|| Error::Internal("realm vanished".into()))?;
+    admin.announce(&realm, "bondy.realm.created", vec![Value::from(uri.as_str())]);
+    Ok(describe(&realm))
+}
+
+/// `bondy.realm.update(uri, {description, authmethods, security_enabled})`.
+fn update(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
+    let (realm, offset) = admin.target(args, 2)?;
+    let data = args.dict(offset, "changes")?;
+    let mut config = realm.snapshot();
+    apply(&mut config, data).map_err(|e| args.wrong(&e))?;
+    if config.description != realm.config().description
+        || config.allow_anonymous != realm.config().allow_anonymous
+    {
+        return Err(args.wrong("description and allow_anonymous are set at creation"));
+    }
+    admin.commit(&realm, config.security)?;
+    admin.announce(&realm, "bondy.realm.updated", vec![Value::from(realm.name().as_str())]);
+    Ok(describe(&realm))
+}
+
+/// `bondy.realm.delete(uri)`: closes the realm's sessions with `wamp.close.close_realm`.
+fn delete(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
+    let (realm, _) = admin.target(args, 1)?;
+    if !admin.is_admin_realm() || Some(realm.name()) == admin.router.config().admin_realm.as_ref() {
+        return Err(Error::NotAuthorized(
+            "realms are deleted from the admin realm, which cannot delete itself".into(),
+        ));
+    }
+    admin.router.remove_realm(realm.name(), admin.now.wall).map_err(Error::Internal)?;
+    admin.announce(admin.home, "bondy.realm.deleted", vec![Value::from(realm.name().as_str())]);
+    Ok(Value::Null)
+}
+
+fn set_enabled(admin: &Admin<'_>, realm: &Realm, enabled: bool) -> Result<(), Error> {
+    let mut security = (*realm.security()).clone();
+    security.enabled = enabled;
+    admin.commit(realm, security)?;
+    admin.announce(realm, "bondy.realm.updated", vec![Value::from(realm.name().as_str())]);
+    Ok(())
+}
+
+/// Applies the fields Junction understands from Bondy's realm input data.
+fn apply(config: &mut RealmConfig, data: &Dict) -> Result<(), String> {
+    if let Some(v) = data.get("description") {
+        config.description = v.as_str().ok_or("description must be a string")?.to_owned();
+    }
+    if let Some(v) = data.get("allow_anonymous") {
+        config.allow_anonymous = v.as_bool().ok_or("allow_anonymous must be a boolean")?;
+    }
+    if let Some(v) = data.get("security_enabled") {
+        config.security.enabled = v.as_bool().ok_or("security_enabled must be a boolean")?;
+    }
+    if let Some(v) = data.get("authmethods") {
+        let methods = strings_of(Some(v), "authmethods")?;
+        if let Some(m) = methods
+            .iter()
+            .find(|m| !["ticket", "wampcra", "cryptosign", "anonymous"].contains(&m.as_str()))
+        {
+            return Err(format!("unknown authmethod \"{m}\""));
+        }
+        config.allow_anonymous |= methods.iter().any(|m| m == "anonymous");
+        config.security.authmethods = methods.into_iter().filter(|m| m != "anonymous").collect();
+    }
+    Ok(())
+}
+
+/// Bondy's `realm` type, as far as Junction has it.
+fn describe(realm: &Realm) -> Value {
+    let security = realm.security();
+    let mut authmethods: Vec<Value> =
+        security.authmethods.iter().map(|m| Value::from(m.as_str())).collect();
+    if realm.config().allow_anonymous {
+        authmethods.insert(0, Value::from("anonymous"));
+    }
+    Value::Dict(dict! {
+        "uri" => realm.name().as_str(),
+        "description" => realm.config().description.as_str(),
+        "authmethods" => Value::List(authmethods),
+        "security_enabled" => security.enabled,
+        "is_prototype" => false,
+        "allow_connections" => true,
+        "users" => security.users.len(),
+        "groups" => security.groups.len(),
+    })
+}

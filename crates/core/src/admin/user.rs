@@ -1,0 +1,296 @@
+//! `bondy.user.*` and `bondy.group.*`: users (with their credentials and groups) and groups.
+
+use junction_auth::cryptosign::parse_public_key;
+use junction_auth::password::StoredPassword;
+use junction_wire::{Dict, Value, dict};
+
+use super::{Admin, Args, strings_of};
+use crate::error::Error;
+use crate::security::{Group, Security, User};
+
+/// Answers `bondy.user.<name>`, or `None` if there is no such procedure.
+pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<Value, Error>> {
+    Some(match name {
+        "add" => add(admin, args),
+        "get" => read_one(admin, args, |s, name| s.users.get(name).map(describe_user), "user"),
+        "list" => admin
+            .target(args, 1)
+            .map(|(r, _)| Value::List(r.security().users.values().map(describe_user).collect())),
+        "delete" => change(admin, args, 2, "bondy.user.deleted", |s, args, offset| {
+            let name = args.string(offset, "username")?;
+            s.users.remove(name).map(|_| name.to_owned()).ok_or_else(|| no_user(name))
+        }),
+        "update" => change(admin, args, 3, "bondy.user.updated", |s, args, offset| {
+            let name = args.string(offset, "username")?;
+            let user = s.users.get_mut(name).ok_or_else(|| no_user(name))?;
+            apply_user(user, args.dict(offset + 1, "changes")?).map_err(|e| args.wrong(&e))?;
+            Ok(name.to_owned())
+        }),
+        "change_password" => change_password(admin, args),
+        "add_group" | "add_groups" | "remove_group" | "remove_groups" => {
+            membership(admin, args, name, |s, name| {
+                s.users.get_mut(name).map(|u| &mut u.groups).ok_or_else(|| no_user(name))
+            })
+        }
+        "grants" => read_one(admin, args, grants_of_user, "user"),
+        _ => return None,
+    })
+}
+
+/// Answers `bondy.group.<name>`, or `None` if there is no such procedure.
+pub(super) fn call_group(
+    admin: &Admin<'_>,
+    name: &str,
+    args: &Args,
+) -> Option<Result<Value, Error>> {
+    Some(match name {
+        "add" => add_group(admin, args),
+        "get" => read_one(admin, args, |s, name| s.groups.get(name).map(describe_group), "group"),
+        "list" => admin
+            .target(args, 1)
+            .map(|(r, _)| Value::List(r.security().groups.values().map(describe_group).collect())),
+        "delete" => change(admin, args, 2, "bondy.group.deleted", |s, args, offset| {
+            let name = args.string(offset, "name")?;
+            s.groups.remove(name).ok_or_else(|| no_group(name))?;
+            // Members and subgroups lose the membership instead of pointing at nothing.
+            s.users.values_mut().for_each(|u| u.groups.retain(|g| g != name));
+            s.groups.values_mut().for_each(|g| g.groups.retain(|p| p != name));
+            Ok(name.to_owned())
+        }),
+        "update" => change(admin, args, 3, "bondy.group.updated", |s, args, offset| {
+            let name = args.string(offset, "name")?;
+            let group = s.groups.get_mut(name).ok_or_else(|| no_group(name))?;
+            if let Some(groups) = args.dict(offset + 1, "changes")?.get("groups") {
+                group.groups = strings_of(Some(groups), "groups").map_err(|e| args.wrong(&e))?;
+            }
+            Ok(name.to_owned())
+        }),
+        "add_group" | "add_groups" | "remove_group" | "remove_groups" => {
+            membership(admin, args, name, |s, name| {
+                s.groups.get_mut(name).map(|g| &mut g.groups).ok_or_else(|| no_group(name))
+            })
+        }
+        "grants" => read_one(
+            admin,
+            args,
+            |s, name| {
+                s.groups
+                    .contains_key(name)
+                    .then(|| super::grant::list(&s.grants, |g| g.roles.iter().any(|r| r == name)))
+            },
+            "group",
+        ),
+        _ => return None,
+    })
+}
+
+fn no_user(name: &str) -> Error {
+    Error::NotFound(format!("no user \"{name}\""))
+}
+
+fn no_group(name: &str) -> Error {
+    Error::NotFound(format!("no group \"{name}\""))
+}
+
+/// Reads one user or group (argument 1 after the optional realm) through `read`.
+fn read_one(
+    admin: &Admin<'_>,
+    args: &Args,
+    read: impl Fn(&Security, &str) -> Option<Value>,
+    kind: &str,
+) -> Result<Value, Error> {
+    let (realm, offset) = admin.target(args, 2)?;
+    let name = args.string(offset, "name")?;
+    read(&realm.security(), name).ok_or_else(|| Error::NotFound(format!("no {kind} \"{name}\"")))
+}
+
+/// Applies a change to a copy of the realm's security, commits it and announces `event` with
+/// `[realm, name]`, where `name` is what the change returns.
+fn change(
+    admin: &Admin<'_>,
+    args: &Args,
+    arity: usize,
+    event: &str,
+    apply: impl FnOnce(&mut Security, &Args, usize) -> Result<String, Error>,
+) -> Result<Value, Error> {
+    let (realm, offset) = admin.target(args, arity)?;
+    let mut security = (*realm.security()).clone();
+    let name = apply(&mut security, args, offset)?;
+    admin.commit(&realm, security)?;
+    admin.announce(
+        &realm,
+        event,
+        vec![Value::from(realm.name().as_str()), Value::from(name.as_str())],
+    );
+    Ok(Value::Null)
+}
+
+/// `bondy.user.add(realm?, {username, password, authorized_keys, groups})`.
+fn add(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
+    let (realm, offset) = admin.target(args, 2)?;
+    let data = args.dict(offset, "user")?;
+    let name = data
+        .get("username")
+        .and_then(Value::as_str)
+        .ok_or_else(|| args.wrong("username is required"))?;
+    let mut security = (*realm.security()).clone();
+    if security.users.contains_key(name) {
+        return Err(Error::AlreadyExists(format!("user \"{name}\" already exists")));
+    }
+    let mut user = User {
+        authid: name.to_owned(),
+        password: None,
+        authorized_keys: Vec::new(),
+        groups: Vec::new(),
+    };
+    apply_user(&mut user, data).map_err(|e| args.wrong(&e))?;
+    let described = describe_user(&user);
+    security.users.insert(name.to_owned(), user);
+    admin.commit(&realm, security)?;
+    admin.announce(
+        &realm,
+        "bondy.user.added",
+        vec![Value::from(realm.name().as_str()), Value::from(name)],
+    );
+    Ok(described)
+}
+
+/// `bondy.group.add(realm?, {name, groups})`.
+fn add_group(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
+    let (realm, offset) = admin.target(args, 2)?;
+    let data = args.dict(offset, "group")?;
+    let name =
+        data.get("name").and_then(Value::as_str).ok_or_else(|| args.wrong("name is required"))?;
+    let groups = strings_of(data.get("groups"), "groups").map_err(|e| args.wrong(&e))?;
+    let mut security = (*realm.security()).clone();
+    if security.groups.contains_key(name) {
+        return Err(Error::AlreadyExists(format!("group \"{name}\" already exists")));
+    }
+    let group = Group { name: name.to_owned(), groups };
+    let described = describe_group(&group);
+    security.groups.insert(name.to_owned(), group);
+    admin.commit(&realm, security)?;
+    admin.announce(
+        &realm,
+        "bondy.group.added",
+        vec![Value::from(realm.name().as_str()), Value::from(name)],
+    );
+    Ok(described)
+}
+
+/// `bondy.user.change_password(realm?, username, new_password, old_password?)`. With three
+/// arguments the first is a realm when a realm of that name exists.
+fn change_password(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
+    let first_is_realm = args.list.len() == 4
+        || (args.list.len() == 3
+            && args
+                .string(0, "realm")
+                .ok()
+                .is_some_and(|r| admin.router.realm(&r.into()).is_some()));
+    let (realm, offset) = if first_is_realm {
+        admin.target(args, args.list.len())?
+    } else {
+        (std::sync::Arc::clone(admin.home), 0)
+    };
+    let name = args.string(offset, "username")?;
+    let new = args.string(offset + 1, "new_password")?;
+    let old = args.list.get(offset + 2).and_then(Value::as_str);
+    let mut security = (*realm.security()).clone();
+    let user = security.users.get_mut(name).ok_or_else(|| no_user(name))?;
+    if let (Some(old), Some(stored)) = (old, &user.password)
+        && !stored.matches(old)
+    {
+        return Err(Error::AuthenticationFailed("the old password does not match".into()));
+    }
+    user.password = Some(StoredPassword::new(new));
+    admin.commit(&realm, security)?;
+    admin.announce(
+        &realm,
+        "bondy.user.credentials_changed",
+        vec![Value::from(realm.name().as_str()), Value::from(name)],
+    );
+    Ok(Value::Null)
+}
+
+/// `add_group(s)` / `remove_group(s)` for a user or a group: `(realm?, name, group | [groups])`.
+fn membership(
+    admin: &Admin<'_>,
+    args: &Args,
+    procedure: &str,
+    groups_of: impl for<'s> FnOnce(&'s mut Security, &str) -> Result<&'s mut Vec<String>, Error>,
+) -> Result<Value, Error> {
+    let (realm, offset) = admin.target(args, 3)?;
+    let name = args.string(offset, "name")?;
+    let changed: Vec<String> = if procedure.ends_with('s') {
+        args.strings(offset + 1, "groups")?
+    } else {
+        vec![args.string(offset + 1, "group")?.to_owned()]
+    };
+    let mut security = (*realm.security()).clone();
+    let groups = groups_of(&mut security, name)?;
+    if procedure.starts_with("add") {
+        groups.extend(changed.into_iter().filter(|g| !groups.contains(g)).collect::<Vec<_>>());
+    } else {
+        groups.retain(|g| !changed.contains(g));
+    }
+    admin.commit(&realm, security)?;
+    let kind = if procedure.contains("user") { "user" } else { "group" };
+    admin.announce(
+        &realm,
+        &format!("bondy.{kind}.updated"),
+        vec![Value::from(realm.name().as_str()), Value::from(name)],
+    );
+    Ok(Value::Null)
+}
+
+/// Applies `password`, `authorized_keys` and `groups` from Bondy's user input data.
+fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
+    if let Some(password) = data.get("password") {
+        let password = password.as_str().ok_or("password must be a string")?;
+        user.password = Some(StoredPassword::new(password));
+    }
+    if let Some(keys) = data.get("authorized_keys") {
+        user.authorized_keys = strings_of(Some(keys), "authorized_keys")?
+            .iter()
+            .map(|k| {
+                parse_public_key(k)
+                    .ok_or_else(|| format!("\"{k}\" is not a hex Ed25519 public key"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(groups) = data.get("groups") {
+        user.groups = strings_of(Some(groups), "groups")?;
+    }
+    Ok(())
+}
+
+/// Bondy's `user` type (credentials shown only as whether they exist, and public keys).
+fn describe_user(user: &User) -> Value {
+    Value::Dict(dict! {
+        "type" => "user",
+        "username" => user.authid.as_str(),
+        "groups" => Value::List(user.groups.iter().map(|g| Value::from(g.as_str())).collect()),
+        "has_password" => user.password.is_some(),
+        "has_authorized_keys" => !user.authorized_keys.is_empty(),
+        "authorized_keys" => Value::List(user.authorized_keys.iter().map(|k| Value::from(hex::encode(k))).collect()),
+        "meta" => Dict::new(),
+    })
+}
+
+fn describe_group(group: &Group) -> Value {
+    Value::Dict(dict! {
+        "type" => "group",
+        "name" => group.name.as_str(),
+        "groups" => Value::List(group.groups.iter().map(|g| Value::from(g.as_str())).collect()),
+        "meta" => Dict::new(),
+    })
+}
+
+/// The grants that reach a user: to its authid, its groups (nested), or `all`.
+fn grants_of_user(security: &Security, name: &str) -> Option<Value> {
+    let user = security.users.get(name)?;
+    let mut principals = security.groups_of(user);
+    principals.insert(user.authid.clone());
+    principals.insert("all".into());
+    Some(super::grant::list(&security.grants, |g| g.roles.iter().any(|r| principals.contains(r))))
+}

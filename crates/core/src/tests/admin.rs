@@ -1,0 +1,194 @@
+//! The `bondy.*` admin API, in-process.
+
+use std::sync::Arc;
+
+use junction_auth::password::StoredPassword;
+use serde_json::{Value as Json, json};
+
+use super::harness::Client;
+use crate::options::MatchPolicy;
+use crate::security::{Grant, Permission, Security, User};
+use crate::{RealmConfig, Router, RouterConfig, Status};
+
+/// A router with an admin realm (user "root", password "rootpw", may call everything) and an
+/// open realm1.
+fn router() -> Arc<Router> {
+    let root = User {
+        authid: "root".into(),
+        password: Some(StoredPassword::new("rootpw")),
+        authorized_keys: vec![],
+        groups: vec![],
+    };
+    let all = Grant {
+        permissions: Permission::ALL.to_vec(),
+        uri: "".into(),
+        policy: MatchPolicy::Prefix,
+        roles: vec!["root".into()],
+    };
+    let security = Security {
+        enabled: true,
+        authmethods: vec!["ticket".into()],
+        users: [("root".to_string(), root)].into(),
+        groups: Default::default(),
+        grants: vec![all],
+    };
+    let admin =
+        RealmConfig { allow_anonymous: false, security, ..RealmConfig::open("junction.admin") };
+    Router::new(RouterConfig {
+        realms: vec![admin, RealmConfig::open("realm1")],
+        agent: "test".into(),
+        limits: Default::default(),
+        admin_realm: Some("junction.admin".into()),
+    })
+}
+
+fn login(router: &Arc<Router>, realm: &str, authid: &str, password: &str) -> (Client, Json) {
+    let mut c = Client::connect(router);
+    let hello = json!([1, realm, {"roles": {"caller": {}, "subscriber": {}}, "authid": authid, "authmethods": ["ticket"]}]);
+    assert_eq!(c.try_send(&hello.to_string()), Status::Open);
+    let challenge = c.recv().expect("CHALLENGE or ABORT");
+    if challenge[0] != 4 {
+        return (c, challenge);
+    }
+    c.send(&json!([5, password, {}]).to_string());
+    let reply = c.recv().expect("WELCOME or ABORT");
+    (c, reply)
+}
+
+fn call(c: &mut Client, procedure: &str, args: Json) -> Json {
+    c.send(&json!([48, 1, {}, procedure, args]).to_string());
+    loop {
+        let reply = c.recv().expect("RESULT or ERROR");
+        if reply[0] != 36 {
+            return reply;
+        }
+    }
+}
+
+#[test]
+fn a_realm_and_user_created_by_the_admin_api_can_log_in_at_once() {
+    let router = router();
+    let (mut root, welcome) = login(&router, "junction.admin", "root", "rootpw");
+    assert_eq!(welcome[0], 2, "{welcome}");
+    let created = call(
+        &mut root,
+        "bondy.realm.create",
+        json!([{"uri": "com.example", "authmethods": ["ticket"]}]),
+    );
+    assert_eq!(created[0], 50, "{created}");
+    assert_eq!(created[3][0]["uri"], "com.example");
+    assert_eq!(
+        call(&mut root, "bondy.group.add", json!(["com.example", {"name": "staff"}]))[0],
+        50
+    );
+    let user = call(
+        &mut root,
+        "bondy.user.add",
+        json!(["com.example", {"username": "joe", "password": "s3cret", "groups": ["staff"]}]),
+    );
+    assert_eq!(
+        user[3][0],
+        json!({"type": "user", "username": "joe", "groups": ["staff"], "has_password": true, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
+    );
+    let (_joe, welcome) = login(&router, "com.example", "joe", "s3cret");
+    assert_eq!((welcome[0].clone(), welcome[2]["authrole"].clone()), (json!(2), json!("staff")));
+    let listed = call(&mut root, "bondy.realm.list", json!([]));
+    assert_eq!(listed[3][0].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn admin_errors_are_bondys() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.user.add", json!([{"username": "ann", "password": "x"}]));
+    assert_eq!(
+        call(&mut root, "bondy.user.add", json!([{"username": "ann"}]))[4],
+        "bondy.error.already_exists"
+    );
+    assert_eq!(call(&mut root, "bondy.user.get", json!(["nobody"]))[4], "bondy.error.not_found");
+    assert_eq!(
+        call(&mut root, "bondy.user.add", json!([{"username": "bob", "groups": ["ghosts"]}]))[4],
+        "bondy.error.no_such_groups"
+    );
+    assert_eq!(
+        call(&mut root, "bondy.user.add", json!([{"username": "all"}]))[4],
+        "wamp.error.invalid_argument"
+    );
+    assert_eq!(
+        call(&mut root, "bondy.user.get", json!(["com.nowhere", "ann"]))[4],
+        "wamp.error.no_such_realm"
+    );
+    assert_eq!(
+        call(&mut root, "bondy.realm.create", json!([{"uri": "realm1"}]))[4],
+        "bondy.error.already_exists"
+    );
+}
+
+#[test]
+fn open_realms_refuse_the_admin_api() {
+    let router = router();
+    let (mut anon, _) = Client::join(&router, "realm1");
+    let refused = call(&mut anon, "bondy.user.list", json!([]));
+    assert_eq!(refused[4], "wamp.error.not_authorized");
+    assert!(refused[5][0].as_str().unwrap().contains("needs security"));
+}
+
+#[test]
+fn only_the_admin_realm_manages_other_realms() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.realm.create", json!([{"uri": "com.a", "authmethods": ["ticket"]}]));
+    call(&mut root, "bondy.realm.create", json!([{"uri": "com.b", "authmethods": ["ticket"]}]));
+    call(&mut root, "bondy.user.add", json!(["com.a", {"username": "alice", "password": "pw"}]));
+    call(
+        &mut root,
+        "bondy.grant.create",
+        json!(["com.a", {"permissions": ["wamp.call"], "uri": "bondy.", "match": "prefix", "roles": ["alice"]}]),
+    );
+    let (mut alice, welcome) = login(&router, "com.a", "alice", "pw");
+    assert_eq!(welcome[0], 2);
+    assert_eq!(call(&mut alice, "bondy.user.list", json!([]))[0], 50, "her own realm");
+    let denied = call(&mut alice, "bondy.user.list", json!(["com.b"]));
+    assert_eq!(denied[4], "wamp.error.not_authorized");
+}
+
+#[test]
+fn grants_and_passwords_changed_by_the_admin_api_apply_to_live_and_new_sessions() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.user.add", json!([{"username": "carl", "password": "one"}]));
+    let (mut carl, _) = login(&router, "junction.admin", "carl", "one");
+    carl.send(r#"[32, 1, {}, "com.news"]"#);
+    assert_eq!(carl.recv().unwrap()[4], "wamp.error.not_authorized");
+    let grant = json!([{"permissions": ["wamp.subscribe"], "uri": "com.", "match": "prefix", "roles": ["carl"]}]);
+    assert_eq!(call(&mut root, "bondy.grant.create", grant.clone())[0], 50);
+    carl.send(r#"[32, 2, {}, "com.news"]"#);
+    assert_eq!(carl.recv().unwrap()[0], 33);
+    assert_eq!(call(&mut root, "bondy.grant.revoke", grant)[0], 50);
+    carl.send(r#"[32, 3, {}, "com.other"]"#);
+    assert_eq!(carl.recv().unwrap()[4], "wamp.error.not_authorized");
+    assert_eq!(call(&mut root, "bondy.user.change_password", json!(["carl", "two"]))[0], 50);
+    assert_eq!(
+        login(&router, "junction.admin", "carl", "one").1[2],
+        "wamp.error.authentication_failed"
+    );
+    assert_eq!(login(&router, "junction.admin", "carl", "two").1[0], 2);
+}
+
+#[test]
+fn deleting_a_realm_closes_its_sessions_with_close_realm_and_announces_it() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    root.send(r#"[32, 1, {}, "bondy.realm.deleted"]"#);
+    root.recv();
+    call(
+        &mut root,
+        "bondy.realm.create",
+        json!([{"uri": "com.tmp", "authmethods": ["anonymous"]}]),
+    );
+    let (member, _) = Client::join(&router, "com.tmp");
+    let reply = call(&mut root, "bondy.realm.delete", json!(["com.tmp"]));
+    assert_eq!(reply[0], 50, "{reply}");
+    assert_eq!(member.recv().expect("GOODBYE")[2], "wamp.close.close_realm");
+    assert!(router.realm(&"com.tmp".into()).is_none());
+}

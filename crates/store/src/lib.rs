@@ -1,0 +1,219 @@
+//! Junction's durable configuration: realms with their users, groups and grants, kept in an
+//! embedded, crash-safe redb database in the data directory. Every change is one write
+//! transaction committed with fsync before the admin call that made it is answered, so nothing
+//! acknowledged is lost on `kill -9`.
+//!
+//! Layout:
+//! - [`Store`]: open, read and write the database (`junction.redb`), versioned.
+//! - `records`: the stored form of a realm (serde, JSON), and its conversion from and to the
+//!   core's [`RealmConfig`](junction_core::RealmConfig).
+//!
+//! Sessions, registrations and subscriptions are not stored: they end with their connections.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod records;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use junction_core::{Persistence, RealmConfig};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const REALMS: TableDefinition<&str, &[u8]> = TableDefinition::new("realms");
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file could not be opened or written.
+    #[error("{path}: {source}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        source: Box<redb::Error>,
+    },
+    /// The file was written by a newer Junction.
+    #[error("{path}: format version {found}; this build reads version {FORMAT_VERSION}")]
+    Version {
+        /// The database file.
+        path: PathBuf,
+        /// The version found.
+        found: u64,
+    },
+    /// A stored realm does not decode.
+    #[error("stored realm {realm}: {reason}")]
+    Corrupt {
+        /// The realm's key.
+        realm: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The durable configuration store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `junction.redb` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("junction.redb");
+        let db = Database::create(&path).map_err(|e| database(&path, e))?;
+        let store = Self { db, path };
+        store.check_version()?;
+        Ok(store)
+    }
+
+    fn check_version(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| database(&self.path, e))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| database(&self.path, e))?;
+            let found =
+                meta.get("format_version").map_err(|e| database(&self.path, e))?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION)
+                        .map_err(|e| database(&self.path, e))?;
+                }
+                Some(v) if v == FORMAT_VERSION => {}
+                Some(found) => return Err(StoreError::Version { path: self.path.clone(), found }),
+            }
+            tx.open_table(REALMS).map_err(|e| database(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| database(&self.path, e))
+    }
+
+    /// Every stored realm.
+    pub fn realms(&self) -> Result<Vec<RealmConfig>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| database(&self.path, e))?;
+        let table = tx.open_table(REALMS).map_err(|e| database(&self.path, e))?;
+        let mut realms = Vec::new();
+        for row in table.iter().map_err(|e| database(&self.path, e))? {
+            let (key, value) = row.map_err(|e| database(&self.path, e))?;
+            let corrupt =
+                |reason: String| StoreError::Corrupt { realm: key.value().to_owned(), reason };
+            let record: records::RealmRecord =
+                serde_json::from_slice(value.value()).map_err(|e| corrupt(e.to_string()))?;
+            realms.push(record.into_config().map_err(corrupt)?);
+        }
+        Ok(realms)
+    }
+
+    /// Stores (creates or replaces) a realm; durable when this returns.
+    pub fn save_realm(&self, realm: &RealmConfig) -> Result<(), StoreError> {
+        let record = records::RealmRecord::from_config(realm);
+        let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
+            realm: realm.name.to_string(),
+            reason: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(|e| database(&self.path, e))?;
+        {
+            let mut table = tx.open_table(REALMS).map_err(|e| database(&self.path, e))?;
+            table
+                .insert(realm.name.as_str(), bytes.as_slice())
+                .map_err(|e| database(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| database(&self.path, e))
+    }
+
+    /// Removes a realm; returns whether it was stored.
+    pub fn delete_realm(&self, name: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| database(&self.path, e))?;
+        let existed = {
+            let mut table = tx.open_table(REALMS).map_err(|e| database(&self.path, e))?;
+            table.remove(name).map_err(|e| database(&self.path, e))?.is_some()
+        };
+        tx.commit().map_err(|e| database(&self.path, e))?;
+        Ok(existed)
+    }
+}
+
+impl Persistence for Store {
+    fn save_realm(&self, realm: &RealmConfig) -> Result<(), String> {
+        Store::save_realm(self, realm).map_err(|e| e.to_string())
+    }
+
+    fn delete_realm(&self, name: &str) -> Result<(), String> {
+        Store::delete_realm(self, name).map(drop).map_err(|e| e.to_string())
+    }
+}
+
+fn database(path: &Path, error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database { path: path.to_owned(), source: Box::new(error.into()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use junction_auth::password::StoredPassword;
+    use junction_core::options::MatchPolicy;
+    use junction_core::security::{Grant, Group, Permission, Security, User};
+
+    use super::*;
+
+    fn realm() -> RealmConfig {
+        let user = User {
+            authid: "joe".into(),
+            password: Some(StoredPassword::new("secret")),
+            authorized_keys: vec![[1; 32]],
+            groups: vec!["ops".into()],
+        };
+        let security = Security {
+            enabled: true,
+            authmethods: vec!["ticket".into()],
+            users: [("joe".to_string(), user)].into(),
+            groups: [("ops".to_string(), Group { name: "ops".into(), groups: vec![] })].into(),
+            grants: vec![Grant {
+                permissions: vec![Permission::Call],
+                uri: "com.".into(),
+                policy: MatchPolicy::Prefix,
+                roles: vec!["ops".into()],
+            }],
+        };
+        RealmConfig { description: "test".into(), security, ..RealmConfig::open("com.example") }
+    }
+
+    #[test]
+    fn a_saved_realm_reads_back_the_same_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path()).unwrap().save_realm(&realm()).unwrap();
+        let reopened = Store::open(dir.path()).unwrap();
+        let realms = reopened.realms().unwrap();
+        assert_eq!(realms.len(), 1);
+        let back = &realms[0];
+        assert_eq!(back.description, "test");
+        let joe = &back.security.users["joe"];
+        assert!(joe.password.as_ref().unwrap().matches("secret"));
+        assert_eq!(joe.authorized_keys, vec![[1; 32]]);
+        assert_eq!(back.security.grants[0].permissions, vec![Permission::Call]);
+        assert!(reopened.delete_realm("com.example").unwrap());
+        assert!(reopened.realms().unwrap().is_empty());
+    }
+
+    #[test]
+    fn passwords_are_not_stored_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path()).unwrap().save_realm(&realm()).unwrap();
+        let bytes = std::fs::read(dir.path().join("junction.redb")).unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"secret"));
+    }
+
+    #[test]
+    fn a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let tx = store.db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("format_version", FORMAT_VERSION + 1).unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Version { .. })));
+    }
+}

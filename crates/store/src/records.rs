@@ -1,0 +1,227 @@
+//! The stored form of a realm: plain serde records (JSON in the database), converted from and
+//! to the core's types. Passwords are stored as salt, iteration count and derived key only.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use junction_auth::password::StoredPassword;
+use junction_core::RealmConfig;
+use junction_core::options::MatchPolicy;
+use junction_core::realm::HistoryConfig;
+use junction_core::security::{Grant, Group, Permission, Security, User};
+use junction_wire::{Uri, UriRules};
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RealmRecord {
+    name: String,
+    #[serde(default)]
+    description: String,
+    allow_anonymous: bool,
+    strict_uris: bool,
+    disclose_caller: bool,
+    disclose_publisher: bool,
+    default_call_timeout_ms: u64,
+    max_call_timeout_ms: u64,
+    #[serde(default)]
+    event_history: Vec<HistoryRecord>,
+    security_enabled: bool,
+    #[serde(default)]
+    authmethods: Vec<String>,
+    #[serde(default)]
+    users: Vec<UserRecord>,
+    #[serde(default)]
+    groups: Vec<GroupRecord>,
+    #[serde(default)]
+    grants: Vec<GrantRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HistoryRecord {
+    topic: String,
+    policy: String,
+    limit: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserRecord {
+    authid: String,
+    password: Option<PasswordRecord>,
+    #[serde(default)]
+    authorized_keys: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PasswordRecord {
+    salt: String,
+    iterations: u32,
+    /// Hex of the PBKDF2 derived key.
+    key: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupRecord {
+    name: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GrantRecord {
+    permissions: Vec<String>,
+    uri: String,
+    policy: String,
+    roles: Vec<String>,
+}
+
+impl RealmRecord {
+    pub(crate) fn from_config(realm: &RealmConfig) -> Self {
+        let s = &realm.security;
+        let millis = |d: Option<Duration>| d.map_or(0, |d| d.as_millis() as u64);
+        Self {
+            name: realm.name.to_string(),
+            description: realm.description.clone(),
+            allow_anonymous: realm.allow_anonymous,
+            strict_uris: realm.uri_rules == UriRules::Strict,
+            disclose_caller: realm.disclose_caller,
+            disclose_publisher: realm.disclose_publisher,
+            default_call_timeout_ms: millis(realm.default_call_timeout),
+            max_call_timeout_ms: millis(realm.max_call_timeout),
+            event_history: realm
+                .event_history
+                .iter()
+                .map(|h| HistoryRecord {
+                    topic: h.topic.to_string(),
+                    policy: h.policy.name().into(),
+                    limit: h.limit,
+                })
+                .collect(),
+            security_enabled: s.enabled,
+            authmethods: s.authmethods.clone(),
+            users: s
+                .users
+                .values()
+                .map(|u| UserRecord {
+                    authid: u.authid.clone(),
+                    password: u.password.as_ref().map(|p| PasswordRecord {
+                        salt: p.salt.clone(),
+                        iterations: p.iterations,
+                        key: hex::encode(&p.key),
+                    }),
+                    authorized_keys: u.authorized_keys.iter().map(hex::encode).collect(),
+                    groups: u.groups.clone(),
+                })
+                .collect(),
+            groups: s
+                .groups
+                .values()
+                .map(|g| GroupRecord { name: g.name.clone(), groups: g.groups.clone() })
+                .collect(),
+            grants: s
+                .grants
+                .iter()
+                .map(|g| GrantRecord {
+                    permissions: g.permissions.iter().map(|p| p.name().to_owned()).collect(),
+                    uri: g.uri.to_string(),
+                    policy: g.policy.name().into(),
+                    roles: g.roles.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn into_config(self) -> Result<RealmConfig, String> {
+        let duration = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        let users = self
+            .users
+            .into_iter()
+            .map(|u| {
+                let password = u
+                    .password
+                    .map(|p| {
+                        let key =
+                            hex::decode(&p.key).map_err(|e| format!("user {}: {e}", u.authid))?;
+                        Ok::<_, String>(StoredPassword {
+                            salt: p.salt,
+                            iterations: p.iterations,
+                            key,
+                        })
+                    })
+                    .transpose()?;
+                let authorized_keys = u
+                    .authorized_keys
+                    .iter()
+                    .map(|k| {
+                        junction_auth::cryptosign::parse_public_key(k)
+                            .ok_or(format!("user {}: bad key", u.authid))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok((
+                    u.authid.clone(),
+                    User { authid: u.authid, password, authorized_keys, groups: u.groups },
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        let grants = self
+            .grants
+            .into_iter()
+            .map(|g| {
+                let permissions = g
+                    .permissions
+                    .iter()
+                    .map(|p| Permission::parse(p).ok_or(format!("unknown permission {p}")))
+                    .collect::<Result<_, _>>()?;
+                Ok(Grant {
+                    permissions,
+                    uri: Uri::from(g.uri.as_str()),
+                    policy: policy(&g.policy)?,
+                    roles: g.roles,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let event_history = self
+            .event_history
+            .into_iter()
+            .map(|h| {
+                Ok(HistoryConfig {
+                    topic: Uri::from(h.topic.as_str()),
+                    policy: policy(&h.policy)?,
+                    limit: h.limit,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(RealmConfig {
+            name: Uri::from(self.name.as_str()),
+            description: self.description,
+            allow_anonymous: self.allow_anonymous,
+            uri_rules: if self.strict_uris { UriRules::Strict } else { UriRules::Loose },
+            disclose_caller: self.disclose_caller,
+            disclose_publisher: self.disclose_publisher,
+            security: Security {
+                enabled: self.security_enabled,
+                authmethods: self.authmethods,
+                users,
+                groups: self
+                    .groups
+                    .into_iter()
+                    .map(|g| (g.name.clone(), Group { name: g.name, groups: g.groups }))
+                    .collect(),
+                grants,
+            },
+            default_call_timeout: duration(self.default_call_timeout_ms),
+            max_call_timeout: duration(self.max_call_timeout_ms),
+            event_history,
+        })
+    }
+}
+
+fn policy(name: &str) -> Result<MatchPolicy, String> {
+    match name {
+        "exact" => Ok(MatchPolicy::Exact),
+        "prefix" => Ok(MatchPolicy::Prefix),
+        "wildcard" => Ok(MatchPolicy::Wildcard),
+        other => Err(format!("unknown match policy {other}")),
+    }
+}
