@@ -31,6 +31,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Seconds to wait for sessions to close on shutdown.
     pub shutdown_grace_secs: u64,
+    /// The realm whose sessions may manage every realm through the admin API.
+    pub admin_realm: String,
     /// Connection limits.
     pub limits: Limits,
     /// WebSocket settings.
@@ -317,8 +319,8 @@ fn security(config: &RealmSecurity) -> Security {
     Security { enabled: true, authmethods: config.authmethods.clone(), users, groups, grants }
 }
 
-/// Refuses what would fail later or silently: unknown methods and permissions, bad keys,
-/// references to undeclared groups, group cycles.
+/// Refuses what would fail later or silently: unknown methods and permissions, bad keys, and
+/// what the core's own validation refuses (undeclared groups, group cycles, reserved names).
 fn validate_security(config: &RealmSecurity) -> Result<(), String> {
     for method in &config.authmethods {
         if !["ticket", "wampcra", "cryptosign"].contains(&method.as_str()) {
@@ -327,55 +329,12 @@ fn validate_security(config: &RealmSecurity) -> Result<(), String> {
             ));
         }
     }
-    let groups: std::collections::HashMap<&str, &GroupConfig> =
-        config.groups.iter().map(|g| (g.name.as_str(), g)).collect();
-    let known_group = |name: &str| groups.contains_key(name);
     for user in &config.users {
-        // As in Bondy, these name roles in grants and cannot be usernames.
-        if ["all", "anonymous", "any", "from", "on", "to"].contains(&user.authid.as_str()) {
-            return Err(format!("users.authid: \"{}\" is a reserved name", user.authid));
-        }
-        for key in &user.authorized_keys {
-            if parse_public_key(key).is_none() {
-                return Err(format!(
-                    "users.authorized_keys: \"{key}\" of \"{}\" is not a hex Ed25519 public key",
-                    user.authid
-                ));
-            }
-        }
-        if let Some(group) = user.groups.iter().find(|g| !known_group(g)) {
+        if let Some(key) = user.authorized_keys.iter().find(|k| parse_public_key(k).is_none()) {
             return Err(format!(
-                "users.groups: \"{}\" belongs to undeclared group \"{group}\"",
+                "users.authorized_keys: \"{key}\" of \"{}\" is not a hex Ed25519 public key",
                 user.authid
             ));
-        }
-    }
-    for group in &config.groups {
-        if let Some(parent) = group.groups.iter().find(|g| !known_group(g)) {
-            return Err(format!(
-                "groups.groups: \"{}\" belongs to undeclared group \"{parent}\"",
-                group.name
-            ));
-        }
-        // Follow the parents; reaching the start again is a cycle.
-        let mut pending: Vec<&str> = group.groups.iter().map(String::as_str).collect();
-        let mut seen = std::collections::HashSet::new();
-        while let Some(next) = pending.pop() {
-            if next == group.name {
-                return Err(format!(
-                    "groups: \"{}\" belongs to itself through its groups",
-                    group.name
-                ));
-            }
-            if seen.insert(next) {
-                pending.extend(
-                    groups
-                        .get(next)
-                        .map(|g| g.groups.iter().map(String::as_str))
-                        .into_iter()
-                        .flatten(),
-                );
-            }
         }
     }
     for grant in &config.grants {
@@ -385,7 +344,7 @@ fn validate_security(config: &RealmSecurity) -> Result<(), String> {
             return Err(format!("grants.permissions: unknown permission \"{p}\""));
         }
     }
-    Ok(())
+    security(config).validate().map_err(|e| e.to_string())
 }
 
 /// A count from the config, 0 meaning no limit.
@@ -405,6 +364,7 @@ impl Default for Config {
             unix_socket: None,
             data_dir: PathBuf::from("junction-data"),
             shutdown_grace_secs: 5,
+            admin_realm: "junction.admin".into(),
             limits: Limits::default(),
             websocket: WebSocket::default(),
             log: Log::default(),
@@ -464,6 +424,7 @@ const KEYS: &[&str] = &[
     "unix_socket",
     "data_dir",
     "shutdown_grace_secs",
+    "admin_realm",
     "limits",
     "websocket",
     "log",
@@ -559,6 +520,7 @@ impl Config {
             .iter()
             .map(|r| RealmConfig {
                 name: Uri::from(r.name.as_str()),
+                description: String::new(),
                 allow_anonymous: r.anonymous,
                 uri_rules: match r.uri_rules {
                     UriRuleSet::Loose => UriRules::Loose,
@@ -593,7 +555,13 @@ impl Config {
             max_registrations: unlimited_if_zero(l.max_registrations_per_session),
             max_payload_size: unlimited_if_zero(l.max_payload_size),
         };
-        RouterConfig { realms, agent: format!("Junction {}", env!("CARGO_PKG_VERSION")), limits }
+        let admin_realm = Some(Uri::from(self.admin_realm.as_str()));
+        RouterConfig {
+            realms,
+            agent: format!("Junction {}", env!("CARGO_PKG_VERSION")),
+            limits,
+            admin_realm,
+        }
     }
 
     /// The transports' part.

@@ -38,6 +38,7 @@ fn services(config: TransportConfig) -> Services {
             realms: vec![RealmConfig::open("realm1")],
             agent: "test".into(),
             limits: Default::default(),
+            admin_realm: None,
         }),
         config: Arc::new(config),
         http: Arc::new(HttpEndpoints {
