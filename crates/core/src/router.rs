@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
-use junction_wire::Uri;
+use junction_wire::{Payload, Uri};
+
+use crate::error::Error;
+use crate::time::Now;
 
 use crate::limits::Limits;
 use crate::persistence::Persistence;
@@ -108,6 +111,20 @@ impl Router {
             p.save_realm(&config)?;
         }
         Ok(self.add_realm(config))
+    }
+
+    /// Runs an admin procedure as the local operator (the `junction` CLI working on the data
+    /// directory): in the admin realm, with no session and no grant check.
+    pub fn local_admin(&self, procedure: &str, args: Payload, now: Now) -> Result<Payload, Error> {
+        let name = self
+            .config
+            .admin_realm
+            .clone()
+            .ok_or_else(|| Error::NoSuchRealm(Uri::from("(no admin realm)")))?;
+        let admin = self.realm(&name).ok_or(Error::NoSuchRealm(name))?;
+        let procedure = Uri::from(procedure);
+        crate::admin::call(self, &admin, &procedure, &args, now)
+            .unwrap_or_else(|| Err(Error::NoSuchProcedure(procedure.clone())))
     }
 
     /// The key of decoy credentials (see [`junction_auth::password::decoy`]).

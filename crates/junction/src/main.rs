@@ -3,7 +3,9 @@
 //! down gracefully.
 #![forbid(unsafe_code)]
 
+mod cli;
 mod config;
+mod realms;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,8 @@ use clap::{Parser, Subcommand};
 use tokio::net::{TcpListener, UnixListener};
 
 use config::{Config, LogFormat, Overrides};
-use junction_core::Router;
+use junction_core::{Router, RouterConfig};
+use junction_store::Store;
 use junction_transport::{
     HttpEndpoints, Services, Shutdown, Tls, TlsFiles, run_timers, serve_tcp, serve_tls, serve_unix,
 };
@@ -27,6 +30,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    location: Location,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +51,20 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         unix_socket: Option<PathBuf>,
     },
+    /// Administer realms, users, groups and grants in the data directory (router stopped).
+    #[command(flatten)]
+    Admin(cli::Admin),
+}
+
+/// Where an administration command works.
+#[derive(clap::Args)]
+struct Location {
+    /// The configuration file (for `data_dir` and `admin_realm`).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// The data directory; overrides `data_dir`.
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
 }
 
 /// Exit code for a configuration error (sysexits.h `EX_CONFIG`).
@@ -53,9 +72,22 @@ const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve { config, listen, data_dir, unix_socket } = cli.command;
-    let overrides =
-        Overrides { listen: (!listen.is_empty()).then_some(listen), data_dir, unix_socket };
+    let (config, overrides, admin) = match cli.command {
+        Command::Serve { config, listen, data_dir, unix_socket } => {
+            let config = config.or(cli.location.config);
+            let data_dir = data_dir.or(cli.location.data_dir);
+            (
+                config,
+                Overrides { listen: (!listen.is_empty()).then_some(listen), data_dir, unix_socket },
+                None,
+            )
+        }
+        Command::Admin(admin) => (
+            cli.location.config,
+            Overrides { data_dir: cli.location.data_dir, ..Overrides::default() },
+            Some(admin),
+        ),
+    };
     let config = match Config::load(config.as_deref(), overrides) {
         Ok(config) => config,
         Err(error) => {
@@ -63,6 +95,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Some(admin) = admin {
+        return match cli::run(&config, &admin) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("junction: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -98,8 +139,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid metric buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let admin_realm = junction_wire::Uri::from(config.admin_realm.as_str());
+    let realms = realms::reconcile(&store, config.router().realms, &admin_realm)?;
+    let router = Router::new(RouterConfig { realms, ..config.router() });
+    router.set_persistence(store);
     let services = Services {
-        router: Router::new(config.router()),
+        router,
         config: Arc::new(config.transport()),
         http: Arc::new(HttpEndpoints { metrics: Some(Box::new(move || metrics.render())) }),
         shutdown: Shutdown::new(),
@@ -151,7 +197,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let realms: Vec<String> = config.realms.iter().map(|r| r.name.clone()).collect();
+    let realms: Vec<String> =
+        services.router.realms().iter().map(|r| r.name().to_string()).collect();
     tracing::info!(realms = ?realms, data_dir = %config.data_dir.display(), "junction started");
 
     tokio::spawn(run_timers(Arc::clone(&services.router), services.shutdown.clone()));

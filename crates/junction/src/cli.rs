@@ -1,0 +1,189 @@
+//! `junction realm|user|group|grant …`: administration of the data directory while the router
+//! is stopped (the store is locked by a running router). Each command runs the same `bondy.*`
+//! procedure the admin API offers, as the local operator, and prints the result as JSON.
+
+use std::io::Write;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use bytes::Bytes;
+use junction_core::{Now, Router, RouterConfig};
+use junction_store::Store;
+use junction_wire::{Message, Serializer, Uri};
+
+use crate::config::Config;
+
+/// An administration command.
+#[derive(Subcommand)]
+pub(crate) enum Admin {
+    /// Realms.
+    #[command(subcommand)]
+    Realm(RealmCommand),
+    /// Users of a realm.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Groups of a realm.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Grants of a realm.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RealmCommand {
+    /// List realms.
+    List,
+    /// Create a realm (security enabled).
+    Create {
+        name: String,
+        /// Accepted methods: anonymous, ticket, wampcra, cryptosign (repeatable).
+        #[arg(long = "authmethod")]
+        authmethods: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Delete a realm.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UserCommand {
+    /// List a realm's users.
+    List { realm: String },
+    /// Add a user.
+    Add {
+        realm: String,
+        username: String,
+        /// For ticket and wampcra (stored as a salted derived key).
+        #[arg(long)]
+        password: Option<String>,
+        /// Groups (repeatable); the first is the session's authrole.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Hex Ed25519 public keys for cryptosign (repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+    },
+    /// Delete a user.
+    Delete { realm: String, username: String },
+    /// Set a user's password.
+    Passwd { realm: String, username: String, password: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum GroupCommand {
+    /// List a realm's groups.
+    List { realm: String },
+    /// Add a group.
+    Add {
+        realm: String,
+        name: String,
+        /// Groups this group belongs to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Delete a group.
+    Delete { realm: String, name: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum GrantCommand {
+    /// List a realm's grants.
+    List { realm: String },
+    /// Grant permissions.
+    Add(GrantArgs),
+    /// Revoke permissions.
+    Revoke(GrantArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct GrantArgs {
+    realm: String,
+    /// wamp.call, wamp.register, wamp.subscribe, wamp.publish, … or all (repeatable).
+    #[arg(long = "permission", required = true)]
+    permissions: Vec<String>,
+    /// The URI or pattern.
+    #[arg(long)]
+    uri: String,
+    /// exact, prefix or wildcard.
+    #[arg(long = "match", default_value = "exact")]
+    policy: String,
+    /// Users, groups, all or anonymous (repeatable).
+    #[arg(long = "role", required = true)]
+    roles: Vec<String>,
+}
+
+impl Admin {
+    /// The `bondy.*` procedure and arguments this command stands for.
+    fn procedure(&self) -> (&'static str, serde_json::Value) {
+        match self {
+            Admin::Realm(RealmCommand::List) => ("bondy.realm.list", json!([])),
+            Admin::Realm(RealmCommand::Create { name, authmethods, description }) => (
+                "bondy.realm.create",
+                json!([{"uri": name, "authmethods": authmethods, "description": description}]),
+            ),
+            Admin::Realm(RealmCommand::Delete { name }) => ("bondy.realm.delete", json!([name])),
+            Admin::User(UserCommand::List { realm }) => ("bondy.user.list", json!([realm])),
+            Admin::User(UserCommand::Add { realm, username, password, groups, keys }) => {
+                let mut user =
+                    json!({"username": username, "groups": groups, "authorized_keys": keys});
+                if let Some(password) = password {
+                    user["password"] = json!(password);
+                }
+                ("bondy.user.add", json!([realm, user]))
+            }
+            Admin::User(UserCommand::Delete { realm, username }) => {
+                ("bondy.user.delete", json!([realm, username]))
+            }
+            Admin::User(UserCommand::Passwd { realm, username, password }) => {
+                ("bondy.user.change_password", json!([realm, username, password, null]))
+            }
+            Admin::Group(GroupCommand::List { realm }) => ("bondy.group.list", json!([realm])),
+            Admin::Group(GroupCommand::Add { realm, name, groups }) => {
+                ("bondy.group.add", json!([realm, {"name": name, "groups": groups}]))
+            }
+            Admin::Group(GroupCommand::Delete { realm, name }) => {
+                ("bondy.group.delete", json!([realm, name]))
+            }
+            Admin::Grant(GrantCommand::List { realm }) => ("bondy.realm.grants", json!([realm])),
+            Admin::Grant(GrantCommand::Add(g)) => ("bondy.grant.create", g.to_json()),
+            Admin::Grant(GrantCommand::Revoke(g)) => ("bondy.grant.revoke", g.to_json()),
+        }
+    }
+}
+
+impl GrantArgs {
+    fn to_json(&self) -> serde_json::Value {
+        json!([self.realm, {"permissions": self.permissions, "uri": self.uri, "match": self.policy, "roles": self.roles}])
+    }
+}
+
+/// Runs `command` against the data directory of `config`; prints the result.
+pub(crate) fn run(config: &Config, command: &Admin) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = std::sync::Arc::new(Store::open(&config.data_dir)?);
+    let admin_realm = Uri::from(config.admin_realm.as_str());
+    let realms = crate::realms::reconcile(&store, config.router().realms, &admin_realm)?;
+    let router =
+        Router::new(RouterConfig { realms, admin_realm: Some(admin_realm), ..config.router() });
+    router.set_persistence(store);
+    let (procedure, args) = command.procedure();
+    // The arguments go through the JSON codec, as they would from a client.
+    let call =
+        Serializer::Json.decode(&Bytes::from(json!([48, 1, {}, procedure, args]).to_string()))?;
+    let Message::Call(call) = call else { anyhow::bail!("not a CALL") };
+    let payload = router
+        .local_admin(procedure, call.payload, Now::read())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", e.uri()))?;
+    let result = Serializer::Json.encode(&Message::Result(junction_wire::message::Result {
+        request: call.request,
+        details: Default::default(),
+        payload,
+    }))?;
+    let result: serde_json::Value = serde_json::from_slice(&result)?;
+    // A closed pipe (`junction … | head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&result[3][0])?);
+    Ok(())
+}
