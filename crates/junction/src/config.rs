@@ -14,7 +14,7 @@ use junction_auth::cryptosign::parse_public_key;
 use junction_auth::password::StoredPassword;
 use junction_core::options::MatchPolicy;
 use junction_core::realm::HistoryConfig;
-use junction_core::security::{Grant, Group, Permission, Security, User};
+use junction_core::security::{Grant, Group, Permission, Security, Source, User};
 use junction_core::{Limits as SessionLimits, RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
 use junction_wire::{Uri, UriRules};
@@ -182,6 +182,21 @@ pub struct RealmSecurity {
     /// Permissions on URIs for users, groups, `all` or `anonymous`.
     #[serde(default)]
     pub grants: Vec<GrantConfig>,
+    /// Which methods are allowed from which addresses, for whom.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[[realms.security.sources]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Authids, `all` or `anonymous`.
+    pub users: Vec<String>,
+    /// An address range, e.g. `10.0.0.0/8` or `::1/128`.
+    pub cidr: String,
+    /// Methods allowed from there: `trust`, `ticket`, `wampcra`, `cryptosign`, `anonymous`.
+    pub authmethods: Vec<String>,
 }
 
 /// `[[realms.security.users]]`
@@ -316,18 +331,32 @@ fn security(config: &RealmSecurity) -> Security {
             roles: g.roles.clone(),
         })
         .collect();
-    Security { enabled: true, authmethods: config.authmethods.clone(), users, groups, grants }
+    let sources = config
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let cidr = s.cidr.parse().ok()?;
+            Some(Source { users: s.users.clone(), cidr, authmethods: s.authmethods.clone() })
+        })
+        .collect();
+    Security {
+        enabled: true,
+        authmethods: config.authmethods.clone(),
+        users,
+        groups,
+        grants,
+        sources,
+    }
 }
 
 /// Refuses what would fail later or silently: unknown methods and permissions, bad keys, and
 /// what the core's own validation refuses (undeclared groups, group cycles, reserved names).
 fn validate_security(config: &RealmSecurity) -> Result<(), String> {
-    for method in &config.authmethods {
-        if !["ticket", "wampcra", "cryptosign"].contains(&method.as_str()) {
-            return Err(format!(
-                "authmethods: unknown method \"{method}\" (ticket, wampcra, cryptosign)"
-            ));
-        }
+    const METHODS: [&str; 5] = ["trust", "ticket", "wampcra", "cryptosign", "anonymous"];
+    if let Some(method) = config.authmethods.iter().find(|m| !METHODS[..4].contains(&m.as_str())) {
+        return Err(format!(
+            "authmethods: unknown method \"{method}\" (trust, ticket, wampcra, cryptosign)"
+        ));
     }
     for user in &config.users {
         if let Some(key) = user.authorized_keys.iter().find(|k| parse_public_key(k).is_none()) {
@@ -342,6 +371,17 @@ fn validate_security(config: &RealmSecurity) -> Result<(), String> {
             grant.permissions.iter().find(|p| *p != "all" && Permission::parse(p).is_none())
         {
             return Err(format!("grants.permissions: unknown permission \"{p}\""));
+        }
+    }
+    for source in &config.sources {
+        if source.cidr.parse::<ipnet::IpNet>().is_err() {
+            return Err(format!(
+                "sources.cidr: \"{}\" is not an address range such as 10.0.0.0/8",
+                source.cidr
+            ));
+        }
+        if let Some(m) = source.authmethods.iter().find(|m| !METHODS.contains(&m.as_str())) {
+            return Err(format!("sources.authmethods: unknown method \"{m}\""));
         }
     }
     security(config).validate().map_err(|e| e.to_string())

@@ -176,6 +176,7 @@ mod tests {
                 policy: MatchPolicy::Prefix,
                 roles: vec!["ops".into()],
             }],
+            sources: vec![],
         };
         RealmConfig { description: "test".into(), security, ..RealmConfig::open("com.example") }
     }

@@ -9,7 +9,7 @@ use junction_auth::password::StoredPassword;
 use junction_core::RealmConfig;
 use junction_core::options::MatchPolicy;
 use junction_core::realm::HistoryConfig;
-use junction_core::security::{Grant, Group, Permission, Security, User};
+use junction_core::security::{Grant, Group, Permission, Security, Source, User};
 use junction_wire::{Uri, UriRules};
 
 #[derive(Serialize, Deserialize)]
@@ -34,6 +34,15 @@ pub(crate) struct RealmRecord {
     groups: Vec<GroupRecord>,
     #[serde(default)]
     grants: Vec<GrantRecord>,
+    #[serde(default)]
+    sources: Vec<SourceRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SourceRecord {
+    users: Vec<String>,
+    cidr: String,
+    authmethods: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +138,15 @@ impl RealmRecord {
                     roles: g.roles.clone(),
                 })
                 .collect(),
+            sources: s
+                .sources
+                .iter()
+                .map(|src| SourceRecord {
+                    users: src.users.clone(),
+                    cidr: src.cidr.to_string(),
+                    authmethods: src.authmethods.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -181,6 +199,14 @@ impl RealmRecord {
                 })
             })
             .collect::<Result<_, String>>()?;
+        let sources = self
+            .sources
+            .into_iter()
+            .map(|s| {
+                let cidr = s.cidr.parse().map_err(|_| format!("bad source range {}", s.cidr))?;
+                Ok(Source { users: s.users, cidr, authmethods: s.authmethods })
+            })
+            .collect::<Result<_, String>>()?;
         let event_history = self
             .event_history
             .into_iter()
@@ -209,6 +235,7 @@ impl RealmRecord {
                     .map(|g| (g.name.clone(), Group { name: g.name, groups: g.groups }))
                     .collect(),
                 grants,
+                sources,
             },
             default_call_timeout: duration(self.default_call_timeout_ms),
             max_call_timeout: duration(self.max_call_timeout_ms),

@@ -15,6 +15,7 @@
 
 mod grant;
 mod realm;
+mod source;
 mod user;
 
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub(crate) fn call(
         user::call_group(&admin, rest, &args)?
     } else if let Some(rest) = name.strip_prefix("grant.") {
         grant::call(&admin, rest, &args)?
+    } else if let Some(rest) = name.strip_prefix("source.") {
+        source::call(&admin, rest, &args)?
     } else {
         return None;
     };

@@ -50,6 +50,21 @@ pub struct Security {
     pub groups: HashMap<String, Group>,
     /// What may be done, by whom.
     pub grants: Vec<Grant>,
+    /// Which authentication methods are allowed from which addresses, for whom. Empty: every
+    /// accepted method from anywhere.
+    pub sources: Vec<Source>,
+}
+
+/// An authentication source rule (Bondy's "source"): `users` may authenticate with
+/// `authmethods` when they connect from `cidr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Authids, or `all` (any user) and `anonymous`.
+    pub users: Vec<String>,
+    /// The addresses the rule applies to.
+    pub cidr: ipnet::IpNet,
+    /// Methods allowed: `trust`, `ticket`, `wampcra`, `cryptosign`, `anonymous`.
+    pub authmethods: Vec<String>,
 }
 
 /// A user who can authenticate.
@@ -91,6 +106,27 @@ impl Security {
     /// Whether the realm accepts `method` (anonymous excepted, see the realm config).
     pub fn allows_method(&self, method: &str) -> bool {
         self.authmethods.iter().any(|m| m == method)
+    }
+
+    /// Whether the sources let `authid` (`None`: anonymous) use `method` from `address`. With
+    /// no sources at all, every accepted method is allowed from anywhere, except `trust`,
+    /// which always needs a source.
+    pub fn source_allows(
+        &self,
+        authid: Option<&str>,
+        method: &str,
+        address: std::net::IpAddr,
+    ) -> bool {
+        if self.sources.is_empty() {
+            return method != "trust";
+        }
+        self.sources.iter().any(|s| {
+            let user_matches = s.users.iter().any(|u| match authid {
+                Some(authid) => u == "all" || u == authid,
+                None => u == "anonymous",
+            });
+            user_matches && s.cidr.contains(&address) && s.authmethods.iter().any(|m| m == method)
+        })
     }
 
     /// Checks what a configuration or an admin call could get wrong: users and groups must

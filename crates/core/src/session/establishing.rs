@@ -21,7 +21,7 @@ use crate::limits;
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
 use crate::router::Router;
-use crate::security::User;
+use crate::security::{Security, User};
 use crate::time::Now;
 
 /// Who vouches for authentications done by Junction itself.
@@ -104,8 +104,38 @@ impl Establishing {
         let security = realm.security();
         let authid = hello.details.get("authid").and_then(Value::as_str).map(str::to_owned);
         let session = ids::random(SessionId::new);
+        let address = peer_address(&self.transport.peer);
+        // Methods the realm accepts but the sources refuse from this address, for the message.
+        let mut refused_here = Vec::new();
         for method in &offered {
+            let from_here = |authid: Option<&str>| security.source_allows(authid, method, address);
             match method.as_str() {
+                "anonymous" if realm.config().allow_anonymous && !from_here(None) => {
+                    refused_here.push(method.as_str())
+                }
+                "trust" if security.allows_method("trust") => {
+                    // No credential: the source rule vouches for the address.
+                    let known = authid
+                        .as_deref()
+                        .and_then(|a| security.users.get(a))
+                        .filter(|u| from_here(Some(&u.authid)));
+                    let Some(user) = known else {
+                        refused_here.push("trust");
+                        continue;
+                    };
+                    let identity = Identity::user(&security, user, "trust");
+                    return welcome(
+                        router,
+                        &realm,
+                        outbox,
+                        now,
+                        hello,
+                        self.transport,
+                        session,
+                        identity,
+                    )
+                    .map(State::Established);
+                }
                 "anonymous" if realm.config().allow_anonymous => {
                     let authid = format!("anonymous-{session}");
                     let identity = Identity::anonymous(authid);
@@ -137,6 +167,10 @@ impl Establishing {
                             "authmethod {method} needs an authid in HELLO"
                         )));
                     };
+                    if !from_here(Some(&authid)) {
+                        refused_here.push(method.as_str());
+                        continue;
+                    }
                     let user = security.users.get(&authid).cloned();
                     let decoy = || decoy(router.decoy_secret(), &authid);
                     let password =
@@ -166,12 +200,19 @@ impl Establishing {
         if realm.config().allow_anonymous {
             accepted.insert(0, "anonymous");
         }
-        Err(Error::NoMatchingAuthMethod(format!(
+        let mut message = format!(
             "realm \"{}\" accepts the authentication methods [{}]; the client offered [{}]",
             realm.name(),
             accepted.join(", "),
             offered.join(", ")
-        )))
+        );
+        if !refused_here.is_empty() {
+            message.push_str(&format!(
+                "; not allowed from address {address}: [{}]",
+                refused_here.join(", ")
+            ));
+        }
+        Err(Error::NoMatchingAuthMethod(message))
     }
 }
 
@@ -227,15 +268,7 @@ impl Challenging {
             }
         };
         let security = self.realm.security();
-        let groups: Vec<String> = security.groups_of(&user).into_iter().collect();
-        let authrole = user.groups.first().cloned().unwrap_or_else(|| "user".into());
-        let identity = Identity {
-            authid: user.authid.clone(),
-            authrole,
-            groups,
-            authmethod: method,
-            anonymous: false,
-        };
+        let identity = Identity::user(&security, &user, method);
         welcome(
             router,
             &self.realm,
@@ -329,6 +362,12 @@ fn challenge(request: ChallengeRequest<'_>) -> (Pending, Dict) {
     }
 }
 
+/// The client's IP address; Unix-socket peers are local.
+fn peer_address(peer: &str) -> std::net::IpAddr {
+    peer.parse::<std::net::SocketAddr>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), |a| a.ip())
+}
+
 /// The Ed25519 key a cryptosign client named in HELLO.Details.authextra.pubkey.
 fn cryptosign_pubkey(hello: &Hello) -> Option<[u8; 32]> {
     let extra = hello.details.get("authextra").and_then(Value::as_dict)?;
@@ -346,6 +385,13 @@ struct Identity {
 }
 
 impl Identity {
+    /// A user of the realm: authrole is the first group ("user" when none).
+    fn user(security: &Security, user: &User, authmethod: &'static str) -> Self {
+        let groups: Vec<String> = security.groups_of(user).into_iter().collect();
+        let authrole = user.groups.first().cloned().unwrap_or_else(|| "user".into());
+        Self { authid: user.authid.clone(), authrole, groups, authmethod, anonymous: false }
+    }
+
     fn anonymous(authid: String) -> Self {
         Self {
             authid,

@@ -31,6 +31,7 @@ fn router() -> Arc<Router> {
         users: [("root".to_string(), root)].into(),
         groups: Default::default(),
         grants: vec![all],
+        sources: vec![],
     };
     let admin =
         RealmConfig { allow_anonymous: false, security, ..RealmConfig::open("junction.admin") };

@@ -54,6 +54,7 @@ fn secure_router() -> Arc<Router> {
                 roles: vec!["admin".into()],
             },
         ],
+        sources: vec![],
     };
     let realm = RealmConfig { allow_anonymous: false, security, ..RealmConfig::open("secure") };
     router_with(vec![realm])
@@ -222,4 +223,55 @@ fn a_realm_without_security_lets_everyone_do_everything() {
     let (mut c, _) = Client::join(&router, "realm1");
     c.send(r#"[64, 1, {}, "com.any"]"#);
     assert_eq!(c.recv().unwrap()[0], 65);
+}
+
+#[test]
+fn sources_decide_methods_by_address_and_trust_needs_one() {
+    use crate::security::Source;
+    let router = secure_router();
+    let realm = router.realm(&"secure".into()).unwrap();
+    let mut security = (*realm.security()).clone();
+    security.authmethods.push("trust".into());
+    // In-process peers count as local (127.0.0.1).
+    security.sources = vec![
+        Source {
+            users: vec!["all".into()],
+            cidr: "10.0.0.0/8".parse().unwrap(),
+            authmethods: vec!["ticket".into()],
+        },
+        Source {
+            users: vec!["joe".into()],
+            cidr: "127.0.0.0/8".parse().unwrap(),
+            authmethods: vec!["trust".into()],
+        },
+    ];
+    realm.set_security(security);
+
+    let mut c = Client::connect(&router);
+    assert_eq!(c.try_send(&hello("joe", &["ticket"], json!({}))), Status::Closed);
+    let abort = c.recv().expect("ABORT");
+    assert_eq!(abort[2], "wamp.error.no_matching_auth_method");
+    assert!(
+        abort[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed from address 127.0.0.1: [ticket]"),
+        "{abort}"
+    );
+
+    let mut t = Client::connect(&router);
+    assert_eq!(t.try_send(&hello("joe", &["trust"], json!({}))), Status::Open);
+    let welcome = t.recv().expect("WELCOME");
+    assert_eq!(
+        (welcome[2]["authid"].clone(), welcome[2]["authmethod"].clone()),
+        (json!("joe"), json!("trust"))
+    );
+
+    let mut u = Client::connect(&router);
+    assert_eq!(
+        u.try_send(&hello("ann", &["trust"], json!({}))),
+        Status::Closed,
+        "no trust source for ann"
+    );
+    assert_eq!(u.recv().expect("ABORT")[2], "wamp.error.no_matching_auth_method");
 }

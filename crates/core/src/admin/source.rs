@@ -1,0 +1,71 @@
+//! `bondy.source.add|delete|list`: which methods are allowed from which addresses, for whom.
+
+use junction_wire::{Value, dict};
+
+use super::{Admin, Args, strings_of};
+use crate::error::Error;
+use crate::security::Source;
+
+/// Answers `bondy.source.<name>`, or `None` if there is no such procedure.
+pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<Value, Error>> {
+    Some(match name {
+        "list" => admin
+            .target(args, 1)
+            .map(|(realm, _)| Value::List(realm.security().sources.iter().map(describe).collect())),
+        "add" => (|| {
+            let (realm, offset) = admin.target(args, 2)?;
+            let data = args.dict(offset, "source")?;
+            let users =
+                strings_of(data.get("usernames").or_else(|| data.get("users")), "usernames")
+                    .map_err(|e| args.wrong(&e))?;
+            let cidr = data
+                .get("cidr")
+                .and_then(Value::as_str)
+                .ok_or_else(|| args.wrong("cidr is required"))?;
+            let cidr = cidr
+                .parse()
+                .map_err(|_| args.wrong(&format!("\"{cidr}\" is not an address range")))?;
+            let authmethods =
+                strings_of(data.get("authmethods"), "authmethods").map_err(|e| args.wrong(&e))?;
+            let source = Source { users, cidr, authmethods };
+            let described = describe(&source);
+            let mut security = (*realm.security()).clone();
+            security.sources.retain(|s| !(s.users == source.users && s.cidr == source.cidr));
+            security.sources.push(source);
+            admin.commit(&realm, security)?;
+            admin.announce(
+                &realm,
+                "bondy.source.added",
+                vec![Value::from(realm.name().as_str()), described.clone()],
+            );
+            Ok(described)
+        })(),
+        "delete" => (|| {
+            let (realm, offset) = admin.target(args, 3)?;
+            let users = args.strings(offset, "usernames")?;
+            let cidr = args.string(offset + 1, "cidr")?;
+            let mut security = (*realm.security()).clone();
+            let before = security.sources.len();
+            security.sources.retain(|s| !(s.users == users && s.cidr.to_string() == cidr));
+            if security.sources.len() == before {
+                return Err(Error::NotFound(format!("no source for {users:?} from {cidr}")));
+            }
+            admin.commit(&realm, security)?;
+            admin.announce(
+                &realm,
+                "bondy.source.deleted",
+                vec![Value::from(realm.name().as_str()), Value::from(cidr)],
+            );
+            Ok(Value::Null)
+        })(),
+        _ => return None,
+    })
+}
+
+fn describe(source: &Source) -> Value {
+    Value::Dict(dict! {
+        "usernames" => Value::List(source.users.iter().map(|u| Value::from(u.as_str())).collect()),
+        "cidr" => source.cidr.to_string(),
+        "authmethods" => Value::List(source.authmethods.iter().map(|m| Value::from(m.as_str())).collect()),
+    })
+}
