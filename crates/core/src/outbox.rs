@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use junction_wire::message::Goodbye;
-use junction_wire::{EncodeError, Message, Serializer};
+use junction_wire::{EncodeError, Message, Payload, Serializer};
 
 /// One item for a session's outbound queue.
 #[derive(Debug, Clone)]
@@ -18,6 +18,20 @@ pub enum Outbound {
     /// The router closes the session (kill, shutdown, realm removed): send this GOODBYE, then
     /// wait for the peer's reply and close.
     Close(Goodbye),
+}
+
+impl Outbound {
+    /// Roughly how many bytes the item will take on the wire (the payload as received, plus a
+    /// fixed allowance for the header), for byte-bounded queues.
+    pub fn approx_size(&self) -> usize {
+        const HEADER: usize = 64;
+        let payload = match self {
+            Outbound::Message(message) => message.payload().map_or(0, Payload::encoded_len),
+            Outbound::Event(shared) => shared.message().payload().map_or(0, Payload::encoded_len),
+            Outbound::Close(_) => 0,
+        };
+        HEADER + payload
+    }
 }
 
 /// A session's outbound queue, implemented by the driver. Must not block: the core calls it

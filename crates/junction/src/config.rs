@@ -57,6 +57,8 @@ pub struct Limits {
     pub close_timeout_secs: u64,
     /// Messages that may wait in a session's outbound queue.
     pub outbound_queue: usize,
+    /// Approximate bytes of events that may wait in a session's outbound queue.
+    pub outbound_queue_bytes: usize,
     /// What happens to a session whose outbound queue is full of events.
     pub slow_consumer: SlowConsumerPolicy,
     /// Seconds of silence after which the router pings a client; 0 = never.
@@ -432,6 +434,7 @@ impl Default for Limits {
             handshake_timeout_secs: t.handshake_timeout.as_secs(),
             close_timeout_secs: t.close_timeout.as_secs(),
             outbound_queue: t.outbound_queue,
+            outbound_queue_bytes: t.outbound_queue_bytes,
             slow_consumer: SlowConsumerPolicy::DropEvents,
             ping_interval_secs: t.ping_interval.map_or(0, |d| d.as_secs()),
             ping_timeout_secs: t.ping_timeout.as_secs(),
@@ -472,6 +475,9 @@ const KEYS: &[&str] = &[
     "tls",
 ];
 
+/// The keys whose values are tables.
+const TABLES: &[&str] = &["limits", "websocket", "log", "tls"];
+
 /// Command-line values that override the file and the environment.
 #[derive(Debug, Default, Serialize)]
 pub struct Overrides {
@@ -496,8 +502,12 @@ impl Config {
         }
         // Only variables naming one of our keys: JUNCTION_LOG and friends belong to others.
         let ours = |key: &figment::value::UncasedStr| {
-            let top = key.as_str().split('.').next().unwrap_or_default();
-            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+            let key = key.as_str();
+            let top = key.split('.').next().unwrap_or_default();
+            // A bare table name is not a setting: JUNCTION_LOG is the tracing filter, say.
+            let bare_table =
+                !key.contains('.') && TABLES.iter().any(|t| t.eq_ignore_ascii_case(key));
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top)) && !bare_table
         };
         let env = Env::prefixed("JUNCTION_").split("__").filter(ours);
         figment = figment.merge(env).merge(Serialized::defaults(overrides));
@@ -611,6 +621,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(self.limits.handshake_timeout_secs),
             close_timeout: Duration::from_secs(self.limits.close_timeout_secs),
             outbound_queue: self.limits.outbound_queue,
+            outbound_queue_bytes: self.limits.outbound_queue_bytes,
             websocket_path: self.websocket.path.clone(),
             disconnect_slow_consumers: self.limits.slow_consumer == SlowConsumerPolicy::Disconnect,
             ping_interval: (self.limits.ping_interval_secs > 0)
@@ -720,8 +731,12 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file_and_ignores_foreign_variables() {
-        let env =
-            [("JUNCTION_LIMITS__MAX_MESSAGE_SIZE", "2048"), ("JUNCTION_BIN", "/not/a/config/key")];
+        let env = [
+            ("JUNCTION_LIMITS__MAX_MESSAGE_SIZE", "2048"),
+            ("JUNCTION_BIN", "/not/a/config/key"),
+            // The tracing filter, not the `[log]` table.
+            ("JUNCTION_LOG", "warn"),
+        ];
         let config =
             load_in_jail(Some("[limits]\nmax_message_size = 4096\n"), &env, Overrides::default())
                 .expect("valid");

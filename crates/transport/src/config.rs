@@ -17,6 +17,8 @@ pub struct TransportConfig {
     pub outbound_queue: usize,
     /// The HTTP path WebSocket clients connect to.
     pub websocket_path: String,
+    /// Approximate bytes of events that may wait in a session's outbound queue.
+    pub outbound_queue_bytes: usize,
     /// Close a session whose queue is full of events, instead of dropping the new events.
     pub disconnect_slow_consumers: bool,
     /// Silence after which the router pings the client (WebSocket ping, RawSocket PING).
@@ -34,6 +36,7 @@ impl Default for TransportConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             outbound_queue: 4096,
+            outbound_queue_bytes: 4 * 1024 * 1024,
             websocket_path: "/ws".into(),
             disconnect_slow_consumers: false,
             ping_interval: Some(Duration::from_secs(30)),

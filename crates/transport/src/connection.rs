@@ -13,7 +13,7 @@ use tracing::field::Empty;
 
 use junction_core::{Error, Now, Outbound, Outbox, Session, Status, TransportInfo};
 use junction_wire::message::Goodbye;
-use junction_wire::{Serializer, Uri};
+use junction_wire::{Message, Serializer, Uri};
 
 use crate::config::TransportConfig;
 use crate::listener::Services;
@@ -94,7 +94,11 @@ pub(crate) async fn drive(
     let open = metrics::gauge!("junction_connections_open", "transport" => transport.kind.name());
     open.increment(1.0);
     let config = &*services.config;
-    let (outbox, rx) = QueueOutbox::new(config.outbound_queue, config.disconnect_slow_consumers);
+    let (outbox, rx) = QueueOutbox::new(
+        config.outbound_queue,
+        config.outbound_queue_bytes,
+        config.disconnect_slow_consumers,
+    );
     let serializer = transport.serializer;
     let peer = transport.peer.clone();
     // Every log line of the connection carries the peer, and once joined the session and realm.
@@ -104,6 +108,7 @@ pub(crate) async fn drive(
         link,
         session,
         rx,
+        queue: Arc::clone(&outbox),
         serializer,
         config,
         closing_since: None,
@@ -130,6 +135,8 @@ struct Driver<'a, L> {
     link: L,
     session: Session,
     rx: mpsc::Receiver<Outbound>,
+    /// The sending side of `rx`, told what leaves the queue (its byte budget).
+    queue: Arc<QueueOutbox>,
     serializer: Serializer,
     config: &'a TransportConfig,
     /// When the router sent its GOODBYE; the peer's reply is awaited until `close_timeout`.
@@ -277,39 +284,72 @@ impl<L: Link> Driver<'_, L> {
     }
 
     async fn write_item(&mut self, item: Outbound) -> Result<(), LinkError> {
-        let (encoded, droppable) = match item {
-            Outbound::Message(message) => {
-                metrics::counter!("junction_messages_sent_total", "type" => message.message_type().name()).increment(1);
-                (self.serializer.encode(&message), false)
-            }
+        self.queue.taken(&item);
+        let limit = self.link.peer_max_message();
+        let message = match item {
             Outbound::Event(shared) => {
-                metrics::counter!("junction_messages_sent_total", "type" => "EVENT").increment(1);
-                (shared.encoded(self.serializer), true)
+                // Events that cannot be written are lost, and counted; nothing waits on them.
+                match shared.encoded(self.serializer) {
+                    Ok(bytes) if bytes.len() <= limit => {
+                        metrics::counter!("junction_messages_sent_total", "type" => "EVENT")
+                            .increment(1);
+                        return self.link.send(bytes).await;
+                    }
+                    Ok(bytes) => tracing::debug!(
+                        size = bytes.len(),
+                        limit,
+                        "event larger than the peer accepts"
+                    ),
+                    Err(error) => tracing::debug!(%error, "event cannot be encoded for this peer"),
+                }
+                metrics::counter!("junction_undeliverable_total", "type" => "EVENT").increment(1);
+                return Ok(());
             }
+            Outbound::Message(message) => message,
             Outbound::Close(goodbye) => {
                 let Some(message) = self.session.close(Now::read(), goodbye) else { return Ok(()) };
                 self.closing_since.get_or_insert_with(Instant::now);
-                (self.serializer.encode(&message), false)
+                message
             }
         };
-        let bytes = match encoded {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::warn!(%error, "dropping a message that cannot be encoded for this peer");
-                return Ok(());
+        let kind = message.message_type().name();
+        let failure = match self.serializer.encode(&message) {
+            Ok(bytes) if bytes.len() <= limit => {
+                metrics::counter!("junction_messages_sent_total", "type" => kind).increment(1);
+                return self.link.send(bytes).await;
             }
+            // A WELCOME too big for a client that asked for small messages: the essentials only.
+            Ok(_) if matches!(message, Message::Welcome(_)) => {
+                return self.send_minimal_welcome(message, limit).await;
+            }
+            Ok(bytes) => Error::PayloadSizeExceeded(format!(
+                "a {kind} of {} octets exceeds the receiver's limit of {limit}",
+                bytes.len()
+            )),
+            Err(error) => Error::InvalidArgument(format!(
+                "the payload cannot be sent to the receiver: {error}"
+            )),
         };
-        let limit = self.link.peer_max_message();
-        if bytes.len() > limit {
-            tracing::warn!(
-                size = bytes.len(),
-                limit,
-                droppable,
-                "dropping a message larger than the peer accepts"
-            );
-            return Ok(());
+        // Never silently: the call this message belongs to ends with an error instead.
+        tracing::warn!(%failure, "undeliverable message");
+        metrics::counter!("junction_undeliverable_total", "type" => kind).increment(1);
+        self.session.undeliverable(&message, &failure);
+        Ok(())
+    }
+
+    async fn send_minimal_welcome(
+        &mut self,
+        message: Message,
+        limit: usize,
+    ) -> Result<(), LinkError> {
+        let Message::Welcome(mut welcome) = message else { return Ok(()) };
+        welcome.details.remove("agent");
+        let bare = junction_wire::dict! { "broker" => junction_wire::Dict::new(), "dealer" => junction_wire::Dict::new() };
+        welcome.details.insert("roles".into(), junction_wire::Value::Dict(bare));
+        match self.serializer.encode(&welcome.into()) {
+            Ok(bytes) if bytes.len() <= limit => self.link.send(bytes).await,
+            _ => Ok(()),
         }
-        self.link.send(bytes).await
     }
 
     /// Writes what the session queued before it closed (its ABORT or GOODBYE), then stops.

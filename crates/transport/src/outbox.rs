@@ -1,7 +1,7 @@
 //! The bounded outbound queue behind each session.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -18,11 +18,16 @@ pub(crate) struct QueueOutbox {
     dropped_events: AtomicU64,
     /// Close the session instead of dropping events when the queue is full.
     disconnect_when_full: bool,
+    /// Approximate bytes waiting (see `Outbound::approx_size`), bounded by `max_bytes` for
+    /// events: a count alone would let large events pile up to gigabytes.
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
 }
 
 impl QueueOutbox {
     pub(crate) fn new(
         capacity: usize,
+        max_bytes: usize,
         disconnect_when_full: bool,
     ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -32,6 +37,8 @@ impl QueueOutbox {
             overflow: Notify::new(),
             dropped_events: AtomicU64::new(0),
             disconnect_when_full,
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
         };
         (Arc::new(outbox), rx)
     }
@@ -48,16 +55,41 @@ impl QueueOutbox {
     }
 }
 
+impl QueueOutbox {
+    /// Called by the driver for each item it takes off the queue.
+    pub(crate) fn taken(&self, item: &Outbound) {
+        self.queued_bytes.fetch_sub(item.approx_size(), Ordering::Relaxed);
+    }
+
+    /// An event that does not fit: dropped and counted, or the session closed, by policy.
+    fn refuse_event(&self) {
+        if self.disconnect_when_full {
+            self.overflowed.store(true, Ordering::Release);
+            self.overflow.notify_one();
+        } else {
+            self.dropped_events.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("junction_events_dropped_total").increment(1);
+        }
+    }
+}
+
 impl Outbox for QueueOutbox {
     fn push(&self, item: Outbound) {
-        match self.tx.try_send(item) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Outbound::Event(_)))
-                if !self.disconnect_when_full =>
+        let size = item.approx_size();
+        let item = match item {
+            Outbound::Event(_)
+                if self.queued_bytes.load(Ordering::Relaxed) + size > self.max_bytes =>
             {
-                self.dropped_events.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("junction_events_dropped_total").increment(1);
+                // Over the byte budget: handled like a full queue.
+                return self.refuse_event();
             }
+            item => item,
+        };
+        match self.tx.try_send(item) {
+            Ok(()) => {
+                self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(Outbound::Event(_))) => self.refuse_event(),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflowed.store(true, Ordering::Release);
                 self.overflow.notify_one();

@@ -50,11 +50,15 @@ impl Subprotocol {
 
 /// Buffers are sized on purpose: the library defaults (128 KiB each) would dominate the memory of
 /// an idle session.
+/// Read and write buffer size per connection.
+const BUFFER: usize = 8 * 1024;
+
 pub(crate) fn ws_config(config: &TransportConfig) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(8 * 1024)
-        .max_write_buffer_size(config.max_message_size.saturating_mul(2))
+        .read_buffer_size(BUFFER)
+        .write_buffer_size(BUFFER)
+        // tungstenite panics unless the maximum exceeds the write buffer (small message limits).
+        .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(BUFFER * 2))
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size))
 }

@@ -74,6 +74,11 @@ impl Payload {
         }
     }
 
+    /// Whether there are neither arguments nor keyword arguments.
+    pub fn is_empty(&self) -> bool {
+        self.args.is_none() && self.kwargs.is_none()
+    }
+
     /// The total encoded size of the payload, for size limits; router-built values count as 0.
     pub fn encoded_len(&self) -> usize {
         [&self.args, &self.kwargs]

@@ -64,7 +64,16 @@ impl Established {
             _ => {}
         }
         let request = request_of(&message);
-        match self.dispatch(router, now, message) {
+        let request_zero = match &message {
+            Message::Error(e) => e.request.get() == 0,
+            _ => request.is_some_and(|(_, r)| r.get() == 0),
+        };
+        let result = if request_zero {
+            Err(Error::ProtocolViolation("request ids are in [1, 2^53]; 0 is not one".into()))
+        } else {
+            self.dispatch(router, now, message)
+        };
+        match result {
             Ok(()) => (State::Established(self), Status::Open),
             Err(error @ Error::ProtocolViolation(_)) => {
                 self.detach(now);
@@ -240,6 +249,22 @@ impl Established {
             return Ok(());
         }
         self.realm.dealer.call(&self.peer, m, &options, self.realm.config(), now.monotonic)
+    }
+
+    pub(super) fn undeliverable(&self, message: &Message, why: &Error) {
+        match message {
+            Message::Invocation(invocation) => {
+                let failure = error_reply(MessageType::Invocation, invocation.request, why);
+                let _ = self.realm.dealer.invocation_error(&self.peer, failure);
+            }
+            Message::Result(result) => {
+                self.peer.send(error_reply(MessageType::Call, result.request, why))
+            }
+            Message::Error(error) if !error.payload.is_empty() => {
+                self.peer.send(error_reply(error.request_type, error.request, why));
+            }
+            _ => {}
+        }
     }
 
     /// Checks a permission under the realm's current grants.

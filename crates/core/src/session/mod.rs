@@ -141,6 +141,15 @@ impl Session {
         }
     }
 
+    /// A message for this session could not be written: it cannot be encoded in the session's
+    /// serializer, or it is larger than the peer accepts. No call may hang on it: an INVOCATION
+    /// fails the call for its caller, a RESULT or ERROR for this session becomes a plain ERROR.
+    /// Events are simply lost (the driver counts them).
+    pub fn undeliverable(&mut self, message: &Message, why: &Error) {
+        let State::Established(e) = &self.state else { return };
+        e.undeliverable(message, why);
+    }
+
     /// The connection is gone: detaches the session if it was still attached.
     pub fn transport_closed(&mut self, now: Now) {
         if let State::Established(e) = std::mem::replace(&mut self.state, State::Closed) {

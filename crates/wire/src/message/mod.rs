@@ -198,6 +198,21 @@ macro_rules! dispatch {
 }
 
 impl Message {
+    /// The application payload, for the messages that carry one.
+    pub fn payload(&self) -> Option<&Payload> {
+        match self {
+            Message::Abort(m) => Some(&m.payload),
+            Message::Error(m) => Some(&m.payload),
+            Message::Publish(m) => Some(&m.payload),
+            Message::Event(m) => Some(&m.payload),
+            Message::Call(m) => Some(&m.payload),
+            Message::Result(m) => Some(&m.payload),
+            Message::Invocation(m) => Some(&m.payload),
+            Message::Yield(m) => Some(&m.payload),
+            _ => None,
+        }
+    }
+
     /// The message's type.
     pub fn message_type(&self) -> MessageType {
         dispatch!(self, m => m.message_type())
