@@ -241,13 +241,21 @@ async fn websocket_picks_the_first_supported_subprotocol_and_serves_json() {
 }
 
 #[tokio::test]
-async fn websocket_message_over_the_limit_closes_the_connection() {
+async fn websocket_message_over_the_limit_is_aborted_then_closed() {
     let server = start(TransportConfig { max_message_size: 1024, ..Default::default() }).await;
     let mut ws = websocket(server.addr, "/ws", Some("wamp.2.json")).await.unwrap();
     ws.send(WsMessage::text(hello().to_string())).await.unwrap();
     ws.next().await;
     let big = json!([16, 1, {}, "com.topic", ["x".repeat(4096)]]).to_string();
     let _ = ws.send(WsMessage::text(big)).await;
+    let Some(Ok(WsMessage::Text(abort))) =
+        tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap()
+    else {
+        panic!("expected ABORT")
+    };
+    let abort: Json = serde_json::from_str(&abort).unwrap();
+    assert_eq!(abort[2], "wamp.error.protocol_violation");
+    assert!(abort[1]["message"].as_str().unwrap().contains("too long"), "{abort}");
     let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
     assert!(
         matches!(next, Some(Ok(WsMessage::Close(_))) | None | Some(Err(_))),
