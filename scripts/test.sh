@@ -17,8 +17,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "cargo test (unit, in-process, transport)"
+step "cargo test (unit, in-process, transport, durability, bench smoke)"
 mkdir -p target
+# The bench smoke test drives the real binary.
+cargo build --quiet -p junction --bin junction
 cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
 # cargo prints one result line per test binary; show the total once.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "cargo: %d passed, %d failed\n", p, f }' target/cargo-test.log

@@ -81,7 +81,7 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         subscribers: usize,
         /// Publications in flight (published, not yet delivered to every subscriber).
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 64)]
         window: usize,
         #[command(flatten)]
         serializers: PubSubSerializers,
@@ -100,7 +100,7 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         topics: usize,
         /// Publications in flight per publisher.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 16)]
         window: usize,
         #[command(flatten)]
         serializers: PubSubSerializers,

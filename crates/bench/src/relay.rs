@@ -4,8 +4,9 @@
 //!
 //! What it does, exactly:
 //! - Accepts WebSocket (any path, subprotocol `wamp.2.json|msgpack|cbor`) and RawSocket on one
-//!   TCP port, like Junction; `TCP_NODELAY` on; one reader task and one writer task per
-//!   connection, the writer draining an unbounded queue and flushing once per batch.
+//!   TCP port, like Junction; `TCP_NODELAY` on. Like Junction's connection driver, one task per
+//!   connection either reads a frame and routes it, or drains the connection's (unbounded)
+//!   outbound queue, writing up to [`BATCH`] frames with one flush.
 //! - Reads the message type of every frame with [`crate::peek`] (a few octets) and then:
 //!   - HELLO: answers WELCOME (fresh session id, empty roles); no authentication, any realm.
 //!   - REGISTER / SUBSCRIBE: decodes it, remembers "procedure → this connection" or "topic →
@@ -95,19 +96,19 @@ struct Callee {
     waiting: Mutex<VecDeque<Peer>>,
 }
 
-/// One connection: the writer task drains `outbox`; this task reads and routes.
+/// Frames written before one flush, as in Junction.
+const BATCH: usize = 128;
+
+/// One connection: reads and routes frames, and writes what other connections queued for it.
 async fn connection(stream: tokio::net::TcpStream, state: Arc<State>) {
     let Ok((reader, writer, serializer)) = link::accept(stream).await else {
         return;
     };
     let (outbox, queue) = mpsc::unbounded_channel();
     let me = Peer { connection: state.id(), serializer, outbox };
-    let writing = tokio::spawn(write_loop(writer, queue));
     let mut owned = Owned::default();
-    let _ = read_loop(reader, &me, &state, &mut owned).await;
+    let _ = drive(reader, writer, queue, &me, &state, &mut owned).await;
     owned.release(&state, me.connection);
-    drop(me);
-    let _ = writing.await;
 }
 
 /// What a connection added to the tables, removed when it goes.
@@ -135,26 +136,10 @@ impl Owned {
     }
 }
 
-async fn write_loop(mut writer: Writer, mut queue: mpsc::UnboundedReceiver<Bytes>) {
-    while let Some(first) = queue.recv().await {
-        if writer.feed(first).await.is_err() {
-            return;
-        }
-        // Everything queued meanwhile goes out with the same flush.
-        while let Ok(next) = queue.try_recv() {
-            if writer.feed(next).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
-            return;
-        }
-    }
-    writer.close().await;
-}
-
-async fn read_loop(
+async fn drive(
     mut reader: Reader,
+    mut writer: Writer,
+    mut queue: mpsc::UnboundedReceiver<Bytes>,
     me: &Peer,
     state: &State,
     owned: &mut Owned,
@@ -162,97 +147,132 @@ async fn read_loop(
     // The callee this connection registered, to route its YIELDs without a table lookup.
     let mut as_callee: Option<Arc<Callee>> = None;
     loop {
-        let bytes = match reader.recv().await? {
-            Incoming::Message(bytes) => bytes,
-            // RawSocket pings: the load generator never sends any.
-            Incoming::Ping(_) => continue,
-            Incoming::Closed => return Ok(()),
-        };
-        let Some(code) = peek::message_type(me.serializer, &bytes) else {
-            continue;
-        };
-        if code == MessageType::Yield.code() {
-            if let Some(callee) = &as_callee {
-                let caller =
-                    callee.waiting.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
-                if let Some(caller) = caller {
-                    forward(&bytes, me.serializer, &caller);
+        let bytes = tokio::select! {
+            Some(first) = queue.recv() => {
+                writer.feed(first).await?;
+                for _ in 1..BATCH {
+                    let Ok(next) = queue.try_recv() else { break };
+                    writer.feed(next).await?;
                 }
+                writer.flush().await?;
+                continue;
             }
-            continue;
-        }
-        // Everything else is rare (set-up) or needs a field from the header.
-        let Ok(message) = me.serializer.decode(&bytes) else {
-            continue;
+            incoming = reader.recv() => match incoming? {
+                Incoming::Message(bytes) => bytes,
+                // RawSocket pings: the load generator never sends any.
+                Incoming::Ping(_) => continue,
+                Incoming::Closed => return Ok(()),
+            },
         };
-        match message {
-            Message::Call(call) => {
-                let callee = state
-                    .procedures
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&call.procedure)
-                    .cloned();
-                let Some(callee) = callee else { continue };
-                let Some(out) = in_serializer(&bytes, me.serializer, callee.peer.serializer) else {
-                    continue;
-                };
-                // Queue the caller and the call under one lock: the callee must receive calls
-                // in the order of its queue of waiting callers.
-                let mut waiting = callee.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-                if callee.peer.outbox.send(out).is_ok() {
-                    waiting.push_back(me.clone());
+        match route(bytes, me, state, owned, &mut as_callee) {
+            Flow::Continue => {}
+            Flow::Close => {
+                // Write the GOODBYE just queued, then close.
+                while let Ok(next) = queue.try_recv() {
+                    writer.feed(next).await?;
                 }
-            }
-            Message::Publish(publish) => {
-                let topics = state.topics.read().unwrap_or_else(PoisonError::into_inner);
-                if let Some(peers) = topics.get(&publish.topic) {
-                    fan_out(&bytes, me.serializer, peers);
-                }
-            }
-            Message::Hello(_) => {
-                let roles = dict! { "broker" => Dict::new(), "dealer" => Dict::new() };
-                let welcome = Welcome {
-                    session: session_id(state.id()),
-                    details: dict! { "roles" => roles },
-                };
-                reply(me, welcome.into());
-            }
-            Message::Register(register) => {
-                let callee = Arc::new(Callee { peer: me.clone(), waiting: Mutex::default() });
-                state
-                    .procedures
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(register.procedure.clone(), Arc::clone(&callee));
-                owned.procedures.push(register.procedure);
-                as_callee = Some(callee);
-                let registration = RegistrationId::new(state.id()).unwrap_or(RegistrationId::MIN);
-                reply(me, Registered { request: register.request, registration }.into());
-            }
-            Message::Subscribe(subscribe) => {
-                state
-                    .topics
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry(subscribe.topic.clone())
-                    .or_default()
-                    .push(me.clone());
-                owned.topics.push(subscribe.topic);
-                let subscription = SubscriptionId::new(state.id()).unwrap_or(SubscriptionId::MIN);
-                reply(me, Subscribed { request: subscribe.request, subscription }.into());
-            }
-            Message::Goodbye(_) => {
-                let goodbye = Goodbye {
-                    details: Dict::new(),
-                    reason: Uri::new("wamp.close.goodbye_and_out"),
-                };
-                reply(me, goodbye.into());
+                writer.flush().await?;
+                writer.close().await;
                 return Ok(());
             }
-            _ => {}
         }
     }
+}
+
+/// Whether a connection goes on after a message.
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// Routes one message from `me` (see the module documentation for what each type does).
+fn route(
+    bytes: Bytes,
+    me: &Peer,
+    state: &State,
+    owned: &mut Owned,
+    as_callee: &mut Option<Arc<Callee>>,
+) -> Flow {
+    let Some(code) = peek::message_type(me.serializer, &bytes) else {
+        return Flow::Continue;
+    };
+    if code == MessageType::Yield.code() {
+        if let Some(callee) = as_callee {
+            let caller = callee.waiting.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+            if let Some(caller) = caller {
+                forward(&bytes, me.serializer, &caller);
+            }
+        }
+        return Flow::Continue;
+    }
+    // Everything else is rare (set-up) or needs a field from the header.
+    let Ok(message) = me.serializer.decode(&bytes) else {
+        return Flow::Continue;
+    };
+    match message {
+        Message::Call(call) => {
+            let callee = state
+                .procedures
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&call.procedure)
+                .cloned();
+            let Some(callee) = callee else { return Flow::Continue };
+            let Some(out) = in_serializer(&bytes, me.serializer, callee.peer.serializer) else {
+                return Flow::Continue;
+            };
+            // Queue the caller and the call under one lock: the callee must receive calls in
+            // the order of its queue of waiting callers.
+            let mut waiting = callee.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            if callee.peer.outbox.send(out).is_ok() {
+                waiting.push_back(me.clone());
+            }
+        }
+        Message::Publish(publish) => {
+            let topics = state.topics.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(peers) = topics.get(&publish.topic) {
+                fan_out(&bytes, me.serializer, peers);
+            }
+        }
+        Message::Hello(_) => {
+            let roles = dict! { "broker" => Dict::new(), "dealer" => Dict::new() };
+            let welcome =
+                Welcome { session: session_id(state.id()), details: dict! { "roles" => roles } };
+            reply(me, welcome.into());
+        }
+        Message::Register(register) => {
+            let callee = Arc::new(Callee { peer: me.clone(), waiting: Mutex::default() });
+            state
+                .procedures
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(register.procedure.clone(), Arc::clone(&callee));
+            owned.procedures.push(register.procedure);
+            *as_callee = Some(callee);
+            let registration = RegistrationId::new(state.id()).unwrap_or(RegistrationId::MIN);
+            reply(me, Registered { request: register.request, registration }.into());
+        }
+        Message::Subscribe(subscribe) => {
+            state
+                .topics
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(subscribe.topic.clone())
+                .or_default()
+                .push(me.clone());
+            owned.topics.push(subscribe.topic);
+            let subscription = SubscriptionId::new(state.id()).unwrap_or(SubscriptionId::MIN);
+            reply(me, Subscribed { request: subscribe.request, subscription }.into());
+        }
+        Message::Goodbye(_) => {
+            let goodbye =
+                Goodbye { details: Dict::new(), reason: Uri::new("wamp.close.goodbye_and_out") };
+            reply(me, goodbye.into());
+            return Flow::Close;
+        }
+        _ => {}
+    }
+    Flow::Continue
 }
 
 /// Sends `bytes`, which are in `from`, to `to`: as they are, or transcoded.
@@ -312,11 +332,15 @@ mod tests {
         for from in Serializer::ALL {
             for to in Serializer::ALL {
                 let payload = client::payload(from, 16).unwrap();
-                let call = client::call(from, client::request_id(5), &Uri::new("p"), &payload).unwrap();
+                let call =
+                    client::call(from, client::request_id(5), &Uri::new("p"), &payload).unwrap();
                 let there = in_serializer(&call, from, to).unwrap();
                 let answer = client::echo(to, to.decode(&there).unwrap()).unwrap().unwrap();
                 let back = in_serializer(&answer, to, from).unwrap();
-                assert!(matches!(client::call_outcome(from, &back), client::CallOutcome::Returned(5)), "{from:?} -> {to:?}");
+                assert!(
+                    matches!(client::call_outcome(from, &back), client::CallOutcome::Returned(5)),
+                    "{from:?} -> {to:?}"
+                );
             }
         }
     }

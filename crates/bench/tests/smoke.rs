@@ -119,7 +119,8 @@ fn pubsub_throughput_transcodes_json_publications_for_cbor_subscribers() {
 
 #[test]
 fn sessions_reports_join_rate_and_memory_per_session() {
-    let report = bench(&["sessions", "--sessions", "50", "--source-addresses", "2", "--hold-ms", "100"]);
+    let report =
+        bench(&["sessions", "--sessions", "50", "--source-addresses", "2", "--hold-ms", "100"]);
     assert_busy(&report, "join", 50);
     for target in ["relay", "junction"] {
         let o = outcome(&report, target);

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Benchmarks of Junction against the frame-relay baseline (and Crossbar.io when asked), one
+# command per scenario. Each run starts the systems itself on free loopback ports, one at a
+# time, and writes its JSON report to target/bench/<name>.json (the table goes to the terminal).
+# See docs/benchmarks.md.
+#
+#   scripts/bench.sh                      every scenario below except callgrind and plot
+#   scripts/bench.sh rpc-latency ...      only these
+#
+# Scenarios: rpc-latency rpc-throughput rpc-throughput-rawsocket pubsub-fanout pubsub-throughput
+#            sessions transcoding payload-sweep callgrind plot
+#
+# Environment:
+#   DURATION=5        seconds in each measured window (after a 1 s warm-up)
+#   CROSSBAR=1        also run Crossbar.io (needs `crossbar` on PATH: pip install crossbar)
+#   BENCH_ARGS=...    extra arguments for every junction-bench run
+#   SKIP_BUILD=1      use the existing release binaries
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5}
+OUT=target/bench
+BENCH=target/release/junction-bench
+ROUTER=target/release/junction
+mkdir -p "$OUT"
+
+if [ "${SKIP_BUILD:-0}" != "1" ]; then
+  cargo build --release -p junction -p junction-bench
+fi
+
+common=(--router-bin "$ROUTER" --relay --duration "$DURATION" --json)
+if [ "${CROSSBAR:-0}" = "1" ]; then
+  common+=(--crossbar)
+fi
+# shellcheck disable=SC2206 # BENCH_ARGS is split on purpose
+common+=(${BENCH_ARGS:-})
+
+# run NAME ARGS...: one junction-bench invocation, JSON to target/bench/NAME.json.
+run() {
+  local name=$1
+  shift
+  echo "== $name: junction-bench $*"
+  "$BENCH" "$@" "${common[@]}" >"$OUT/$name.json"
+  echo "   -> $OUT/$name.json"
+}
+
+rpc_latency() { run rpc-latency rpc-latency; }
+rpc_throughput() { run rpc-throughput rpc-throughput --callers 4 --callees 2 --window 16; }
+rpc_throughput_rawsocket() {
+  run rpc-throughput-rawsocket rpc-throughput --callers 4 --callees 2 --window 16 \
+    --transport rawsocket --serializer msgpack
+}
+pubsub_fanout() {
+  for n in 1 100 1000 10000; do
+    run "pubsub-fanout-$n" pubsub-fanout --subscribers "$n"
+  done
+}
+pubsub_throughput() { run pubsub-throughput pubsub-throughput --publishers 4 --subscribers 32 --topics 8; }
+sessions() {
+  # 10k sessions need 10k descriptors in the load generator and in the router.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  run sessions sessions --sessions 10000 --source-addresses 4 --concurrency 64 --hold-ms 1000
+}
+transcoding() {
+  # One subscriber shows the cost per message; with 100, one transcoding serves them all.
+  for n in 1 100; do
+    for sub in json cbor; do
+      run "transcoding-$n-json-$sub" pubsub-fanout --subscribers "$n" \
+        --publisher-serializer json --subscriber-serializer "$sub"
+    done
+  done
+  run transcoding-rpc-json-json rpc-throughput --caller-serializer json --callee-serializer json
+  run transcoding-rpc-json-cbor rpc-throughput --caller-serializer json --callee-serializer cbor
+}
+payload_sweep() {
+  for size in 16 256 1KiB 4KiB 16KiB 64KiB; do
+    run "payload-fanout-$size" pubsub-fanout --subscribers 100 --payload "$size"
+  done
+}
+callgrind() {
+  # Instructions are stable on a noisy machine, but valgrind is ~50x slower: fixed counts.
+  local saved=("${common[@]}")
+  common=(--router-bin "$ROUTER" --relay --json --callgrind)
+  run callgrind-rpc rpc-throughput --callers 2 --callees 1 --window 8 --count 20000
+  run callgrind-fanout pubsub-fanout --subscribers 100 --count 2000
+  run callgrind-sessions sessions --sessions 500
+  common=("${saved[@]}")
+}
+plot() {
+  # Plots from the JSON above, into docs/ (needs matplotlib in .venv).
+  .venv/bin/python - "$OUT" <<'PY'
+import json, pathlib, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+out = pathlib.Path(sys.argv[1])
+
+def rates(name):
+    report = json.loads((out / f"{name}.json").read_text())
+    return {r["target"]: r["ops_per_s"] for r in report["results"]}
+
+def figure(xs, labels, names, title, xlabel, path):
+    series = [rates(n) for n in names]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for target in series[0]:
+        ax.plot(xs, [s.get(target, 0) for s in series], marker="o", label=target)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("events delivered / s")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print("wrote", path)
+
+subs = [1, 100, 1000, 10000]
+figure(subs, [str(n) for n in subs], [f"pubsub-fanout-{n}" for n in subs],
+       "pubsub-fanout vs subscribers (WebSocket, JSON, 16 B payload)", "subscribers",
+       "docs/bench-fanout-subscribers.png")
+sizes = ["16", "256", "1KiB", "4KiB", "16KiB", "64KiB"]
+octets = [16, 256, 1024, 4096, 16384, 65536]
+figure(octets, sizes, [f"payload-fanout-{s}" for s in sizes],
+       "pubsub-fanout vs payload (100 subscribers, WebSocket, JSON)", "payload",
+       "docs/bench-fanout-payload.png")
+PY
+}
+
+all=(rpc-latency rpc-throughput rpc-throughput-rawsocket pubsub-fanout pubsub-throughput sessions
+  transcoding payload-sweep)
+for scenario in "${@:-${all[@]}}"; do
+  case $scenario in
+    rpc-latency | rpc-throughput | rpc-throughput-rawsocket | pubsub-fanout | pubsub-throughput | \
+      sessions | transcoding | payload-sweep | callgrind | plot)
+      "${scenario//-/_}"
+      ;;
+    *)
+      echo "unknown scenario $scenario; known: ${all[*]} callgrind plot" >&2
+      exit 2
+      ;;
+  esac
+done
