@@ -52,6 +52,12 @@ pub enum Error {
     /// Admin API: the thing named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Admin API: a realm with users is deleted without `force`.
+    #[error("{0}")]
+    ActiveUsers(String),
+    /// Admin API: the old password given to `change_password` is wrong.
+    #[error("{0}")]
+    BadSignature(String),
     /// Admin API: users or groups name groups that do not exist.
     #[error("no such groups: {0}")]
     NoSuchGroups(String),
@@ -103,6 +109,8 @@ impl Error {
             Error::AlreadyExists(_) => "bondy.error.already_exists",
             Error::NotFound(_) => "bondy.error.not_found",
             Error::NoSuchGroups(_) => "bondy.error.no_such_groups",
+            Error::ActiveUsers(_) => "bondy.error.active_users",
+            Error::BadSignature(_) => "bondy.error.bad_signature",
             Error::Internal(_) => "bondy.error.internal_error",
             Error::AuthenticationFailed(_) => "wamp.error.authentication_failed",
             Error::NoSuchSession(_) => "wamp.error.no_such_session",

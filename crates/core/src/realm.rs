@@ -1,7 +1,7 @@
 //! A realm: a routing and security domain. Sessions attach to exactly one realm and only ever
 //! see that realm's sessions, subscriptions and registrations.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -99,8 +99,8 @@ pub struct Peer {
     attached: AtomicBool,
     /// Events to publish when the session goes away.
     testaments: Testaments,
-    /// What grants are matched against: authid, groups, `all` (and `anonymous`), fixed at join.
-    principals: BTreeSet<String>,
+    /// Whether the session joined anonymously (and gets the grants to `anonymous`).
+    anonymous: bool,
 }
 
 impl std::fmt::Debug for Peer {
@@ -110,18 +110,14 @@ impl std::fmt::Debug for Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(
-        info: SessionInfo,
-        outbox: Arc<dyn Outbox>,
-        principals: BTreeSet<String>,
-    ) -> Self {
+    pub(crate) fn new(info: SessionInfo, outbox: Arc<dyn Outbox>, anonymous: bool) -> Self {
         Self {
             info,
             outbox,
             last_request: AtomicU64::new(0),
             attached: AtomicBool::new(true),
             testaments: Testaments::default(),
-            principals,
+            anonymous,
         }
     }
 
@@ -163,7 +159,8 @@ impl Peer {
         &self.testaments
     }
 
-    /// Checks that the session may do `permission` on `uri` under the realm's current grants.
+    /// Checks that the session may do `permission` on `uri` under the realm's current grants
+    /// and the user's current groups, so both kinds of change apply to live sessions.
     pub(crate) fn authorize(
         &self,
         realm: &Realm,
@@ -171,7 +168,12 @@ impl Peer {
         uri: &Uri,
         policy: MatchPolicy,
     ) -> Result<(), crate::Error> {
-        realm.security().authorize(&self.principals, permission, uri, policy)
+        let security = realm.security();
+        if !security.enabled {
+            return Ok(());
+        }
+        let principals = security.principals(&self.info.authid, self.anonymous);
+        security.authorize(&principals, permission, uri, policy)
     }
 
     /// Whether the session is still attached to its realm.

@@ -165,7 +165,10 @@ pub(crate) fn run(config: &Config, command: &Admin) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let store = std::sync::Arc::new(Store::open(&config.data_dir)?);
     let admin_realm = Uri::from(config.admin_realm.as_str());
-    let realms = crate::realms::reconcile(&store, config.router().realms, &admin_realm)?;
+    // Without a configuration file the CLI works on the stored realms only: the built-in default
+    // realm is not the router's to change.
+    let declared = if config.realms_from_file { config.router().realms } else { Vec::new() };
+    let realms = crate::realms::reconcile(&store, declared, true, &admin_realm)?;
     let router =
         Router::new(RouterConfig { realms, admin_realm: Some(admin_realm), ..config.router() });
     router.set_persistence(store);

@@ -14,7 +14,7 @@ use junction_auth::cryptosign::parse_public_key;
 use junction_auth::password::StoredPassword;
 use junction_core::options::MatchPolicy;
 use junction_core::realm::HistoryConfig;
-use junction_core::security::{Grant, Group, Permission, Security, Source, User};
+use junction_core::security::{AUTHMETHODS, Grant, Group, Permission, Security, Source, User};
 use junction_core::{Limits as SessionLimits, RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
 use junction_wire::{Uri, UriRules};
@@ -43,6 +43,11 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Realms opened at start.
     pub realms: Vec<Realm>,
+    /// Whether `realms` comes from a configuration file. The built-in default (`realm1`, open
+    /// to anonymous clients) is served but never stored, so it cannot linger in a data dir that
+    /// a configured router later opens.
+    #[serde(skip)]
+    pub realms_from_file: bool,
 }
 
 /// `[limits]`
@@ -337,7 +342,7 @@ fn security(config: &RealmSecurity) -> Security {
         .sources
         .iter()
         .filter_map(|s| {
-            let cidr = s.cidr.parse().ok()?;
+            let cidr = s.cidr.parse::<ipnet::IpNet>().ok()?.trunc();
             Some(Source { users: s.users.clone(), cidr, authmethods: s.authmethods.clone() })
         })
         .collect();
@@ -354,10 +359,10 @@ fn security(config: &RealmSecurity) -> Security {
 /// Refuses what would fail later or silently: unknown methods and permissions, bad keys, and
 /// what the core's own validation refuses (undeclared groups, group cycles, reserved names).
 fn validate_security(config: &RealmSecurity) -> Result<(), String> {
-    const METHODS: [&str; 5] = ["trust", "ticket", "wampcra", "cryptosign", "anonymous"];
-    if let Some(method) = config.authmethods.iter().find(|m| !METHODS[..4].contains(&m.as_str())) {
+    if let Some(method) = config.authmethods.iter().find(|m| !AUTHMETHODS.contains(&m.as_str())) {
         return Err(format!(
-            "authmethods: unknown method \"{method}\" (trust, ticket, wampcra, cryptosign)"
+            "authmethods: unknown method \"{method}\" ({})",
+            AUTHMETHODS.join(", ")
         ));
     }
     for user in &config.users {
@@ -382,7 +387,11 @@ fn validate_security(config: &RealmSecurity) -> Result<(), String> {
                 source.cidr
             ));
         }
-        if let Some(m) = source.authmethods.iter().find(|m| !METHODS.contains(&m.as_str())) {
+        if let Some(m) = source
+            .authmethods
+            .iter()
+            .find(|m| *m != "anonymous" && !AUTHMETHODS.contains(&m.as_str()))
+        {
             return Err(format!("sources.authmethods: unknown method \"{m}\""));
         }
     }
@@ -422,6 +431,7 @@ impl Default for Config {
                 max_call_timeout_ms: 0,
                 event_history: Vec::new(),
             }],
+            realms_from_file: false,
         }
     }
 }
@@ -511,7 +521,9 @@ impl Config {
         };
         let env = Env::prefixed("JUNCTION_").split("__").filter(ours);
         figment = figment.merge(env).merge(Serialized::defaults(overrides));
-        let config: Config = figment.extract().map_err(|e| e.to_string())?;
+        let mut config: Config = figment.extract().map_err(|e| e.to_string())?;
+        config.realms_from_file =
+            file.is_some_and(|path| Figment::from(Toml::file_exact(path)).contains("realms"));
         config.validate()?;
         Ok(config)
     }
@@ -671,6 +683,13 @@ mod tests {
         assert_eq!(config.listen, vec![SocketAddr::from(([127, 0, 0, 1], 8080))]);
         assert_eq!(config.realms.len(), 1);
         assert!(config.realms[0].anonymous);
+        assert!(!config.realms_from_file, "the built-in realm must not be stored");
+    }
+
+    #[test]
+    fn only_realms_a_file_declares_count_as_declared() {
+        assert!(!load_toml("shutdown_grace_secs = 1\n").unwrap().realms_from_file);
+        assert!(load_toml("[[realms]]\nname = \"com.x\"\n").unwrap().realms_from_file);
     }
 
     #[test]

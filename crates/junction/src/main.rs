@@ -141,7 +141,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let admin_realm = junction_wire::Uri::from(config.admin_realm.as_str());
-    let realms = realms::reconcile(&store, config.router().realms, &admin_realm)?;
+    let realms =
+        realms::reconcile(&store, config.router().realms, config.realms_from_file, &admin_realm)?;
     let router = Router::new(RouterConfig { realms, ..config.router() });
     router.set_persistence(store);
     let services = Services {

@@ -1,17 +1,21 @@
-//! The realms a router starts with: those in the store (created at run time), updated with
-//! those the configuration declares, plus the admin realm. Config-declared users, groups and
-//! grants are merged into what is stored, so run-time additions survive restarts and declared
-//! users keep their groups (a Bondy complaint).
+//! The realms a router starts with: those in the store (created or changed at run time),
+//! updated with those the configuration declares, plus the admin realm. Config-declared users,
+//! groups and grants are merged into what is stored, so run-time additions survive restarts and
+//! declared users keep their groups (a Bondy complaint). The built-in default realm (no
+//! configuration file) is served but not stored, so it cannot linger in a data dir that a
+//! configured router opens later.
 
 use junction_core::RealmConfig;
 use junction_core::security::Security;
 use junction_store::Store;
 use junction_wire::Uri;
 
-/// Merges the declared realms into the stored ones, stores the result, and returns every realm.
+/// Merges the declared realms into the stored ones, stores the result when `store_declared`,
+/// and returns every realm.
 pub(crate) fn reconcile(
     store: &Store,
     declared: Vec<RealmConfig>,
+    store_declared: bool,
     admin_realm: &Uri,
 ) -> anyhow::Result<Vec<RealmConfig>> {
     let mut realms = store.realms()?;
@@ -20,7 +24,9 @@ pub(crate) fn reconcile(
             Some(i) => merge(realms.remove(i), declared),
             None => declared,
         };
-        store.save_realm(&merged)?;
+        if store_declared {
+            store.save_realm(&merged)?;
+        }
         realms.push(merged);
     }
     if !realms.iter().any(|r| &r.name == admin_realm) {

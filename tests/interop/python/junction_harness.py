@@ -633,3 +633,81 @@ async def subscribe_collector(session, topic: str, **options) -> tuple[Collector
         RECV_TIMEOUT,
     )
     return events, subscription
+
+
+# ------------------------------------------------------------------------------------------------
+# Autobahn|Python sessions that authenticate, over plain or TLS connections
+# ------------------------------------------------------------------------------------------------
+
+
+def ticket_answer(secret: str):
+    """An onChallenge answer for ticket: the secret itself."""
+    return lambda challenge: secret
+
+
+def wampcra_answer(secret: str):
+    """An onChallenge answer for salted WAMP-CRA, with Autobahn's own helpers."""
+    from autobahn.wamp.auth import compute_wcs, derive_key
+
+    def respond(challenge):
+        extra = challenge.extra
+        key = derive_key(secret, extra["salt"], extra["iterations"], extra["keylen"])
+        return compute_wcs(key, extra["challenge"])
+
+    return respond
+
+
+def cryptosign_answer(key):
+    """An onChallenge answer for Cryptosign with an ``autobahn.wamp.cryptosign.CryptosignKey``."""
+    return lambda challenge: key.sign_challenge(challenge)
+
+
+class AuthenticatingSession(AutobahnTestSession):
+    """An Autobahn session that joins with ``join`` (authmethods, authid, authextra) and answers
+    CHALLENGE with ``respond``."""
+
+    def __init__(self, config: ComponentConfig, join: dict, respond):
+        super().__init__(config)
+        self._join = join
+        self._respond = respond
+
+    def onConnect(self):
+        self.join(self.config.realm, **self._join)
+
+    def onChallenge(self, challenge):
+        if self._respond is None:
+            raise RuntimeError(f"unexpected CHALLENGE {challenge.method}")
+        return self._respond(challenge)
+
+
+async def join_autobahn_auth(router: RouterProcess, realm: str, authmethods: list[str] | None,
+                             authid: str | None, respond=None, *, authextra: dict | None = None,
+                             transport: str = "websocket", serializer: str = "json",
+                             port: int | None = None, ssl=None) -> AuthenticatingSession:
+    """Join ``realm`` with Autobahn|Python, authenticating; JoinFailed(reason, message) on ABORT.
+    ``port`` and ``ssl`` (an ``ssl.SSLContext``) select another listener, such as a TLS one."""
+    loop = asyncio.get_running_loop()
+    port = port if port is not None else router.port
+    join = {"authmethods": authmethods, "authid": authid, "authextra": authextra}
+    session = AuthenticatingSession(ComponentConfig(realm=realm), join, respond)
+    if transport == "websocket":
+        scheme = "wss" if ssl is not None else "ws"
+        factory = WampWebSocketClientFactory(
+            lambda: session, url=f"{scheme}://{router.host}:{port}/ws",
+            serializers=[autobahn_serializer(serializer)],
+        )
+    else:
+        factory = WampRawSocketClientFactory(lambda: session,
+                                             serializer=autobahn_serializer(serializer))
+    _, protocol = await asyncio.wait_for(
+        loop.create_connection(factory, router.host, port, ssl=ssl), RECV_TIMEOUT
+    )
+    closed = asyncio.ensure_future(protocol.is_closed)
+    done, _ = await asyncio.wait({session.joined, closed}, timeout=RECV_TIMEOUT,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if session.joined in done:
+        session.joined.result()  # raises JoinFailed on ABORT
+        return session
+    if closed in done:
+        raise JoinFailed(None, f"{transport}/{serializer} transport closed before WELCOME")
+    raise JoinFailed(None, f"no WELCOME within {RECV_TIMEOUT}s over {transport}/{serializer}")

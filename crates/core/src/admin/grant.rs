@@ -16,35 +16,51 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
     };
     Some((|| {
         let (realm, offset) = admin.target(args, 2)?;
-        let grant = parse(args.dict(offset, "grant")?).map_err(|e| args.wrong(&e))?;
+        let grants = parse(args.dict(offset, "grant")?).map_err(|e| args.wrong(&e))?;
         let mut security = (*realm.security()).clone();
-        if create {
-            security.grants.push(grant);
-        } else {
-            let same_target = |g: &Grant| g.uri == grant.uri && g.policy == grant.policy;
-            for existing in security.grants.iter_mut().filter(|g| same_target(g)) {
-                existing.roles.retain(|r| {
-                    !grant.roles.contains(r)
-                        || grant.permissions.iter().any(|p| !existing.permissions.contains(p))
-                });
+        for grant in grants {
+            if create {
+                security.grants.push(grant);
+            } else {
+                security.grants = revoke(std::mem::take(&mut security.grants), &grant);
             }
-            for existing in security
-                .grants
-                .iter_mut()
-                .filter(|g| same_target(g) && g.roles.iter().any(|r| grant.roles.contains(r)))
-            {
-                existing.permissions.retain(|p| !grant.permissions.contains(p));
-            }
-            security.grants.retain(|g| !g.permissions.is_empty() && !g.roles.is_empty());
         }
         admin.commit(&realm, security)?;
         Ok(Value::Null)
     })())
 }
 
-/// A grant from Bondy's input data: `{permissions, uri, match, roles}` (`resource` is accepted
-/// for `uri`, `to` for `roles`).
-fn parse(data: &Dict) -> Result<Grant, String> {
+/// `grants` without `revoked`'s permissions for `revoked`'s roles on its URI: a grant that also
+/// names other roles keeps them with all its permissions; grants left empty disappear.
+fn revoke(grants: Vec<Grant>, revoked: &Grant) -> Vec<Grant> {
+    let mut kept = Vec::with_capacity(grants.len());
+    for grant in grants {
+        if grant.uri != revoked.uri || grant.policy != revoked.policy {
+            kept.push(grant);
+            continue;
+        }
+        let (affected, others): (Vec<String>, Vec<String>) =
+            grant.roles.iter().cloned().partition(|r| revoked.roles.contains(r));
+        let remaining: Vec<Permission> = grant
+            .permissions
+            .iter()
+            .copied()
+            .filter(|p| !revoked.permissions.contains(p))
+            .collect();
+        if !others.is_empty() {
+            kept.push(Grant { roles: others, ..grant.clone() });
+        }
+        if !affected.is_empty() && !remaining.is_empty() {
+            kept.push(Grant { roles: affected, permissions: remaining, ..grant });
+        }
+    }
+    kept
+}
+
+/// Grants from Bondy's input data: `{permissions, uri, match, roles}`, or with
+/// `resources: [{uri, match}, …]` for several URIs at once (`resource` is accepted for `uri`,
+/// `to` for `roles`).
+fn parse(data: &Dict) -> Result<Vec<Grant>, String> {
     let permissions = strings_of(data.get("permissions"), "permissions")?
         .iter()
         .flat_map(|p| match p.as_str() {
@@ -54,22 +70,41 @@ fn parse(data: &Dict) -> Result<Grant, String> {
             ],
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let roles = strings_of(data.get("roles").or_else(|| data.get("to")), "roles")?;
+    if permissions.is_empty() || roles.is_empty() {
+        return Err("permissions and roles must not be empty".into());
+    }
+    let resources = match data.get("resources") {
+        Some(Value::List(items)) if !items.is_empty() => items
+            .iter()
+            .map(|item| item.as_dict().ok_or("each of resources must be a {uri, match} dictionary"))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err("resources must be a non-empty list of {uri, match}".into()),
+        None => vec![data],
+    };
+    resources
+        .into_iter()
+        .map(|resource| {
+            let (uri, policy) = resource_of(resource)?;
+            Ok(Grant { permissions: permissions.clone(), uri, policy, roles: roles.clone() })
+        })
+        .collect()
+}
+
+/// A resource's URI and match policy.
+fn resource_of(data: &Dict) -> Result<(Uri, MatchPolicy), String> {
     let uri = data
         .get("uri")
         .or_else(|| data.get("resource"))
         .and_then(Value::as_str)
-        .ok_or("uri is required")?;
+        .ok_or("uri (or resources) is required")?;
     let policy = match data.get("match").and_then(Value::as_str) {
         None | Some("exact") => MatchPolicy::Exact,
         Some("prefix") => MatchPolicy::Prefix,
         Some("wildcard") => MatchPolicy::Wildcard,
         Some(other) => return Err(format!("unknown match policy \"{other}\"")),
     };
-    let roles = strings_of(data.get("roles").or_else(|| data.get("to")), "roles")?;
-    if permissions.is_empty() || roles.is_empty() {
-        return Err("permissions and roles must not be empty".into());
-    }
-    Ok(Grant { permissions, uri: Uri::from(uri), policy, roles })
+    Ok((Uri::from(uri), policy))
 }
 
 /// The grants `keep` selects, as Bondy's `grant` dictionaries.

@@ -38,9 +38,9 @@ pub(crate) fn call(
 ) -> Option<Result<Payload, Error>> {
     let name = procedure.as_str().strip_prefix("bondy.")?;
     let bad = |e: junction_wire::DecodeError| Error::InvalidArgument(format!("{procedure}: {e}"));
-    let args = match payload.args_list() {
-        Ok(list) => Args { procedure: procedure.to_string(), list },
-        Err(e) => return Some(Err(bad(e))),
+    let args = match (payload.args_list(), payload.kwargs_dict()) {
+        (Ok(list), Ok(kwargs)) => Args { procedure: procedure.to_string(), list, kwargs },
+        (Err(e), _) | (_, Err(e)) => return Some(Err(bad(e))),
     };
     if !home.security().enabled {
         return Some(Err(Error::NotAuthorized(format!(
@@ -95,7 +95,10 @@ impl Admin<'_> {
                 self.home.name()
             )));
         }
-        let realm = self.router.realm(&uri).ok_or_else(|| Error::NoSuchRealm(uri.clone()))?;
+        let realm = self
+            .router
+            .realm(&uri)
+            .ok_or_else(|| Error::NotFound(format!("no realm \"{uri}\"")))?;
         Ok((realm, 1))
     }
 
@@ -127,6 +130,7 @@ impl Admin<'_> {
 struct Args {
     procedure: String,
     list: Vec<Value>,
+    kwargs: Dict,
 }
 
 impl Args {

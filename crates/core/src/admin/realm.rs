@@ -5,7 +5,7 @@ use junction_wire::{Dict, Uri, UriRules, Value, dict};
 use super::{Admin, Args, strings_of};
 use crate::error::Error;
 use crate::realm::{Realm, RealmConfig};
-use crate::security::Security;
+use crate::security::{AUTHMETHODS, Security};
 
 /// Answers `bondy.realm.<name>`, or `None` if there is no such procedure.
 pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<Value, Error>> {
@@ -95,6 +95,14 @@ fn delete(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
             "realms are deleted from the admin realm, which cannot delete itself".into(),
         ));
     }
+    let force = args.kwargs.get("force").and_then(Value::as_bool).unwrap_or(false);
+    let users = realm.security().users.len();
+    if users > 0 && !force {
+        return Err(Error::ActiveUsers(format!(
+            "realm \"{}\" has {users} users; delete them first, or pass force=true",
+            realm.name()
+        )));
+    }
     admin.router.remove_realm(realm.name(), admin.now.wall).map_err(Error::Internal)?;
     admin.announce(admin.home, "bondy.realm.deleted", vec![Value::from(realm.name().as_str())]);
     Ok(Value::Null)
@@ -121,9 +129,8 @@ fn apply(config: &mut RealmConfig, data: &Dict) -> Result<(), String> {
     }
     if let Some(v) = data.get("authmethods") {
         let methods = strings_of(Some(v), "authmethods")?;
-        if let Some(m) = methods
-            .iter()
-            .find(|m| !["ticket", "wampcra", "cryptosign", "anonymous"].contains(&m.as_str()))
+        if let Some(m) =
+            methods.iter().find(|m| *m != "anonymous" && !AUTHMETHODS.contains(&m.as_str()))
         {
             return Err(format!("unknown authmethod \"{m}\""));
         }

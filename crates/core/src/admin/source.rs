@@ -4,7 +4,7 @@ use junction_wire::{Value, dict};
 
 use super::{Admin, Args, strings_of};
 use crate::error::Error;
-use crate::security::Source;
+use crate::security::{AUTHMETHODS, Source};
 
 /// Answers `bondy.source.<name>`, or `None` if there is no such procedure.
 pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<Value, Error>> {
@@ -22,11 +22,14 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
                 .get("cidr")
                 .and_then(Value::as_str)
                 .ok_or_else(|| args.wrong("cidr is required"))?;
-            let cidr = cidr
-                .parse()
-                .map_err(|_| args.wrong(&format!("\"{cidr}\" is not an address range")))?;
+            let cidr = parse_cidr(cidr).map_err(|e| args.wrong(&e))?;
             let authmethods =
                 strings_of(data.get("authmethods"), "authmethods").map_err(|e| args.wrong(&e))?;
+            if let Some(m) =
+                authmethods.iter().find(|m| *m != "anonymous" && !AUTHMETHODS.contains(&m.as_str()))
+            {
+                return Err(args.wrong(&format!("unknown authmethod \"{m}\"")));
+            }
             let source = Source { users, cidr, authmethods };
             let described = describe(&source);
             let mut security = (*realm.security()).clone();
@@ -44,9 +47,10 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
             let (realm, offset) = admin.target(args, 3)?;
             let users = args.strings(offset, "usernames")?;
             let cidr = args.string(offset + 1, "cidr")?;
+            let range = parse_cidr(cidr).map_err(|e| args.wrong(&e))?;
             let mut security = (*realm.security()).clone();
             let before = security.sources.len();
-            security.sources.retain(|s| !(s.users == users && s.cidr.to_string() == cidr));
+            security.sources.retain(|s| !(s.users == users && s.cidr == range));
             if security.sources.len() == before {
                 return Err(Error::NotFound(format!("no source for {users:?} from {cidr}")));
             }
@@ -68,4 +72,11 @@ fn describe(source: &Source) -> Value {
         "cidr" => source.cidr.to_string(),
         "authmethods" => Value::List(source.authmethods.iter().map(|m| Value::from(m.as_str())).collect()),
     })
+}
+
+/// An address range, with host bits cleared so `127.0.0.1/8` and `127.0.0.0/8` are one range.
+fn parse_cidr(cidr: &str) -> Result<ipnet::IpNet, String> {
+    cidr.parse::<ipnet::IpNet>()
+        .map(|range| range.trunc())
+        .map_err(|_| format!("\"{cidr}\" is not an address range"))
 }

@@ -16,19 +16,33 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
         "list" => admin
             .target(args, 1)
             .map(|(r, _)| Value::List(r.security().users.values().map(describe_user).collect())),
-        "delete" => change(admin, args, 2, "bondy.user.deleted", |s, args, offset| {
-            let name = args.string(offset, "username")?;
-            s.users.remove(name).map(|_| name.to_owned()).ok_or_else(|| no_user(name))
-        }),
-        "update" => change(admin, args, 3, "bondy.user.updated", |s, args, offset| {
-            let name = args.string(offset, "username")?;
-            let user = s.users.get_mut(name).ok_or_else(|| no_user(name))?;
-            apply_user(user, args.dict(offset + 1, "changes")?).map_err(|e| args.wrong(&e))?;
-            Ok(name.to_owned())
-        }),
+        "delete" => change(
+            admin,
+            args,
+            2,
+            "bondy.user.deleted",
+            |s, args, offset| {
+                let name = args.string(offset, "username")?;
+                s.users.remove(name).map(|_| name.to_owned()).ok_or_else(|| no_user(name))
+            },
+            |_, _| None,
+        ),
+        "update" => change(
+            admin,
+            args,
+            3,
+            "bondy.user.updated",
+            |s, args, offset| {
+                let name = args.string(offset, "username")?;
+                let user = s.users.get_mut(name).ok_or_else(|| no_user(name))?;
+                apply_user(user, args.dict(offset + 1, "changes")?).map_err(|e| args.wrong(&e))?;
+                Ok(name.to_owned())
+            },
+            |s, name| s.users.get(name).map(describe_user),
+        ),
         "change_password" => change_password(admin, args),
         "add_group" | "add_groups" | "remove_group" | "remove_groups" => {
-            membership(admin, args, name, |s, name| {
+            membership(admin, args, name, "user", |s, name| {
                 s.users.get_mut(name).map(|u| &mut u.groups).ok_or_else(|| no_user(name))
             })
         }
@@ -49,24 +63,39 @@ pub(super) fn call_group(
         "list" => admin
             .target(args, 1)
             .map(|(r, _)| Value::List(r.security().groups.values().map(describe_group).collect())),
-        "delete" => change(admin, args, 2, "bondy.group.deleted", |s, args, offset| {
-            let name = args.string(offset, "name")?;
-            s.groups.remove(name).ok_or_else(|| no_group(name))?;
-            // Members and subgroups lose the membership instead of pointing at nothing.
-            s.users.values_mut().for_each(|u| u.groups.retain(|g| g != name));
-            s.groups.values_mut().for_each(|g| g.groups.retain(|p| p != name));
-            Ok(name.to_owned())
-        }),
-        "update" => change(admin, args, 3, "bondy.group.updated", |s, args, offset| {
-            let name = args.string(offset, "name")?;
-            let group = s.groups.get_mut(name).ok_or_else(|| no_group(name))?;
-            if let Some(groups) = args.dict(offset + 1, "changes")?.get("groups") {
-                group.groups = strings_of(Some(groups), "groups").map_err(|e| args.wrong(&e))?;
-            }
-            Ok(name.to_owned())
-        }),
+        "delete" => change(
+            admin,
+            args,
+            2,
+            "bondy.group.deleted",
+            |s, args, offset| {
+                let name = args.string(offset, "name")?;
+                s.groups.remove(name).ok_or_else(|| no_group(name))?;
+                // Members and subgroups lose the membership instead of pointing at nothing.
+                s.users.values_mut().for_each(|u| u.groups.retain(|g| g != name));
+                s.groups.values_mut().for_each(|g| g.groups.retain(|p| p != name));
+                Ok(name.to_owned())
+            },
+            |_, _| None,
+        ),
+        "update" => change(
+            admin,
+            args,
+            3,
+            "bondy.group.updated",
+            |s, args, offset| {
+                let name = args.string(offset, "name")?;
+                let group = s.groups.get_mut(name).ok_or_else(|| no_group(name))?;
+                if let Some(groups) = args.dict(offset + 1, "changes")?.get("groups") {
+                    group.groups =
+                        strings_of(Some(groups), "groups").map_err(|e| args.wrong(&e))?;
+                }
+                Ok(name.to_owned())
+            },
+            |s, name| s.groups.get(name).map(describe_group),
+        ),
         "add_group" | "add_groups" | "remove_group" | "remove_groups" => {
-            membership(admin, args, name, |s, name| {
+            membership(admin, args, name, "group", |s, name| {
                 s.groups.get_mut(name).map(|g| &mut g.groups).ok_or_else(|| no_group(name))
             })
         }
@@ -105,24 +134,27 @@ fn read_one(
 }
 
 /// Applies a change to a copy of the realm's security, commits it and announces `event` with
-/// `[realm, name]`, where `name` is what the change returns.
+/// `[realm, name]`, where `name` is what the change returns. Returns what `result` describes of
+/// the changed security (Bondy returns the updated user or group).
 fn change(
     admin: &Admin<'_>,
     args: &Args,
     arity: usize,
     event: &str,
     apply: impl FnOnce(&mut Security, &Args, usize) -> Result<String, Error>,
+    result: impl FnOnce(&Security, &str) -> Option<Value>,
 ) -> Result<Value, Error> {
     let (realm, offset) = admin.target(args, arity)?;
     let mut security = (*realm.security()).clone();
     let name = apply(&mut security, args, offset)?;
+    let described = result(&security, &name).unwrap_or(Value::Null);
     admin.commit(&realm, security)?;
     admin.announce(
         &realm,
         event,
         vec![Value::from(realm.name().as_str()), Value::from(name.as_str())],
     );
-    Ok(Value::Null)
+    Ok(described)
 }
 
 /// `bondy.user.add(realm?, {username, password, authorized_keys, groups})`.
@@ -200,7 +232,7 @@ fn change_password(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     if let (Some(old), Some(stored)) = (old, &user.password)
         && !stored.matches(old)
     {
-        return Err(Error::AuthenticationFailed("the old password does not match".into()));
+        return Err(Error::BadSignature("the old password does not match".into()));
     }
     user.password = Some(StoredPassword::new(new));
     admin.commit(&realm, security)?;
@@ -217,6 +249,7 @@ fn membership(
     admin: &Admin<'_>,
     args: &Args,
     procedure: &str,
+    kind: &str,
     groups_of: impl for<'s> FnOnce(&'s mut Security, &str) -> Result<&'s mut Vec<String>, Error>,
 ) -> Result<Value, Error> {
     let (realm, offset) = admin.target(args, 3)?;
@@ -234,7 +267,6 @@ fn membership(
         groups.retain(|g| !changed.contains(g));
     }
     admin.commit(&realm, security)?;
-    let kind = if procedure.contains("user") { "user" } else { "group" };
     admin.announce(
         &realm,
         &format!("bondy.{kind}.updated"),
@@ -288,9 +320,7 @@ fn describe_group(group: &Group) -> Value {
 
 /// The grants that reach a user: to its authid, its groups (nested), or `all`.
 fn grants_of_user(security: &Security, name: &str) -> Option<Value> {
-    let user = security.users.get(name)?;
-    let mut principals = security.groups_of(user);
-    principals.insert(user.authid.clone());
-    principals.insert("all".into());
+    security.users.get(name)?;
+    let principals = security.principals(name, false);
     Some(super::grant::list(&security.grants, |g| g.roles.iter().any(|r| principals.contains(r))))
 }

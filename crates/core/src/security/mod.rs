@@ -55,6 +55,9 @@ pub struct Security {
     pub sources: Vec<Source>,
 }
 
+/// The authentication methods a realm can allow besides `anonymous`.
+pub const AUTHMETHODS: [&str; 4] = ["trust", "ticket", "wampcra", "cryptosign"];
+
 /// An authentication source rule (Bondy's "source"): `users` may authenticate with
 /// `authmethods` when they connect from `cidr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +134,7 @@ impl Security {
 
     /// Checks what a configuration or an admin call could get wrong: users and groups must
     /// belong to declared groups, groups may not contain themselves, and the names Bondy
-    /// reserves for roles cannot be usernames.
+    /// reserves for roles cannot be user or group names.
     pub fn validate(&self) -> Result<(), SecurityError> {
         for user in self.users.values() {
             if RESERVED_NAMES.contains(&user.authid.as_str()) {
@@ -144,6 +147,9 @@ impl Security {
             }
         }
         for group in self.groups.values() {
+            if RESERVED_NAMES.contains(&group.name.as_str()) {
+                return Err(SecurityError::ReservedName(group.name.clone()));
+            }
             let missing: Vec<String> =
                 group.groups.iter().filter(|g| !self.groups.contains_key(*g)).cloned().collect();
             if !missing.is_empty() {
@@ -181,5 +187,20 @@ impl Security {
             }
         }
         found
+    }
+
+    /// The names grants are matched against for a session of `authid`, from the users and
+    /// groups as they are now: the authid, its user's groups (nested included), `all`, and
+    /// `anonymous` for anonymous sessions. Not the authrole: a user in no group is shown
+    /// authrole "user" but must not get group "user"'s grants.
+    pub fn principals(&self, authid: &str, anonymous: bool) -> BTreeSet<String> {
+        let user = self.users.get(authid).filter(|_| !anonymous);
+        let mut principals = user.map(|u| self.groups_of(u)).unwrap_or_default();
+        principals.insert(authid.to_owned());
+        principals.insert("all".into());
+        if anonymous {
+            principals.insert("anonymous".into());
+        }
+        principals
     }
 }

@@ -5,7 +5,6 @@
 //! anyone whether a user exists: an unknown authid is challenged like a known one and fails at
 //! AUTHENTICATE with the same message as a wrong password.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use junction_auth::password::{StoredPassword, decoy};
@@ -401,19 +400,6 @@ impl Identity {
             anonymous: true,
         }
     }
-
-    /// The names grants are matched against: the authid, the groups, `all`, and `anonymous`
-    /// for anonymous sessions. Not the authrole: a user in no group is shown authrole "user"
-    /// but must not get group "user"'s grants.
-    fn principals(&self) -> BTreeSet<String> {
-        let mut principals: BTreeSet<String> = self.groups.iter().cloned().collect();
-        principals.insert(self.authid.clone());
-        principals.insert("all".into());
-        if self.anonymous {
-            principals.insert("anonymous".into());
-        }
-        principals
-    }
 }
 
 /// Sends WELCOME and attaches the session to the realm.
@@ -428,7 +414,6 @@ fn welcome(
     id: SessionId,
     identity: Identity,
 ) -> Result<Established, Error> {
-    let principals = identity.principals();
     let roles = match hello.details.get("roles") {
         Some(Value::Dict(roles)) => roles.clone(),
         _ => Dict::new(),
@@ -459,7 +444,7 @@ fn welcome(
         "agent" => router.config().agent.as_str(),
     };
     outbox.push(Outbound::Message(Welcome { session: id, details }.into()));
-    let peer = Arc::new(Peer::new(info, Arc::clone(outbox), principals));
+    let peer = Arc::new(Peer::new(info, Arc::clone(outbox), identity.anonymous));
     realm.attach(Arc::clone(&peer), now.wall);
     Ok(Established::new(Arc::clone(realm), peer))
 }

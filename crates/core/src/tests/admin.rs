@@ -117,7 +117,7 @@ fn admin_errors_are_bondys() {
     );
     assert_eq!(
         call(&mut root, "bondy.user.get", json!(["com.nowhere", "ann"]))[4],
-        "wamp.error.no_such_realm"
+        "bondy.error.not_found"
     );
     assert_eq!(
         call(&mut root, "bondy.realm.create", json!([{"uri": "realm1"}]))[4],
@@ -191,5 +191,70 @@ fn deleting_a_realm_closes_its_sessions_with_close_realm_and_announces_it() {
     let reply = call(&mut root, "bondy.realm.delete", json!(["com.tmp"]));
     assert_eq!(reply[0], 50, "{reply}");
     assert_eq!(member.recv().expect("GOODBYE")[2], "wamp.close.close_realm");
+    assert!(router.realm(&"com.tmp".into()).is_none());
+}
+
+#[test]
+fn group_membership_changes_apply_to_live_sessions() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.group.add", json!([{"name": "readers"}]));
+    let grant = json!([{"permissions": ["wamp.subscribe"], "uri": "com.", "match": "prefix", "roles": ["readers"]}]);
+    assert_eq!(call(&mut root, "bondy.grant.create", grant)[0], 50);
+    call(&mut root, "bondy.user.add", json!([{"username": "dora", "password": "pw"}]));
+    let (mut dora, _) = login(&router, "junction.admin", "dora", "pw");
+    dora.send(r#"[32, 1, {}, "com.news"]"#);
+    assert_eq!(dora.recv().unwrap()[4], "wamp.error.not_authorized");
+    assert_eq!(call(&mut root, "bondy.user.add_group", json!(["dora", "readers"]))[0], 50);
+    dora.send(r#"[32, 2, {}, "com.news"]"#);
+    assert_eq!(dora.recv().unwrap()[0], 33);
+    assert_eq!(call(&mut root, "bondy.user.remove_group", json!(["dora", "readers"]))[0], 50);
+    dora.send(r#"[32, 3, {}, "com.sports"]"#);
+    assert_eq!(dora.recv().unwrap()[4], "wamp.error.not_authorized");
+}
+
+#[test]
+fn revoking_some_permissions_for_some_roles_keeps_the_rest_of_the_grant() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.realm.create", json!([{"uri": "com.shop", "authmethods": ["ticket"]}]));
+    let both = json!(["com.shop", {
+        "permissions": ["wamp.register", "wamp.unregister"],
+        "resources": [{"uri": "com.shop.", "match": "prefix"}, {"uri": "com.stock", "match": "exact"}],
+        "roles": ["ann", "bob"],
+    }]);
+    assert_eq!(call(&mut root, "bondy.grant.create", both)[0], 50);
+    let revoke = json!(["com.shop", {"permissions": ["wamp.unregister"], "uri": "com.shop.", "match": "prefix", "roles": ["ann"]}]);
+    assert_eq!(call(&mut root, "bondy.grant.revoke", revoke)[0], 50);
+    let mut grants: Vec<Json> = call(&mut root, "bondy.realm.grants", json!(["com.shop"]))[3][0]
+        .as_array()
+        .unwrap()
+        .clone();
+    grants.sort_by_key(|g| g.to_string());
+    let mut expected = vec![
+        json!({"permissions": ["wamp.register"], "uri": "com.shop.", "match": "prefix", "roles": ["ann"]}),
+        json!({"permissions": ["wamp.register", "wamp.unregister"], "uri": "com.shop.", "match": "prefix", "roles": ["bob"]}),
+        json!({"permissions": ["wamp.register", "wamp.unregister"], "uri": "com.stock", "match": "exact", "roles": ["ann", "bob"]}),
+    ];
+    expected.sort_by_key(|g| g.to_string());
+    assert_eq!(grants, expected);
+}
+
+#[test]
+fn a_realm_with_users_is_deleted_only_with_force_and_groups_cannot_take_reserved_names() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.realm.create", json!([{"uri": "com.tmp", "authmethods": ["ticket"]}]));
+    call(&mut root, "bondy.user.add", json!(["com.tmp", {"username": "eve", "password": "pw"}]));
+    assert_eq!(
+        call(&mut root, "bondy.group.add", json!(["com.tmp", {"name": "anonymous"}]))[4],
+        "wamp.error.invalid_argument"
+    );
+    assert_eq!(
+        call(&mut root, "bondy.realm.delete", json!(["com.tmp"]))[4],
+        "bondy.error.active_users"
+    );
+    root.send(&json!([48, 9, {}, "bondy.realm.delete", ["com.tmp"], {"force": true}]).to_string());
+    assert_eq!(root.recv().unwrap()[0], 50);
     assert!(router.realm(&"com.tmp".into()).is_none());
 }

@@ -1,0 +1,437 @@
+"""TLS end to end: WebSocket over TLS (wss://), RawSocket over TLS and HTTPS on the ``[tls]``
+listen address, with Autobahn|Python (its ``ApplicationSession`` and its ``Component`` with a
+``tls`` endpoint) and xconn, authenticating with ticket, WAMP-CRA and Cryptosign; the session
+reports ``transport.tls``; SIGHUP reloads the certificate (docs/security.md, docs/configuration.md).
+
+Each test makes its own self-signed certificate for 127.0.0.1 with the ``cryptography`` package
+(installed with ``autobahn[encryption]``) and starts a router whose configuration names a free
+port for ``[tls] listen``; the plain ``--listen`` port stays plain. Clients trust the certificate
+through an ``ssl.SSLContext`` that holds it.
+
+Nothing here sleeps to wait for the router: after SIGHUP the test waits (bounded) for the log
+line that says the reload is done, then makes a new handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import os
+import signal
+import socket
+import ssl
+import time
+
+import pytest
+import pytest_asyncio
+import xconn
+from autobahn.asyncio.component import Component
+from autobahn.wamp.cryptosign import CryptosignKey
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from xconn.async_client import connect as xconn_connect
+
+from conftest import ClientPool
+from junction_harness import (
+    RECV_TIMEOUT,
+    STARTUP_TIMEOUT,
+    JoinFailed,
+    RouterProcess,
+    RouterStartError,
+    cryptosign_answer,
+    free_port,
+    join_autobahn_auth,
+    junction_binary,
+    ticket_answer,
+    wampcra_answer,
+    xconn_serializer,
+)
+
+SECURE = "secure"
+JOE_SECRET = "joe-tls-secret"
+ANN_SEED = os.urandom(32)
+ANN_KEY = CryptosignKey.from_bytes(ANN_SEED)
+
+RELOADED = "TLS certificate reloaded"
+NOT_RELOADED = "TLS certificate not reloaded"
+
+
+# ------------------------------------------------------------------------------------------------
+# Certificates and the router
+# ------------------------------------------------------------------------------------------------
+
+
+class Certificate:
+    """A self-signed certificate for 127.0.0.1 and localhost, written as PEM files."""
+
+    def __init__(self, common_name: str):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
+            ]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.der = self.cert.public_bytes(serialization.Encoding.DER)
+        self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
+        self.key_pem = self.key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption())
+
+    def write(self, cert_path, key_path) -> None:
+        cert_path.write_bytes(self.cert_pem)
+        key_path.write_bytes(self.key_pem)
+
+
+def trusting(*certificates: Certificate) -> ssl.SSLContext:
+    """A client context that trusts exactly these certificates (and checks the host name)."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.load_verify_locations(
+        cadata="".join(c.cert_pem.decode("ascii") for c in certificates))
+    return context
+
+
+def config(tls_port: int, cert_path, key_path) -> str:
+    return f"""
+[tls]
+listen = ["127.0.0.1:{tls_port}"]
+cert = "{cert_path}"
+key = "{key_path}"
+
+[[realms]]
+name = "{SECURE}"
+anonymous = false
+
+[realms.security]
+authmethods = ["ticket", "wampcra", "cryptosign"]
+
+[[realms.security.users]]
+authid = "joe"
+password = "{JOE_SECRET}"
+groups = ["user"]
+
+[[realms.security.users]]
+authid = "ann"
+authorized_keys = ["{ANN_KEY.public_key()}"]
+groups = ["user"]
+
+[[realms.security.groups]]
+name = "user"
+
+[[realms.security.grants]]
+permissions = ["wamp.call"]
+uri = "wamp.session."
+match = "prefix"
+roles = ["user"]
+"""
+
+
+class TlsRouter:
+    """A router with a ``[tls]`` listener, and the certificate it was started with."""
+
+    def __init__(self, process: RouterProcess, tls_port: int, certificate: Certificate,
+                 cert_path, key_path):
+        self.process = process
+        self.tls_port = tls_port
+        self.certificate = certificate
+        self.cert_path = cert_path
+        self.key_path = key_path
+
+    @property
+    def wss_url(self) -> str:
+        return f"wss://127.0.0.1:{self.tls_port}/ws"
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def tls_router(request, tmp_path):
+    certificate = Certificate("junction-test-1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certificate.write(cert_path, key_path)
+    last_error = ""
+    # The TLS port is picked before the router starts: a parallel test may take it first, in
+    # which case the router exits and we try another one.
+    for _attempt in range(3):
+        tls_port = free_port()
+        process = RouterProcess(junction_binary(), tmp_path,
+                                config=config(tls_port, cert_path, key_path))
+        request.node.junction_routers = getattr(request.node, "junction_routers", []) + [process]
+        try:
+            process.start()
+        except RouterStartError as e:
+            last_error = str(e)
+            continue
+        # The plain port accepts; the TLS one is bound at the same time, but check it too.
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not accepts(tls_port) and process.is_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if accepts(tls_port):
+            break
+        last_error = process.log_tail()
+        process.stop()
+    else:
+        pytest.fail(f"no router with a TLS listener: {last_error}", pytrace=False)
+    router = TlsRouter(process, tls_port, certificate, cert_path, key_path)
+    yield router
+    crashed = not process.is_running()
+    exit_code = process.proc.poll()
+    process.stop()
+    if crashed:
+        pytest.fail(f"junction exited during the test with code {exit_code}; log:\n"
+                    f"{process.log_tail()}", pytrace=False)
+
+
+class TlsClients(ClientPool):
+    """Sessions over the TLS listener (closed at teardown)."""
+
+    def __init__(self, router: TlsRouter):
+        super().__init__(router.process)
+        self.tls = router
+
+    async def join(self, method: str, transport: str = "websocket", serializer: str = "json",
+                   context: ssl.SSLContext | None = None, tls: bool = True):
+        authid, answer, extra = {
+            "ticket": ("joe", ticket_answer(JOE_SECRET), None),
+            "wampcra": ("joe", wampcra_answer(JOE_SECRET), None),
+            "cryptosign": ("ann", cryptosign_answer(ANN_KEY), {"pubkey": ANN_KEY.public_key()}),
+        }[method]
+        if tls:
+            context = context or trusting(self.tls.certificate)
+            where = {"port": self.tls.tls_port, "ssl": context}
+        else:
+            where = {}
+        session = await join_autobahn_auth(self.router, SECURE, [method], authid, answer,
+                                           authextra=extra, transport=transport,
+                                           serializer=serializer, **where)
+        self._autobahn.append(session)
+        return session
+
+    async def xconn_wss(self, authenticator, serializer: str = "json"):
+        session = await asyncio.wait_for(
+            xconn_connect(self.tls.wss_url, SECURE, authenticator, xconn_serializer(serializer)),
+            RECV_TIMEOUT,
+        )
+        self._xconn.append(session)
+        return session
+
+
+@pytest_asyncio.fixture
+async def tls(tls_router):
+    pool = TlsClients(tls_router)
+    yield pool
+    await pool.close()
+
+
+async def own_transport(session) -> dict:
+    """The ``transport`` of the session as ``wamp.session.get`` reports it."""
+    sid = session.joined.result().session
+    info = await asyncio.wait_for(session.call("wamp.session.get", sid), RECV_TIMEOUT)
+    return info["transport"]
+
+
+async def presented_certificate(port: int, context: ssl.SSLContext) -> bytes:
+    """The DER certificate the router presents in a new TLS handshake on ``port``."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port, ssl=context), RECV_TIMEOUT)
+    try:
+        return writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+
+
+async def wait_for_log(process: RouterProcess, text: str, count: int) -> None:
+    """Until ``text`` appears ``count`` times in the router's log (bounded)."""
+    deadline = time.monotonic() + RECV_TIMEOUT
+    while process.log_path.read_text(errors="replace").count(text) < count:
+        if time.monotonic() > deadline or not process.is_running():
+            pytest.fail(f"no {text!r} (x{count}) in the router log:\n{process.log_tail()}")
+        await asyncio.sleep(0.02)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sessions over TLS
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["ticket", "wampcra", "cryptosign"])
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+async def test_autobahn_authenticates_over_tls_and_the_session_knows_it(tls, transport, method):
+    session = await tls.join(method, transport)
+    details = session.joined.result()
+    assert (details.realm, details.authmethod) == (SECURE, method), details
+    transport_info = await own_transport(session)
+    assert transport_info["tls"] is True, transport_info
+    assert transport_info["type"] == transport, transport_info
+
+
+@pytest.mark.parametrize("transport,serializer",
+                         [("websocket", "msgpack"), ("websocket", "cbor"),
+                          ("rawsocket", "msgpack"), ("rawsocket", "cbor")])
+async def test_every_serializer_works_over_tls(tls, transport, serializer):
+    session = await tls.join("wampcra", transport, serializer)
+    assert (await own_transport(session))["tls"] is True
+
+
+async def test_the_plain_listener_stays_plain(tls):
+    for transport in ("websocket", "rawsocket"):
+        session = await tls.join("ticket", transport, tls=False)
+        assert (await own_transport(session))["tls"] is False
+
+
+@pytest.mark.parametrize("kind", ["rawsocket", "websocket"])
+async def test_autobahn_component_with_a_tls_endpoint(tls_router, kind):
+    """Autobahn's own transport configuration: ``endpoint: {type: tcp, ..., tls: {trust_root}}``
+    and a Cryptosign ``authentication`` setting."""
+    loop = asyncio.get_running_loop()
+    result = loop.create_future()
+    transport_config = {
+        "type": kind,
+        "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": tls_router.tls_port,
+                     "tls": {"trust_root": str(tls_router.cert_path)}},
+        "max_retries": 0,
+    }
+    if kind == "websocket":
+        transport_config.update(url=tls_router.wss_url, serializers=["json"])
+    else:
+        transport_config.update(serializer="json")
+    component = Component(
+        transports=[transport_config],
+        realm=SECURE,
+        authentication={"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex()}},
+    )
+
+    @component.on_join
+    async def on_join(session, details):
+        try:
+            info = await session.call("wamp.session.get", details.session)
+            result.set_result((details, info["transport"]))
+        except Exception as e:  # reported below
+            result.set_exception(e)
+        await session.leave()
+
+    @component.on_leave
+    def on_leave(session, details):
+        if not result.done():
+            result.set_exception(JoinFailed(details.reason, details.message))
+
+    done = asyncio.ensure_future(component.start(loop))
+    try:
+        finished, _ = await asyncio.wait({result, done}, timeout=RECV_TIMEOUT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        assert result in finished, f"the Component did not join: {done!r}"
+        details, transport = result.result()
+        assert (details.authid, details.authmethod) == ("ann", "cryptosign"), details
+        assert (transport["type"], transport["tls"]) == (kind, True), transport
+        await asyncio.wait_for(done, RECV_TIMEOUT)
+    finally:
+        if not done.done():
+            await asyncio.wait_for(component.stop(), RECV_TIMEOUT)
+
+
+async def test_xconn_over_wss(tls, tls_router, monkeypatch):
+    """xconn takes no SSL context: its wss:// connections use Python's default trust store,
+    which ``SSL_CERT_FILE`` points at the test certificate."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_router.cert_path))
+    for authenticator, serializer in [
+        (xconn.TicketAuthenticator("joe", JOE_SECRET, {}), "json"),
+        (xconn.WAMPCRAAuthenticator("joe", JOE_SECRET, {}), "msgpack"),
+        (xconn.CryptoSignAuthenticator("ann", ANN_SEED.hex(), {}), "cbor"),
+    ]:
+        session = await tls.xconn_wss(authenticator, serializer)
+        sid = session._base_session.session_details.session_id
+        result = await asyncio.wait_for(session.call("wamp.session.get", [sid]), RECV_TIMEOUT)
+        transport = result.args[0]["transport"]
+        assert (transport["type"], transport["tls"]) == ("websocket", True), transport
+
+
+async def test_a_client_that_does_not_trust_the_certificate_is_refused(tls):
+    stranger = Certificate("someone-else")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await tls.join("ticket", "websocket", context=trusting(stranger))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await tls.join("ticket", "rawsocket", context=ssl.create_default_context())
+
+
+async def test_the_tls_port_speaks_only_tls(tls_router):
+    """A plain RawSocket handshake on the TLS port gets no RawSocket answer."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", tls_router.tls_port), RECV_TIMEOUT)
+    try:
+        writer.write(bytes([0x7F, 0xF1, 0, 0]))
+        await writer.drain()
+        try:
+            reply = await asyncio.wait_for(reader.read(4), RECV_TIMEOUT)
+        except ConnectionError:
+            reply = b""
+        assert not reply.startswith(b"\x7f"), reply
+    finally:
+        writer.close()
+
+
+async def test_https_on_the_tls_port(tls_router):
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(
+        "127.0.0.1", tls_router.tls_port, ssl=trusting(tls_router.certificate)), RECV_TIMEOUT)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), RECV_TIMEOUT)
+        assert status.startswith(b"HTTP/1.1 200"), status
+    finally:
+        writer.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Certificate reload
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_sighup_reloads_the_certificate_and_keeps_serving(tls, tls_router):
+    old = tls_router.certificate
+    process = tls_router.process
+    before = await tls.join("ticket", "websocket")
+    both = trusting(old, Certificate("unused"))
+    assert await presented_certificate(tls_router.tls_port, both) == old.der
+
+    new = Certificate("junction-test-2")
+    new.write(tls_router.cert_path, tls_router.key_path)
+    process.proc.send_signal(signal.SIGHUP)
+    await wait_for_log(process, RELOADED, 1)
+
+    # New handshakes present the new certificate...
+    assert await presented_certificate(tls_router.tls_port, trusting(old, new)) == new.der
+    for transport in ("websocket", "rawsocket"):
+        session = await tls.join("cryptosign", transport, context=trusting(new))
+        assert (await own_transport(session))["tls"] is True
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await tls.join("ticket", "rawsocket", context=trusting(old))
+    # ... and the session made before the reload goes on.
+    assert (await own_transport(before))["tls"] is True
+
+    # A broken file is not taken: the previous certificate stays.
+    tls_router.cert_path.write_text("not a certificate\n")
+    process.proc.send_signal(signal.SIGHUP)
+    await wait_for_log(process, NOT_RELOADED, 1)
+    assert await presented_certificate(tls_router.tls_port, trusting(old, new)) == new.der
+    session = await tls.join("wampcra", "rawsocket", context=trusting(new))
+    assert (await own_transport(session))["tls"] is True
+    assert process.is_running()
