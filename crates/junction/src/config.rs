@@ -172,7 +172,8 @@ pub struct Realm {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealmSecurity {
-    /// Authentication methods accepted besides `anonymous`: `ticket`, `wampcra`, `cryptosign`.
+    /// Authentication methods accepted besides `anonymous`: `ticket`, `wampcra`, `cryptosign`,
+    /// `scram`.
     #[serde(default)]
     pub authmethods: Vec<String>,
     /// Users who can authenticate.
@@ -197,7 +198,8 @@ pub struct SourceConfig {
     pub users: Vec<String>,
     /// An address range, e.g. `10.0.0.0/8` or `::1/128`.
     pub cidr: String,
-    /// Methods allowed from there: `trust`, `ticket`, `wampcra`, `cryptosign`, `anonymous`.
+    /// Methods allowed from there: `trust`, `ticket`, `wampcra`, `cryptosign`, `scram`,
+    /// `anonymous`.
     pub authmethods: Vec<String>,
 }
 
@@ -207,7 +209,7 @@ pub struct SourceConfig {
 pub struct UserConfig {
     /// The user's authid.
     pub authid: String,
-    /// For `ticket` and `wampcra`; kept only as a salted derived key once loaded.
+    /// For `ticket`, `wampcra` and `scram`; kept only as salted derived keys once loaded.
     #[serde(default)]
     pub password: Option<String>,
     /// For `cryptosign`: hex Ed25519 public keys.
@@ -354,10 +356,10 @@ fn security(config: &RealmSecurity) -> Security {
 /// Refuses what would fail later or silently: unknown methods and permissions, bad keys, and
 /// what the core's own validation refuses (undeclared groups, group cycles, reserved names).
 fn validate_security(config: &RealmSecurity) -> Result<(), String> {
-    const METHODS: [&str; 5] = ["trust", "ticket", "wampcra", "cryptosign", "anonymous"];
-    if let Some(method) = config.authmethods.iter().find(|m| !METHODS[..4].contains(&m.as_str())) {
+    const METHODS: [&str; 6] = ["trust", "ticket", "wampcra", "cryptosign", "scram", "anonymous"];
+    if let Some(method) = config.authmethods.iter().find(|m| !METHODS[..5].contains(&m.as_str())) {
         return Err(format!(
-            "authmethods: unknown method \"{method}\" (trust, ticket, wampcra, cryptosign)"
+            "authmethods: unknown method \"{method}\" (trust, ticket, wampcra, cryptosign, scram)"
         ));
     }
     for user in &config.users {

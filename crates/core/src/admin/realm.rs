@@ -121,10 +121,9 @@ fn apply(config: &mut RealmConfig, data: &Dict) -> Result<(), String> {
     }
     if let Some(v) = data.get("authmethods") {
         let methods = strings_of(Some(v), "authmethods")?;
-        if let Some(m) = methods
-            .iter()
-            .find(|m| !["ticket", "wampcra", "cryptosign", "anonymous"].contains(&m.as_str()))
-        {
+        if let Some(m) = methods.iter().find(|m| {
+            !["ticket", "wampcra", "cryptosign", "scram", "anonymous"].contains(&m.as_str())
+        }) {
             return Err(format!("unknown authmethod \"{m}\""));
         }
         config.allow_anonymous |= methods.iter().any(|m| m == "anonymous");
