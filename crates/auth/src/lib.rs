@@ -3,17 +3,21 @@
 //! machine (in `junction-core`) asks for a challenge, sends it, and verifies the answer here.
 //!
 //! Layout:
-//! - [`password`]: how passwords are stored — only as a salted PBKDF2-SHA256 derived key.
+//! - [`password`]: how passwords are stored — only as a salted PBKDF2-SHA256 derived key, and
+//!   as a SCRAM credential.
 //! - [`ticket`]: `ticket`: the client sends its password; compared through the derived key.
 //! - [`cra`]: `wampcra`: HMAC-SHA256 over a router challenge, keyed with the salted derived key
 //!   (as Autobahn and xconn compute it).
 //! - [`cryptosign`]: `cryptosign`: an Ed25519 signature over a random 32-byte challenge.
+//! - [`scram`]: `scram` (WAMP-SCRAM with Argon2id): the client proves it knows the password
+//!   without sending it; the router keeps only `StoredKey` and `ServerKey`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod cra;
 pub mod cryptosign;
 pub mod password;
+pub mod scram;
 pub mod ticket;
 
 /// Why an authentication attempt failed. The variants are for logs and tests; what the client

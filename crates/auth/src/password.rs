@@ -1,12 +1,15 @@
 //! Stored passwords: never the password itself, only PBKDF2-HMAC-SHA256 over it with a random
 //! salt. The same derived key serves `ticket` (derive the presented ticket and compare) and
-//! salted `wampcra` (the key Autobahn and xconn derive on their side).
+//! salted `wampcra` (the key Autobahn and xconn derive on their side). A password set since
+//! `scram` exists also carries a [`ScramCredential`] (Argon2id), derived at the same moment.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::Rng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use crate::scram::ScramCredential;
 
 /// Iterations for newly stored passwords (WAMP-CRA clients accept any count the router sends).
 pub const DEFAULT_ITERATIONS: u32 = 1000;
@@ -23,6 +26,9 @@ pub struct StoredPassword {
     pub iterations: u32,
     /// PBKDF2-HMAC-SHA256(password, salt, iterations), `KEY_LENGTH` octets.
     pub key: Vec<u8>,
+    /// The `scram` credential. `None` for passwords stored before Junction had `scram` (they
+    /// need to be set again to use it) and for [`StoredPassword::with_salt`].
+    pub scram: Option<ScramCredential>,
 }
 
 impl StoredPassword {
@@ -32,12 +38,21 @@ impl StoredPassword {
             let bytes: [u8; 16] = rand::rng().random();
             hex::encode(bytes)
         };
-        Self::with_salt(password, &salt, DEFAULT_ITERATIONS)
+        Self {
+            scram: Some(ScramCredential::new(password)),
+            ..Self::with_salt(password, &salt, DEFAULT_ITERATIONS)
+        }
     }
 
-    /// Derives a stored password with a given salt and iteration count.
+    /// Derives the PBKDF2 part of a stored password with a given salt and iteration count (no
+    /// `scram` credential: that is what a WAMP-CRA client computes).
     pub fn with_salt(password: &str, salt: &str, iterations: u32) -> Self {
-        Self { salt: salt.to_owned(), iterations, key: derive(password, salt, iterations) }
+        Self {
+            salt: salt.to_owned(),
+            iterations,
+            key: derive(password, salt, iterations),
+            scram: None,
+        }
     }
 
     /// Whether `password` is the one stored, in constant time.
@@ -84,6 +99,9 @@ mod tests {
         assert!(!stored.matches("s3cret "));
         assert!(!stored.key.windows(6).any(|w| w == b"s3cret"));
         assert_ne!(StoredPassword::new("s3cret").salt, stored.salt, "salts are random");
+        let scram = stored.scram.as_ref().expect("new passwords get a scram credential");
+        assert!(!scram.stored_key.windows(6).any(|w| w == b"s3cret"));
+        assert!(!scram.server_key.windows(6).any(|w| w == b"s3cret"));
     }
 
     #[test]

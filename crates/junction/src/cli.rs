@@ -38,7 +38,7 @@ pub(crate) enum RealmCommand {
     /// Create a realm (security enabled).
     Create {
         name: String,
-        /// Accepted methods: anonymous, ticket, wampcra, cryptosign (repeatable).
+        /// Accepted methods: anonymous, ticket, wampcra, cryptosign, scram (repeatable).
         #[arg(long = "authmethod")]
         authmethods: Vec<String>,
         #[arg(long, default_value = "")]
@@ -56,7 +56,7 @@ pub(crate) enum UserCommand {
     Add {
         realm: String,
         username: String,
-        /// For ticket and wampcra (stored as a salted derived key).
+        /// For ticket, wampcra and scram (stored only as salted derived keys).
         #[arg(long)]
         password: Option<String>,
         /// Groups (repeatable); the first is the session's authrole.

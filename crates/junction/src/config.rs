@@ -177,7 +177,8 @@ pub struct Realm {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealmSecurity {
-    /// Authentication methods accepted besides `anonymous`: `ticket`, `wampcra`, `cryptosign`.
+    /// Authentication methods accepted besides `anonymous`: `ticket`, `wampcra`, `cryptosign`,
+    /// `scram`.
     #[serde(default)]
     pub authmethods: Vec<String>,
     /// Users who can authenticate.
@@ -202,7 +203,8 @@ pub struct SourceConfig {
     pub users: Vec<String>,
     /// An address range, e.g. `10.0.0.0/8` or `::1/128`.
     pub cidr: String,
-    /// Methods allowed from there: `trust`, `ticket`, `wampcra`, `cryptosign`, `anonymous`.
+    /// Methods allowed from there: `trust`, `ticket`, `wampcra`, `cryptosign`, `scram`,
+    /// `anonymous`.
     pub authmethods: Vec<String>,
 }
 
@@ -212,7 +214,7 @@ pub struct SourceConfig {
 pub struct UserConfig {
     /// The user's authid.
     pub authid: String,
-    /// For `ticket` and `wampcra`; kept only as a salted derived key once loaded.
+    /// For `ticket`, `wampcra` and `scram`; kept only as salted derived keys once loaded.
     #[serde(default)]
     pub password: Option<String>,
     /// For `cryptosign`: hex Ed25519 public keys.

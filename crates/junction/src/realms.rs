@@ -38,7 +38,12 @@ pub(crate) fn reconcile(
             description: "Administration of every realm (bondy.* procedures)".into(),
             security: Security {
                 enabled: true,
-                authmethods: vec!["ticket".into(), "wampcra".into(), "cryptosign".into()],
+                authmethods: vec![
+                    "ticket".into(),
+                    "wampcra".into(),
+                    "cryptosign".into(),
+                    "scram".into(),
+                ],
                 ..Security::default()
             },
             ..RealmConfig::open(admin_realm.as_str())

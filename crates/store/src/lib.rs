@@ -199,6 +199,33 @@ mod tests {
     }
 
     #[test]
+    fn a_scram_credential_reads_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = realm();
+        Store::open(dir.path()).unwrap().save_realm(&saved).unwrap();
+        let realms = Store::open(dir.path()).unwrap().realms().unwrap();
+        assert_eq!(
+            realms[0].security.users["joe"].password.as_ref().unwrap().scram,
+            saved.security.users["joe"].password.as_ref().unwrap().scram
+        );
+    }
+
+    #[test]
+    fn a_user_record_written_before_scram_still_reads_without_a_scram_credential() {
+        // The shape FORMAT_VERSION 1 stores wrote before `scram`: no "scram" member.
+        let json = r#"{"name":"old","allow_anonymous":false,"strict_uris":false,
+            "disclose_caller":false,"disclose_publisher":false,"default_call_timeout_ms":0,
+            "max_call_timeout_ms":0,"security_enabled":true,"authmethods":["ticket"],
+            "users":[{"authid":"joe","password":{"salt":"salt","iterations":1000,
+            "key":"a8df899f3c4f204d967e0ad63c092987c10055ebb017b3d9d28add218d4f7aad"}}]}"#;
+        let record: records::RealmRecord = serde_json::from_str(json).unwrap();
+        let realm = record.into_config().unwrap();
+        let password = realm.security.users["joe"].password.clone().unwrap();
+        assert!(password.scram.is_none());
+        assert!(password.matches("secret"));
+    }
+
+    #[test]
     fn passwords_are_not_stored_in_clear() {
         let dir = tempfile::tempdir().unwrap();
         Store::open(dir.path()).unwrap().save_realm(&realm()).unwrap();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use junction_auth::password::StoredPassword;
+use junction_auth::scram::ScramCredential;
 use junction_core::RealmConfig;
 use junction_core::options::MatchPolicy;
 use junction_core::realm::HistoryConfig;
@@ -68,6 +69,20 @@ struct PasswordRecord {
     iterations: u32,
     /// Hex of the PBKDF2 derived key.
     key: String,
+    /// Absent in stores written before `scram` existed: those users need their password set
+    /// again to use `scram`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scram: Option<ScramRecord>,
+}
+
+/// A `scram` credential: hex salt and keys, Argon2id costs (KDF `argon2id-13`).
+#[derive(Serialize, Deserialize)]
+struct ScramRecord {
+    salt: String,
+    iterations: u32,
+    memory: u32,
+    stored_key: String,
+    server_key: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,6 +133,13 @@ impl RealmRecord {
                         salt: p.salt.clone(),
                         iterations: p.iterations,
                         key: hex::encode(&p.key),
+                        scram: p.scram.as_ref().map(|c| ScramRecord {
+                            salt: hex::encode(&c.salt),
+                            iterations: c.iterations,
+                            memory: c.memory,
+                            stored_key: hex::encode(c.stored_key),
+                            server_key: hex::encode(c.server_key),
+                        }),
                     }),
                     authorized_keys: u.authorized_keys.iter().map(hex::encode).collect(),
                     groups: u.groups.clone(),
@@ -161,10 +183,16 @@ impl RealmRecord {
                     .map(|p| {
                         let key =
                             hex::decode(&p.key).map_err(|e| format!("user {}: {e}", u.authid))?;
+                        let scram = p
+                            .scram
+                            .map(ScramRecord::into_credential)
+                            .transpose()
+                            .map_err(|e| format!("user {}: scram: {e}", u.authid))?;
                         Ok::<_, String>(StoredPassword {
                             salt: p.salt,
                             iterations: p.iterations,
                             key,
+                            scram,
                         })
                     })
                     .transpose()?;
@@ -250,5 +278,23 @@ fn policy(name: &str) -> Result<MatchPolicy, String> {
         "prefix" => Ok(MatchPolicy::Prefix),
         "wildcard" => Ok(MatchPolicy::Wildcard),
         other => Err(format!("unknown match policy {other}")),
+    }
+}
+
+impl ScramRecord {
+    fn into_credential(self) -> Result<ScramCredential, String> {
+        let key = |k: &str| {
+            hex::decode(k)
+                .map_err(|e| e.to_string())?
+                .try_into()
+                .map_err(|_| "a key is not 32 octets".to_owned())
+        };
+        Ok(ScramCredential {
+            salt: hex::decode(&self.salt).map_err(|e| e.to_string())?,
+            iterations: self.iterations,
+            memory: self.memory,
+            stored_key: key(&self.stored_key)?,
+            server_key: key(&self.server_key)?,
+        })
     }
 }

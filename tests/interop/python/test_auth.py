@@ -1,14 +1,15 @@
-"""Realm security end to end: authentication (ticket, salted WAMP-CRA, Cryptosign) and
+"""Realm security end to end: authentication (ticket, salted WAMP-CRA, Cryptosign, WAMP-SCRAM) and
 authorization (grants to users, nested groups, `all` and `anonymous`), with Autobahn|Python,
 xconn and hand-written frames (spec: advanced/authentication*.md, authorization.md; see
 docs/security.md).
 
-Every test starts a router with ``CONFIG`` below: realm ``secure`` (no anonymous sessions, three
+Every test starts a router with ``CONFIG`` below: realm ``secure`` (no anonymous sessions, four
 methods, five users, three groups, grants), realm ``ticketonly`` (ticket only, with a ``joe`` of
 its own), realm ``open`` (anonymous sessions welcome, with grants for them) and realm ``public``
 (no security section, so anything goes). The Cryptosign key pairs are generated when this module
 is imported; only ann's public key goes into the configuration. ``autobahn.wamp.cryptosign``
-needs Autobahn's ``encryption`` extra (PyNaCl, base58, ecdsa) in the virtualenv.
+needs Autobahn's ``encryption`` extra (PyNaCl, base58, ecdsa) in the virtualenv, and
+``AuthScram`` its ``scram`` extra (argon2-cffi, passlib).
 
 Checks that something is *not* delivered never sleep: the test makes the router send a later
 message to the same peer (a "marker") and asserts that the marker is the next thing that peer
@@ -18,6 +19,7 @@ receives, since the router delivers what it sends to one session in order.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -28,7 +30,7 @@ import pytest_asyncio
 from autobahn.asyncio.component import Component
 from autobahn.asyncio.rawsocket import WampRawSocketClientFactory
 from autobahn.asyncio.websocket import WampWebSocketClientFactory
-from autobahn.wamp.auth import compute_wcs, derive_key
+from autobahn.wamp.auth import AuthScram, compute_wcs, derive_key
 from autobahn.wamp.cryptosign import CryptosignKey
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig, PublishOptions
@@ -87,7 +89,7 @@ name = "{SECURE}"
 anonymous = false
 
 [realms.security]
-authmethods = ["ticket", "wampcra", "cryptosign"]
+authmethods = ["ticket", "wampcra", "cryptosign", "scram"]
 
 [[realms.security.users]]
 authid = "joe"
@@ -272,6 +274,20 @@ def cryptosign(key: CryptosignKey):
         return key.sign_challenge(challenge)
 
     return respond
+
+
+def scram(authid: str, password: str):
+    """Autobahn's WAMP-SCRAM client (``AuthScram``) for ``authid``, and an onChallenge answer
+    computed by it. Its ``authextra`` (the client nonce) goes into HELLO; its ``on_welcome``
+    checks the router's server signature."""
+    authenticator = AuthScram(authid=authid, password=password)
+
+    def respond(challenge):
+        assert challenge.method == "scram", challenge
+        proof = authenticator.on_challenge(None, challenge)
+        return proof.decode("ascii") if isinstance(proof, bytes) else proof
+
+    return authenticator, respond
 
 
 class AuthSession(AutobahnTestSession):
@@ -508,6 +524,107 @@ async def test_cryptosign_with_the_component_authentication_config(router):
             await asyncio.wait_for(component.stop(), RECV_TIMEOUT)
 
 
+@pytest.mark.parametrize("transport,serializer",
+                         [("websocket", "json"), ("rawsocket", "cbor"), ("websocket", "msgpack")])
+async def test_scram_welcomes_joe_and_autobahn_verifies_the_server_signature(auth, transport,
+                                                                            serializer):
+    authenticator, respond = scram("joe", JOE_SECRET)
+    session = await auth.autobahn_auth(SECURE, ["scram"], "joe", respond,
+                                       authextra=authenticator.authextra,
+                                       transport=transport, serializer=serializer)
+
+    assert_welcome(session, SECURE, "joe", "user", "scram")
+    [challenge] = session.challenges
+    extra = challenge.extra
+    # Exactly what Autobahn accepts (it refuses a challenge with any other attribute).
+    assert set(extra) == {"nonce", "salt", "kdf", "iterations", "memory"}, extra
+    assert extra["kdf"] == "argon2id-13", extra
+    assert extra["nonce"].startswith(authenticator.authextra["nonce"]), extra
+    assert len(base64.b64decode(extra["salt"])) == 16, extra
+    assert isinstance(extra["iterations"], int) and extra["iterations"] > 0, extra
+    assert isinstance(extra["memory"], int) and extra["memory"] > 0, extra
+    # Mutual authentication: the router proves it holds joe's ServerKey.
+    authextra = session.joined.result().authextra
+    assert "scram_server_signature" in authextra, authextra
+    assert authenticator.on_welcome(session, authextra) is None
+    forged = {"scram_server_signature": base64.b64encode(bytes(32)).decode("ascii")}
+    assert authenticator.on_welcome(session, forged) is not None, "Autobahn checks it"
+
+
+async def test_scram_with_the_component_authentication_config(router):
+    """The way an Autobahn application configures WAMP-SCRAM: a Component with
+    ``authentication={"scram": {"authid": ..., "password": ...}}``; Autobahn checks the
+    server signature in WELCOME itself and leaves if it is wrong."""
+    loop = asyncio.get_running_loop()
+    joined = loop.create_future()
+    component = Component(
+        transports=[{"type": "websocket", "url": router.ws_url, "serializers": ["cbor"],
+                     "max_retries": 0}],
+        realm=SECURE,
+        authentication={"scram": {"authid": "carl", "password": CARL_SECRET}},
+    )
+
+    @component.on_join
+    async def on_join(session, details):
+        joined.set_result(details)
+        await session.leave()
+
+    @component.on_leave
+    def on_leave(session, details):
+        if not joined.done():
+            joined.set_exception(JoinFailed(details.reason, details.message))
+
+    done = asyncio.ensure_future(component.start(loop))
+    try:
+        finished, _ = await asyncio.wait({joined, done}, timeout=RECV_TIMEOUT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        assert joined in finished, f"the Component did not join: {done!r}"
+        details = joined.result()
+        assert (details.authid, details.authrole, details.authmethod, details.authprovider) == (
+            "carl", "admin", "scram", "junction"), details
+        await asyncio.wait_for(done, RECV_TIMEOUT)
+    finally:
+        if not done.done():
+            await asyncio.wait_for(component.stop(), RECV_TIMEOUT)
+
+
+async def test_scram_fails_alike_for_a_wrong_password_and_an_unknown_user(auth):
+    wrong_client, wrong_answer = scram("joe", "not-it")
+    wrong = await join_fails(auth.autobahn_auth(SECURE, ["scram"], "joe", wrong_answer,
+                                                authextra=wrong_client.authextra))
+    unknown_client, unknown_answer = scram("nobody", JOE_SECRET)
+    unknown = await join_fails(auth.autobahn_auth(SECURE, ["scram"], "nobody", unknown_answer,
+                                                  authextra=unknown_client.authextra))
+    # ann exists but has no password, so no SCRAM credential: the same decoy path.
+    keyonly_client, keyonly_answer = scram("ann", JOE_SECRET)
+    keyonly = await join_fails(auth.autobahn_auth(SECURE, ["scram"], "ann", keyonly_answer,
+                                                  authextra=keyonly_client.authextra))
+
+    for failed, authid in ((wrong, "joe"), (unknown, "nobody"), (keyonly, "ann")):
+        assert failed.reason == AUTHENTICATION_FAILED, failed
+        assert_reveals_nothing(failed.message)
+        assert shape(failed.message, authid) == shape(wrong.message, "joe"), (failed, wrong)
+
+
+async def test_scram_decoy_challenges_look_like_real_ones(auth):
+    """An unknown user is challenged like a known one: same attributes, same costs, a salt of
+    the same length that stays the same for the authid (asking twice reveals nothing)."""
+    challenges = {}
+    for authid in ("joe", "nobody", "nobody"):
+        client, _ = scram(authid, "irrelevant")
+        _, reply = await auth.raw_hello(SECURE, {"authmethods": ["scram"], "authid": authid,
+                                                 "authextra": client.authextra})
+        assert reply[:2] == [CHALLENGE, "scram"], reply
+        challenges.setdefault(authid, []).append(reply[2])
+    [joe], [nobody, again] = challenges["joe"], challenges["nobody"]
+    assert set(joe) == set(nobody), (joe, nobody)
+    for name in ("kdf", "iterations", "memory"):
+        assert joe[name] == nobody[name], (joe, nobody)
+    assert len(joe["salt"]) == len(nobody["salt"]), (joe, nobody)
+    assert again["salt"] == nobody["salt"], (again, nobody)
+    assert again["nonce"] != nobody["nonce"], (again, nobody)
+
+
 async def test_the_first_method_the_realm_accepts_in_the_clients_order_is_challenged(auth):
     # secure accepts all three: the client's first choice wins.
     session = await auth.autobahn_auth(SECURE, ["wampcra", "ticket"], "joe", wampcra(JOE_SECRET))
@@ -666,7 +783,7 @@ async def test_a_method_the_realm_does_not_accept_is_refused_with_the_accepted_o
     for method in ("ticket", "wampcra", "cryptosign"):
         assert method in failed.message, failed
 
-    # Methods Junction does not implement, on a realm that accepts only ticket.
+    # Methods this realm does not accept (it accepts only ticket).
     failed = await join_fails(auth.autobahn_auth(TICKET_ONLY, ["scram", "trust"], "joe",
                                                  ticket(JOE_TICKETONLY_SECRET)))
     assert failed.reason == NO_MATCHING_AUTH_METHOD, failed
@@ -949,7 +1066,7 @@ async def test_anonymous_sessions_where_not_allowed_are_refused(auth):
 
     # The list of accepted methods names anonymous only where it is accepted.
     for realm in (SECURE, OPEN, TICKET_ONLY):
-        _, reply = await auth.raw_hello(realm, {"authmethods": ["scram"], "authid": "joe"})
+        _, reply = await auth.raw_hello(realm, {"authmethods": ["cookie"], "authid": "joe"})
         assert reply[0] == ABORT and reply[2] == NO_MATCHING_AUTH_METHOD, reply
         message = reply[1]["message"]
         assert "ticket" in message, message

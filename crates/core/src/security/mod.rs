@@ -42,7 +42,7 @@ pub struct Security {
     /// `security` section).
     pub enabled: bool,
     /// Authentication methods the realm accepts besides `anonymous` (which the realm's
-    /// `allow_anonymous` controls): `ticket`, `wampcra`, `cryptosign`.
+    /// `allow_anonymous` controls): `ticket`, `wampcra`, `cryptosign`, `scram`.
     pub authmethods: Vec<String>,
     /// Users by authid.
     pub users: HashMap<String, User>,
@@ -56,7 +56,7 @@ pub struct Security {
 }
 
 /// The authentication methods a realm can allow besides `anonymous`.
-pub const AUTHMETHODS: [&str; 4] = ["trust", "ticket", "wampcra", "cryptosign"];
+pub const AUTHMETHODS: [&str; 5] = ["trust", "ticket", "wampcra", "cryptosign", "scram"];
 
 /// An authentication source rule (Bondy's "source"): `users` may authenticate with
 /// `authmethods` when they connect from `cidr`.
@@ -66,7 +66,7 @@ pub struct Source {
     pub users: Vec<String>,
     /// The addresses the rule applies to.
     pub cidr: ipnet::IpNet,
-    /// Methods allowed: `trust`, `ticket`, `wampcra`, `cryptosign`, `anonymous`.
+    /// Methods allowed: `trust`, `ticket`, `wampcra`, `cryptosign`, `scram`, `anonymous`.
     pub authmethods: Vec<String>,
 }
 
@@ -75,7 +75,8 @@ pub struct Source {
 pub struct User {
     /// The user's authid.
     pub authid: String,
-    /// For `ticket` and `wampcra`.
+    /// For `ticket` and `wampcra`, and `scram` when it carries a SCRAM credential (passwords
+    /// set before `scram` existed do not: they must be set again).
     pub password: Option<StoredPassword>,
     /// For `cryptosign`: Ed25519 public keys.
     pub authorized_keys: Vec<[u8; 32]>,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use junction_auth::password::{StoredPassword, decoy};
-use junction_auth::{cra, cryptosign, ticket};
+use junction_auth::{cra, cryptosign, scram, ticket};
 use junction_wire::message::{Authenticate, Challenge, Hello, Welcome};
 use junction_wire::{Dict, Message, SessionId, Value, dict};
 
@@ -52,6 +52,8 @@ enum Pending {
         challenge: cryptosign::Challenge,
         key: Option<[u8; 32]>,
     },
+    /// The user's SCRAM credential, or a decoy for unknown users and users without one.
+    Scram(scram::Challenge, scram::ScramCredential),
 }
 
 impl Establishing {
@@ -150,7 +152,7 @@ impl Establishing {
                     )
                     .map(State::Established);
                 }
-                "ticket" | "wampcra" | "cryptosign" if security.allows_method(method) => {
+                "ticket" | "wampcra" | "cryptosign" | "scram" if security.allows_method(method) => {
                     let pubkey = cryptosign_pubkey(&hello);
                     // Cryptosign may leave the authid to the router: the key's owner (spec).
                     let authid = authid.clone().or_else(|| {
@@ -171,19 +173,19 @@ impl Establishing {
                         continue;
                     }
                     let user = security.users.get(&authid).cloned();
-                    let decoy = || decoy(router.decoy_secret(), &authid);
-                    let password =
-                        user.as_ref().and_then(|u| u.password.clone()).unwrap_or_else(decoy);
+                    let password = user.as_ref().and_then(|u| u.password.clone());
                     let request = ChallengeRequest {
                         method,
                         authid: &authid,
                         user: user.as_ref(),
                         password,
+                        decoy_secret: router.decoy_secret(),
+                        authextra: authextra(&hello),
                         pubkey,
                         session,
                         now,
                     };
-                    let (pending, extra) = challenge(request);
+                    let (pending, extra) = challenge(request)?;
                     outbox.push(Outbound::Message(
                         Challenge { authmethod: method.clone(), extra }.into(),
                     ));
@@ -245,7 +247,9 @@ impl Challenging {
             Pending::Ticket(_) => "ticket",
             Pending::Cra(..) => "wampcra",
             Pending::Cryptosign { .. } => "cryptosign",
+            Pending::Scram(..) => "scram",
         };
+        let mut authextra = Dict::new();
         // Decoys never verify, but cost the same work as real credentials.
         let verified = match &self.pending {
             Pending::Ticket(stored) => ticket::verify(stored, &answer.signature).is_ok(),
@@ -254,6 +258,23 @@ impl Challenging {
                 challenge.verify(key, &answer.signature).is_ok()
             }
             Pending::Cryptosign { key: None, .. } => false,
+            Pending::Scram(challenge, credential) => {
+                let extra = |name: &str| answer.extra.get(name).and_then(Value::as_str);
+                let scram_answer = scram::Answer {
+                    proof: &answer.signature,
+                    nonce: extra("nonce"),
+                    channel_binding: extra("channel_binding"),
+                    cbind_data: extra("cbind_data"),
+                };
+                match challenge.verify(credential, &scram_answer) {
+                    Ok(server_signature) => {
+                        // Autobahn checks this to authenticate the router in turn.
+                        authextra.insert("scram_server_signature".into(), server_signature.into());
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
         };
         let user = match (verified, self.user) {
             (true, Some(user)) => user,
@@ -267,7 +288,7 @@ impl Challenging {
             }
         };
         let security = self.realm.security();
-        let identity = Identity::user(&security, &user, method);
+        let identity = Identity { authextra, ..Identity::user(&security, &user, method) };
         welcome(
             router,
             &self.realm,
@@ -319,8 +340,12 @@ struct ChallengeRequest<'a> {
     method: &'a str,
     authid: &'a str,
     user: Option<&'a User>,
-    /// The user's stored password, or a decoy for unknown users and users without one.
-    password: StoredPassword,
+    /// The user's stored password, if the user exists and has one.
+    password: Option<StoredPassword>,
+    /// The key of the decoys that stand in for a missing password or SCRAM credential.
+    decoy_secret: &'a [u8; 32],
+    /// HELLO.Details.authextra.
+    authextra: Dict,
     /// HELLO.Details.authextra.pubkey, for cryptosign.
     pubkey: Option<[u8; 32]>,
     session: SessionId,
@@ -329,10 +354,54 @@ struct ChallengeRequest<'a> {
 
 /// The CHALLENGE for a method, and what AUTHENTICATE must then satisfy. Unknown users get a
 /// challenge built exactly like a real one, that cannot succeed.
-fn challenge(request: ChallengeRequest<'_>) -> (Pending, Dict) {
-    let ChallengeRequest { method, authid, user, password, pubkey, session, now } = request;
-    match method {
-        "ticket" => (Pending::Ticket(password), Dict::new()),
+fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
+    let ChallengeRequest {
+        method,
+        authid,
+        user,
+        password,
+        decoy_secret,
+        authextra,
+        pubkey,
+        session,
+        now,
+    } = request;
+    // The PBKDF2 decoy costs a derivation: made only for ticket and wampcra, which use it, so
+    // that scram and cryptosign spend no more on an unknown user than on a known one.
+    let stored_or_decoy = || password.clone().unwrap_or_else(|| decoy(decoy_secret, authid));
+    Ok(match method {
+        "ticket" => (Pending::Ticket(stored_or_decoy()), Dict::new()),
+        "scram" => {
+            // Checked before anything depends on the user, so it tells nothing about them.
+            if !matches!(authextra.get("channel_binding"), None | Some(Value::Null)) {
+                return Err(Error::AuthenticationFailed(
+                    "authmethod scram: channel binding is not supported".into(),
+                ));
+            }
+            let client_nonce = authextra.get("nonce").and_then(Value::as_str).unwrap_or("");
+            // Unknown users, users without a password and passwords stored before `scram`
+            // existed get a decoy: no KDF runs either way, so both cost the same.
+            let credential = password
+                .as_ref()
+                .and_then(|p| p.scram.clone())
+                .unwrap_or_else(|| scram::decoy(decoy_secret, authid));
+            let challenge =
+                scram::Challenge::new(authid, client_nonce, &credential).map_err(|_| {
+                    Error::AuthenticationFailed(
+                        "authmethod scram needs HELLO.Details.authextra.nonce, a base64 nonce"
+                            .into(),
+                    )
+                })?;
+            // Exactly these attributes: Autobahn refuses a challenge with any other.
+            let extra = dict! {
+                "nonce" => challenge.nonce.as_str(),
+                "salt" => challenge.salt.as_str(),
+                "kdf" => scram::KDF,
+                "iterations" => u64::from(challenge.iterations),
+                "memory" => u64::from(challenge.memory),
+            };
+            (Pending::Scram(challenge, credential), extra)
+        }
         "wampcra" => {
             let authrole = user.and_then(|u| u.groups.first()).map_or("user", String::as_str);
             let timestamp = crate::meta::timestamp(now.wall);
@@ -343,6 +412,7 @@ fn challenge(request: ChallengeRequest<'_>) -> (Pending, Dict) {
                 session: session.get(),
                 timestamp: &timestamp,
             };
+            let password = stored_or_decoy();
             let challenge = cra::Challenge::new(&identity, &password);
             let extra = dict! {
                 "challenge" => challenge.challenge.as_str(),
@@ -358,7 +428,12 @@ fn challenge(request: ChallengeRequest<'_>) -> (Pending, Dict) {
             let extra = dict! { "challenge" => challenge.hex(), "channel_binding" => Value::Null };
             (Pending::Cryptosign { challenge, key }, extra)
         }
-    }
+    })
+}
+
+/// HELLO.Details.authextra (empty when absent).
+fn authextra(hello: &Hello) -> Dict {
+    hello.details.get("authextra").and_then(Value::as_dict).cloned().unwrap_or_default()
 }
 
 /// The client's IP address; Unix-socket peers are local.
@@ -381,6 +456,8 @@ struct Identity {
     groups: Vec<String>,
     authmethod: &'static str,
     anonymous: bool,
+    /// WELCOME.Details.authextra (for `scram`: the server signature); omitted when empty.
+    authextra: Dict,
 }
 
 impl Identity {
@@ -388,7 +465,14 @@ impl Identity {
     fn user(security: &Security, user: &User, authmethod: &'static str) -> Self {
         let groups: Vec<String> = security.groups_of(user).into_iter().collect();
         let authrole = user.groups.first().cloned().unwrap_or_else(|| "user".into());
-        Self { authid: user.authid.clone(), authrole, groups, authmethod, anonymous: false }
+        Self {
+            authid: user.authid.clone(),
+            authrole,
+            groups,
+            authmethod,
+            anonymous: false,
+            authextra: Dict::new(),
+        }
     }
 
     fn anonymous(authid: String) -> Self {
@@ -398,6 +482,7 @@ impl Identity {
             groups: Vec::new(),
             authmethod: "anonymous",
             anonymous: true,
+            authextra: Dict::new(),
         }
     }
 }
@@ -434,7 +519,7 @@ fn welcome(
         agent: hello.details.get("agent").and_then(Value::as_str).map(str::to_owned),
         established_at: now.wall,
     };
-    let details = dict! {
+    let mut details = dict! {
         "realm" => info.realm.as_str(),
         "authid" => info.authid.as_str(),
         "authrole" => info.authrole.as_str(),
@@ -443,6 +528,9 @@ fn welcome(
         "roles" => router_roles(realm.config()),
         "agent" => router.config().agent.as_str(),
     };
+    if !identity.authextra.is_empty() {
+        details.insert("authextra".into(), Value::Dict(identity.authextra));
+    }
     outbox.push(Outbound::Message(Welcome { session: id, details }.into()));
     let peer = Arc::new(Peer::new(info, Arc::clone(outbox), identity.anonymous));
     realm.attach(Arc::clone(&peer), now.wall);

@@ -153,6 +153,46 @@ fn only_the_admin_realm_manages_other_realms() {
     assert_eq!(denied[4], "wamp.error.not_authorized");
 }
 
+/// Joins `realm` with `scram` (computing the proof as a client does): WELCOME or ABORT.
+fn login_scram(router: &Arc<Router>, realm: &str, authid: &str, password: &str) -> Json {
+    let mut c = Client::connect(router);
+    let hello = json!([1, realm, {"roles": {"caller": {}}, "authid": authid, "authmethods": ["scram"], "authextra": {"nonce": "AAECAwQFBgcICQoLDA0ODw=="}}]);
+    c.send(&hello.to_string());
+    let challenge = c.recv().expect("CHALLENGE");
+    assert_eq!(challenge[1], "scram", "{challenge}");
+    let extra = &challenge[2];
+    let first = junction_auth::scram::ServerFirst {
+        nonce: extra["nonce"].as_str().unwrap(),
+        salt: extra["salt"].as_str().unwrap(),
+        iterations: extra["iterations"].as_u64().unwrap() as u32,
+        memory: extra["memory"].as_u64().unwrap() as u32,
+    };
+    let (proof, _) =
+        junction_auth::scram::client_final(password, authid, "AAECAwQFBgcICQoLDA0ODw==", &first)
+            .unwrap();
+    c.send(&json!([5, proof, {}]).to_string());
+    c.recv().expect("WELCOME or ABORT")
+}
+
+#[test]
+fn users_added_and_passwords_changed_by_the_admin_api_get_scram_credentials() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let realm = json!([{"uri": "com.scram", "authmethods": ["scram", "ticket"]}]);
+    assert_eq!(call(&mut root, "bondy.realm.create", realm)[0], 50);
+    let user = json!(["com.scram", {"username": "joe", "password": "one"}]);
+    assert_eq!(call(&mut root, "bondy.user.add", user)[0], 50);
+    let welcome = login_scram(&router, "com.scram", "joe", "one");
+    assert_eq!((&welcome[0], &welcome[2]["authmethod"]), (&json!(2), &json!("scram")));
+    let changed = call(&mut root, "bondy.user.change_password", json!(["com.scram", "joe", "two"]));
+    assert_eq!(changed[0], 50, "{changed}");
+    assert_eq!(
+        login_scram(&router, "com.scram", "joe", "one")[2],
+        "wamp.error.authentication_failed"
+    );
+    assert_eq!(login_scram(&router, "com.scram", "joe", "two")[0], 2);
+}
+
 #[test]
 fn grants_and_passwords_changed_by_the_admin_api_apply_to_live_and_new_sessions() {
     let router = router();

@@ -1,10 +1,10 @@
-//! Authentication (ticket, WAMP-CRA, cryptosign) and authorization, in-process.
+//! Authentication (ticket, WAMP-CRA, cryptosign, SCRAM) and authorization, in-process.
 
 use std::sync::Arc;
 
 use ed25519_dalek::{Signer, SigningKey};
-use junction_auth::cra;
 use junction_auth::password::StoredPassword;
+use junction_auth::{cra, scram};
 use serde_json::{Value as Json, json};
 
 use super::harness::{Client, router_with};
@@ -25,6 +25,13 @@ fn secure_router() -> Arc<Router> {
             authorized_keys: vec![],
             groups: vec!["user".into()],
         },
+        // A password stored before `scram` existed: no SCRAM credential.
+        User {
+            authid: "old".into(),
+            password: Some(StoredPassword::with_salt("secret", "salt", 1000)),
+            authorized_keys: vec![],
+            groups: vec!["user".into()],
+        },
         User {
             authid: "ann".into(),
             password: None,
@@ -34,7 +41,7 @@ fn secure_router() -> Arc<Router> {
     ];
     let security = Security {
         enabled: true,
-        authmethods: vec!["ticket".into(), "wampcra".into(), "cryptosign".into()],
+        authmethods: vec!["ticket".into(), "wampcra".into(), "cryptosign".into(), "scram".into()],
         users: users.into_iter().map(|u| (u.authid.clone(), u)).collect(),
         groups: [("user", vec![]), ("admin", vec!["user".to_string()])]
             .into_iter()
@@ -121,6 +128,89 @@ fn wampcra_challenge_is_answered_with_the_salted_key() {
     );
 }
 
+const CLIENT_NONCE: &str = "egVDf3DMJh0=";
+
+/// HELLO with scram as `authid`, CHALLENGE, AUTHENTICATE with a proof computed from `password`:
+/// the CHALLENGE, the reply and the server signature a client would expect.
+fn join_scram(router: &Arc<Router>, authid: &str, password: &str) -> (Json, Json, String) {
+    let mut c = Client::connect(router);
+    c.send(&hello(authid, &["scram"], json!({"nonce": CLIENT_NONCE, "channel_binding": null})));
+    let challenge = c.recv().expect("CHALLENGE");
+    assert_eq!(challenge[1], "scram", "{challenge}");
+    let extra = &challenge[2];
+    let first = scram::ServerFirst {
+        nonce: extra["nonce"].as_str().unwrap(),
+        salt: extra["salt"].as_str().unwrap(),
+        iterations: extra["iterations"].as_u64().unwrap() as u32,
+        memory: extra["memory"].as_u64().unwrap() as u32,
+    };
+    let (proof, server_signature) =
+        scram::client_final(password, authid, CLIENT_NONCE, &first).unwrap();
+    let extra = json!({"nonce": first.nonce, "channel_binding": null, "cbind_data": null});
+    c.send(&json!([5, proof, extra]).to_string());
+    (challenge, c.recv().expect("WELCOME or ABORT"), server_signature)
+}
+
+#[test]
+fn scram_authenticates_and_welcome_carries_the_server_signature() {
+    let router = secure_router();
+    let (challenge, welcome, server_signature) = join_scram(&router, "joe", "secret");
+    let extra = challenge[2].as_object().unwrap();
+    let mut names: Vec<&str> = extra.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["iterations", "kdf", "memory", "nonce", "salt"], "{challenge}");
+    assert_eq!(extra["kdf"], "argon2id-13");
+    assert!(extra["nonce"].as_str().unwrap().starts_with(CLIENT_NONCE));
+    assert_eq!(welcome[0], 2, "{welcome}");
+    assert_eq!(
+        (&welcome[2]["authid"], &welcome[2]["authrole"], &welcome[2]["authmethod"]),
+        (&json!("joe"), &json!("user"), &json!("scram"))
+    );
+    assert_eq!(welcome[2]["authextra"]["scram_server_signature"], server_signature.as_str());
+}
+
+#[test]
+fn scram_refuses_a_wrong_password_an_unknown_user_and_a_password_without_scram_alike() {
+    let router = secure_router();
+    let (joe_challenge, wrong, _) = join_scram(&router, "joe", "nope");
+    let (nobody_challenge, unknown, _) = join_scram(&router, "nobody", "secret");
+    let (_, old, _) = join_scram(&router, "old", "secret");
+    for abort in [&wrong, &unknown, &old] {
+        assert_eq!(abort[0], 3, "{abort}");
+        assert_eq!(abort[2], "wamp.error.authentication_failed");
+    }
+    let shape = |m: &Json| {
+        let message = m[1]["message"].as_str().unwrap();
+        message.replace("joe", "X").replace("nobody", "X").replace("old", "X")
+    };
+    assert_eq!(shape(&wrong), shape(&unknown), "no hint whether the user exists");
+    assert_eq!(shape(&wrong), shape(&old));
+    // The decoy challenge has the same shape, and a salt that is stable for the authid.
+    for name in ["salt", "nonce"] {
+        let len = |c: &Json| c[2][name].as_str().unwrap().len();
+        assert_eq!(len(&joe_challenge), len(&nobody_challenge), "{name}");
+    }
+    assert_eq!(joe_challenge[2]["iterations"], nobody_challenge[2]["iterations"]);
+    assert_eq!(joe_challenge[2]["memory"], nobody_challenge[2]["memory"]);
+    let (again, _, _) = join_scram(&router, "nobody", "secret");
+    assert_eq!(again[2]["salt"], nobody_challenge[2]["salt"]);
+}
+
+#[test]
+fn scram_needs_a_base64_nonce_and_no_channel_binding() {
+    let router = secure_router();
+    for extra in [
+        json!({}),
+        json!({"nonce": "not base64!"}),
+        json!({"nonce": CLIENT_NONCE, "channel_binding": "tls-unique"}),
+    ] {
+        let mut c = Client::connect(&router);
+        assert_eq!(c.try_send(&hello("joe", &["scram"], extra.clone())), Status::Closed);
+        let abort = c.recv().expect("ABORT");
+        assert_eq!(abort[2], "wamp.error.authentication_failed", "{extra}: {abort}");
+    }
+}
+
 #[test]
 fn cryptosign_accepts_the_authorized_key_only() {
     let router = secure_router();
@@ -157,7 +247,7 @@ fn no_accepted_method_names_what_the_realm_accepts() {
     assert_eq!(c.try_send(&hello("joe", &["anonymous"], json!({}))), Status::Closed);
     let abort = c.recv().expect("ABORT");
     assert_eq!(abort[2], "wamp.error.no_matching_auth_method");
-    assert!(abort[1]["message"].as_str().unwrap().contains("[ticket, wampcra, cryptosign]"));
+    assert!(abort[1]["message"].as_str().unwrap().contains("[ticket, wampcra, cryptosign, scram]"));
 }
 
 #[test]
