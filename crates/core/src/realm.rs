@@ -189,7 +189,9 @@ impl Peer {
 
 /// A realm and everything attached to it.
 pub struct Realm {
-    config: RealmConfig,
+    name: Uri,
+    /// The settings; replaced whole by `bondy.realm.update`.
+    config: RwLock<Arc<RealmConfig>>,
     /// Attached sessions. Read on every meta query and written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Arc<Peer>>>,
     pub(crate) broker: Broker,
@@ -205,7 +207,15 @@ impl Realm {
         let broker = Broker::new(config.event_history.clone(), Arc::clone(&limits));
         let dealer = Dealer::new(timers, Arc::clone(&limits));
         let security = RwLock::new(Arc::new(config.security.clone()));
-        Self { config, sessions: RwLock::default(), broker, dealer, limits, security }
+        Self {
+            name: config.name.clone(),
+            config: RwLock::new(Arc::new(config)),
+            sessions: RwLock::default(),
+            broker,
+            dealer,
+            limits,
+            security,
+        }
     }
 
     /// The current users, groups and grants.
@@ -215,7 +225,7 @@ impl Realm {
 
     /// The realm's settings with its current users, groups and grants (what gets stored).
     pub fn snapshot(&self) -> RealmConfig {
-        RealmConfig { security: (*self.security()).clone(), ..self.config.clone() }
+        RealmConfig { security: (*self.security()).clone(), ..(*self.config()).clone() }
     }
 
     /// Replaces the users, groups and grants; checks made afterwards use the new ones.
@@ -228,14 +238,28 @@ impl Realm {
         &self.limits
     }
 
-    /// The realm's settings.
-    pub fn config(&self) -> &RealmConfig {
-        &self.config
+    /// The realm's current settings (its `security` field is the one it started with: use
+    /// [`Realm::security`]).
+    pub fn config(&self) -> Arc<RealmConfig> {
+        Arc::clone(&read(&self.config))
+    }
+
+    /// Replaces the settings (description, anonymous access, disclosure, call timeouts) and
+    /// the security; sessions see the new ones at their next request. The name and the event
+    /// history configuration stay as they were.
+    pub fn set_config(&self, config: RealmConfig) {
+        let config = RealmConfig {
+            name: self.name.clone(),
+            event_history: self.config().event_history.clone(),
+            ..config
+        };
+        self.set_security(config.security.clone());
+        *write(&self.config) = Arc::new(config);
     }
 
     /// The realm's URI.
     pub fn name(&self) -> &Uri {
-        &self.config.name
+        &self.name
     }
 
     /// How many sessions are attached.
@@ -280,7 +304,7 @@ impl Realm {
             self.broker.publish(Publication {
                 publisher: Some(peer),
                 topic: &testament.topic,
-                disclose: testament.options.disclose_me || self.config.disclose_publisher,
+                disclose: testament.options.disclose_me || self.config().disclose_publisher,
                 options: &testament.options,
                 passthru: Dict::new(),
                 payload: testament.payload,

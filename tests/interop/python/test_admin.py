@@ -591,8 +591,7 @@ async def test_the_error_uris(admin):
         ("bondy.source.add", [SHOP, {"usernames": ["bob"], "cidr": "nonsense",
                                      "authmethods": ["ticket"]}]),
         ("bondy.realm.create", [{"description": "no uri"}]),
-        # Realm settings other than authmethods and security are set at creation only.
-        ("bondy.realm.update", [SHOP, {"description": "renamed"}]),
+        ("bondy.realm.update", [SHOP, {"disclose_caller": "yes"}]),
         ("bondy.realm.create", [{"uri": "com.x", "authmethods": ["carrier-pigeon"]}]),
     ]:
         await refused(call(root, procedure, *args), INVALID_ARGUMENT)
@@ -977,3 +976,32 @@ async def test_the_offline_cli_without_a_config_file_opens_no_realm(admin, route
             f"after `junction user add` without --config the router serves {realms}")
     finally:
         await pool.close()
+
+
+async def test_realm_update_changes_settings_for_new_and_live_sessions(admin):
+    """``bondy.realm.update`` changes the description, anonymous access, security, caller
+    disclosure and call timeouts at once: Autobahn sessions that join afterwards are admitted
+    anonymously, and a callee that registered before sees who calls."""
+    root = await admin.root()
+    await build_shop(root)
+    await join_fails(admin.autobahn(realm=SHOP))
+    realm = await call(root, "bondy.realm.update", SHOP, {
+        "description": "the shop, open", "authmethods": ["anonymous", "ticket"],
+        "security_enabled": False, "disclose_caller": True, "max_call_timeout_ms": 60000})
+    assert (realm["description"], realm["authmethods"], realm["disclose_caller"],
+            realm["max_call_timeout_ms"]) == ("the shop, open", ["anonymous", "ticket"], True,
+                                              60000), realm
+    assert (await call(root, "bondy.realm.get", SHOP))["description"] == "the shop, open"
+
+    callee = await admin.autobahn(realm=SHOP)
+    seen = []
+
+    def whoami(details=None):
+        seen.append(details.caller)
+        return "ok"
+
+    from autobahn.wamp.types import RegisterOptions
+    await callee.register(whoami, "com.shop.whoami", options=RegisterOptions(details_arg="details"))
+    caller = await admin.autobahn(realm=SHOP)
+    assert await call(caller, "com.shop.whoami") == "ok"
+    assert seen == [caller._session_id], seen

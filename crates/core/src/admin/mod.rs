@@ -104,15 +104,22 @@ impl Admin<'_> {
 
     /// Validates new users, groups and grants, makes them durable, then swaps them in.
     fn commit(&self, realm: &Realm, security: Security) -> Result<(), Error> {
-        security.validate().map_err(|e| match e {
+        self.commit_config(
+            realm,
+            crate::realm::RealmConfig { security, ..(*realm.config()).clone() },
+        )
+    }
+
+    /// Validates a realm's new settings and security, makes them durable, then swaps them in.
+    fn commit_config(&self, realm: &Realm, config: crate::realm::RealmConfig) -> Result<(), Error> {
+        config.security.validate().map_err(|e| match e {
             crate::security::SecurityError::NoSuchGroups(groups) => {
                 Error::NoSuchGroups(groups.join(", "))
             }
             other => Error::InvalidArgument(other.to_string()),
         })?;
-        let snapshot = crate::realm::RealmConfig { security, ..realm.config().clone() };
-        self.router.persist_config(&snapshot).map_err(Error::Internal)?;
-        realm.set_security(snapshot.security);
+        self.router.persist_config(&config).map_err(Error::Internal)?;
+        realm.set_config(config);
         Ok(())
     }
 

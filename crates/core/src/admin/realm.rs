@@ -1,5 +1,7 @@
 //! `bondy.realm.*`: create, get, list, update and delete realms; security status; grants.
 
+use std::time::Duration;
+
 use junction_wire::{Dict, Uri, UriRules, Value, dict};
 
 use super::{Admin, Args, strings_of};
@@ -71,18 +73,13 @@ fn create(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     Ok(describe(&realm))
 }
 
-/// `bondy.realm.update(uri, {description, authmethods, security_enabled})`.
+/// `bondy.realm.update(uri, changes)`: the settings [`apply`] knows, live for every session.
 fn update(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     let (realm, offset) = admin.target(args, 2)?;
     let data = args.dict(offset, "changes")?;
     let mut config = realm.snapshot();
     apply(&mut config, data).map_err(|e| args.wrong(&e))?;
-    if config.description != realm.config().description
-        || config.allow_anonymous != realm.config().allow_anonymous
-    {
-        return Err(args.wrong("description and allow_anonymous are set at creation"));
-    }
-    admin.commit(&realm, config.security)?;
+    admin.commit_config(&realm, config)?;
     admin.announce(&realm, "bondy.realm.updated", vec![Value::from(realm.name().as_str())]);
     Ok(describe(&realm))
 }
@@ -116,16 +113,24 @@ fn set_enabled(admin: &Admin<'_>, realm: &Realm, enabled: bool) -> Result<(), Er
     Ok(())
 }
 
-/// Applies the fields Junction understands from Bondy's realm input data.
+/// Applies the fields Junction understands from Bondy's realm input data. `authmethods` says
+/// whether anonymous sessions are admitted (by listing `anonymous`) unless `allow_anonymous`
+/// says so explicitly.
 fn apply(config: &mut RealmConfig, data: &Dict) -> Result<(), String> {
+    let flag = |key: &str| -> Result<Option<bool>, String> {
+        data.get(key).map(|v| v.as_bool().ok_or(format!("{key} must be a boolean"))).transpose()
+    };
+    let millis = |key: &str| -> Result<Option<Option<Duration>>, String> {
+        data.get(key)
+            .map(|v| {
+                let ms =
+                    v.as_u64().ok_or(format!("{key} must be a whole number of milliseconds"))?;
+                Ok((ms > 0).then(|| Duration::from_millis(ms)))
+            })
+            .transpose()
+    };
     if let Some(v) = data.get("description") {
         config.description = v.as_str().ok_or("description must be a string")?.to_owned();
-    }
-    if let Some(v) = data.get("allow_anonymous") {
-        config.allow_anonymous = v.as_bool().ok_or("allow_anonymous must be a boolean")?;
-    }
-    if let Some(v) = data.get("security_enabled") {
-        config.security.enabled = v.as_bool().ok_or("security_enabled must be a boolean")?;
     }
     if let Some(v) = data.get("authmethods") {
         let methods = strings_of(Some(v), "authmethods")?;
@@ -134,8 +139,26 @@ fn apply(config: &mut RealmConfig, data: &Dict) -> Result<(), String> {
         {
             return Err(format!("unknown authmethod \"{m}\""));
         }
-        config.allow_anonymous |= methods.iter().any(|m| m == "anonymous");
+        config.allow_anonymous = methods.iter().any(|m| m == "anonymous");
         config.security.authmethods = methods.into_iter().filter(|m| m != "anonymous").collect();
+    }
+    if let Some(v) = flag("allow_anonymous")? {
+        config.allow_anonymous = v;
+    }
+    if let Some(v) = flag("security_enabled")? {
+        config.security.enabled = v;
+    }
+    if let Some(v) = flag("disclose_caller")? {
+        config.disclose_caller = v;
+    }
+    if let Some(v) = flag("disclose_publisher")? {
+        config.disclose_publisher = v;
+    }
+    if let Some(v) = millis("default_call_timeout_ms")? {
+        config.default_call_timeout = v;
+    }
+    if let Some(v) = millis("max_call_timeout_ms")? {
+        config.max_call_timeout = v;
     }
     Ok(())
 }
@@ -148,14 +171,19 @@ fn describe(realm: &Realm) -> Value {
     if realm.config().allow_anonymous {
         authmethods.insert(0, Value::from("anonymous"));
     }
+    let config = realm.config();
     Value::Dict(dict! {
         "uri" => realm.name().as_str(),
-        "description" => realm.config().description.as_str(),
+        "description" => config.description.as_str(),
         "authmethods" => Value::List(authmethods),
         "security_enabled" => security.enabled,
         "is_prototype" => false,
         "allow_connections" => true,
         "users" => security.users.len(),
         "groups" => security.groups.len(),
+        "disclose_caller" => config.disclose_caller,
+        "disclose_publisher" => config.disclose_publisher,
+        "default_call_timeout_ms" => config.default_call_timeout.map_or(0, |d| d.as_millis() as u64),
+        "max_call_timeout_ms" => config.max_call_timeout.map_or(0, |d| d.as_millis() as u64),
     })
 }

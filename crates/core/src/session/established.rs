@@ -248,7 +248,7 @@ impl Established {
             self.peer.send(message::Result { request: m.request, details: Dict::new(), payload });
             return Ok(());
         }
-        self.realm.dealer.call(&self.peer, m, &options, self.realm.config(), now.monotonic)
+        self.realm.dealer.call(&self.peer, m, &options, &self.realm.config(), now.monotonic)
     }
 
     pub(super) fn undeliverable(&self, message: &Message, why: &Error) {

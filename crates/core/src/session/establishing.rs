@@ -525,7 +525,7 @@ fn welcome(
         "authrole" => info.authrole.as_str(),
         "authmethod" => info.authmethod.as_str(),
         "authprovider" => info.authprovider.as_str(),
-        "roles" => router_roles(realm.config()),
+        "roles" => router_roles(&realm.config()),
         "agent" => router.config().agent.as_str(),
     };
     if !identity.authextra.is_empty() {

@@ -298,3 +298,38 @@ fn a_realm_with_users_is_deleted_only_with_force_and_groups_cannot_take_reserved
     assert_eq!(root.recv().unwrap()[0], 50);
     assert!(router.realm(&"com.tmp".into()).is_none());
 }
+
+#[test]
+fn realm_updates_apply_to_new_joins_and_live_sessions() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.realm.create", json!([{"uri": "com.live", "authmethods": ["ticket"]}]));
+    let mut refused = Client::connect(&router);
+    refused.send(r#"[1, "com.live", {"roles": {"caller": {}}}]"#);
+    assert_eq!(refused.recv().unwrap()[0], 3, "anonymous is not admitted yet");
+    let changes = json!(["com.live", {
+        "description": "now open", "authmethods": ["anonymous", "ticket"],
+        "security_enabled": false, "disclose_caller": true, "max_call_timeout_ms": 5000,
+    }]);
+    let updated = call(&mut root, "bondy.realm.update", changes);
+    assert_eq!(updated[0], 50, "{updated}");
+    let described = &updated[3][0];
+    assert_eq!(described["description"], "now open");
+    assert_eq!(described["authmethods"], json!(["anonymous", "ticket"]));
+    assert_eq!(
+        (described["disclose_caller"].clone(), described["max_call_timeout_ms"].clone()),
+        (json!(true), json!(5000))
+    );
+    // Anonymous sessions are admitted now, and a callee sees who calls without disclose_me.
+    let (mut callee, _) = Client::join(&router, "com.live");
+    let (mut caller, _) = Client::join(&router, "com.live");
+    callee.send(r#"[64, 1, {}, "com.live.echo"]"#);
+    assert_eq!(callee.recv().unwrap()[0], 65);
+    caller.send(r#"[48, 2, {}, "com.live.echo"]"#);
+    let invocation = callee.recv().unwrap();
+    assert_eq!(invocation[0], 68);
+    assert!(invocation[3].get("caller").is_some(), "{invocation}");
+    // The snapshot (what the store keeps) has them too.
+    let realm = router.realm(&"com.live".into()).unwrap();
+    assert_eq!(realm.snapshot().max_call_timeout, Some(std::time::Duration::from_secs(5)));
+}
