@@ -1,6 +1,7 @@
 //! `junction realm|user|group|grant …`: administration of the data directory while the router
 //! is stopped (the store is locked by a running router). Each command runs the same `bondy.*`
-//! procedure the admin API offers, as the local operator, and prints the result as JSON.
+//! procedure the admin API offers, as the local operator, and prints the result as JSON. With
+//! `--url` the same commands go to a running router instead (see `remote`).
 
 use std::io::Write;
 
@@ -117,7 +118,7 @@ pub(crate) struct GrantArgs {
 
 impl Admin {
     /// The `bondy.*` procedure and arguments this command stands for.
-    fn procedure(&self) -> (&'static str, serde_json::Value) {
+    pub(crate) fn procedure(&self) -> (&'static str, serde_json::Value) {
         match self {
             Admin::Realm(RealmCommand::List) => ("bondy.realm.list", json!([])),
             Admin::Realm(RealmCommand::Create { name, authmethods, description }) => (
@@ -163,7 +164,12 @@ impl GrantArgs {
 /// Runs `command` against the data directory of `config`; prints the result.
 pub(crate) fn run(config: &Config, command: &Admin) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = std::sync::Arc::new(Store::open(&config.data_dir)?);
+    let store = std::sync::Arc::new(Store::open(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n(is the router running? stop it, or run the command through its admin API with \
+             --url ws://HOST:PORT/ws --admin-authid USER)"
+        )
+    })?);
     let admin_realm = Uri::from(config.admin_realm.as_str());
     // Without a configuration file the CLI works on the stored realms only: the built-in default
     // realm is not the router's to change.
@@ -186,7 +192,12 @@ pub(crate) fn run(config: &Config, command: &Admin) -> anyhow::Result<()> {
         payload,
     }))?;
     let result: serde_json::Value = serde_json::from_slice(&result)?;
+    print(&result[3][0])
+}
+
+/// Prints a command's result as JSON.
+pub(crate) fn print(result: &serde_json::Value) -> anyhow::Result<()> {
     // A closed pipe (`junction … | head`) is not an error worth a panic.
-    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&result[3][0])?);
+    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(result)?);
     Ok(())
 }

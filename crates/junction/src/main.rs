@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod realms;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,7 +52,8 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         unix_socket: Option<PathBuf>,
     },
-    /// Administer realms, users, groups and grants in the data directory (router stopped).
+    /// Administer realms, users, groups and grants: in the data directory of a stopped router,
+    /// or through the admin API of a running one with `--url`.
     #[command(flatten)]
     Admin(cli::Admin),
 }
@@ -65,6 +67,16 @@ struct Location {
     /// The data directory; overrides `data_dir`.
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// A running router's WebSocket URL (`ws://HOST:PORT/ws`): run the command through its
+    /// admin API instead of on the data directory.
+    #[arg(long, value_name = "URL", global = true, env = "JUNCTION_URL")]
+    url: Option<String>,
+    /// With `--url`: the authid to join the admin realm as (ticket authentication).
+    #[arg(long, global = true, env = "JUNCTION_ADMIN_AUTHID")]
+    admin_authid: Option<String>,
+    /// With `--url`: that user's password.
+    #[arg(long, global = true, env = "JUNCTION_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
 }
 
 /// Exit code for a configuration error (sysexits.h `EX_CONFIG`).
@@ -74,8 +86,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (config, overrides, admin) = match cli.command {
         Command::Serve { config, listen, data_dir, unix_socket } => {
-            let config = config.or(cli.location.config);
-            let data_dir = data_dir.or(cli.location.data_dir);
+            let config = config.or(cli.location.config.clone());
+            let data_dir = data_dir.or(cli.location.data_dir.clone());
             (
                 config,
                 Overrides { listen: (!listen.is_empty()).then_some(listen), data_dir, unix_socket },
@@ -83,8 +95,8 @@ fn main() -> ExitCode {
             )
         }
         Command::Admin(admin) => (
-            cli.location.config,
-            Overrides { data_dir: cli.location.data_dir, ..Overrides::default() },
+            cli.location.config.clone(),
+            Overrides { data_dir: cli.location.data_dir.clone(), ..Overrides::default() },
             Some(admin),
         ),
     };
@@ -96,7 +108,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(admin) = admin {
-        return match cli::run(&config, &admin) {
+        let done = match &cli.location.url {
+            Some(url) => run_remote(&config, &cli.location, url, &admin),
+            None => cli::run(&config, &admin),
+        };
+        return match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("junction: {error:#}");
@@ -119,6 +135,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an administration command through the admin API of the router at `url`.
+fn run_remote(
+    config: &Config,
+    location: &Location,
+    url: &str,
+    admin: &cli::Admin,
+) -> anyhow::Result<()> {
+    let remote = remote::Remote {
+        url,
+        realm: &config.admin_realm,
+        authid: location
+            .admin_authid
+            .as_deref()
+            .context("--url needs --admin-authid (or JUNCTION_ADMIN_AUTHID)")?,
+        password: location.admin_password.as_deref().unwrap_or_default(),
+    };
+    let (procedure, args) = admin.procedure();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = runtime.block_on(remote::call(&remote, procedure, args))?;
+    cli::print(&result)
 }
 
 fn init_logging(config: &Config) {

@@ -1005,3 +1005,39 @@ async def test_realm_update_changes_settings_for_new_and_live_sessions(admin):
     caller = await admin.autobahn(realm=SHOP)
     assert await call(caller, "com.shop.whoami") == "ok"
     assert seen == [caller._session_id], seen
+
+
+async def test_the_cli_with_url_works_on_a_running_router(admin, router):
+    """``junction --url ws://… --admin-authid root`` runs the same commands through the admin API
+    of the running router: the changes apply at once, a wrong password or a missing grant is
+    refused with the WAMP error, and the store stays the router's."""
+    def online(*args: str, password: str = ROOT_SECRET) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(router.binary), "--url", router.ws_url, "--admin-authid", "root", *args,
+             "--config", str(router.workdir / "junction.toml")],
+            capture_output=True, text=True, timeout=STARTUP_TIMEOUT, cwd=router.workdir,
+            env={**os.environ, "JUNCTION_ADMIN_PASSWORD": password})
+
+    def online_json(*args: str):
+        done = online(*args)
+        assert done.returncode == 0, f"junction {' '.join(args)}: {done.stderr}"
+        return json.loads(done.stdout)
+
+    realm = online_json("realm", "create", "com.online", "--authmethod", "ticket")
+    assert realm["uri"] == "com.online", realm
+    online_json("group", "add", "com.online", "staff")
+    online_json("user", "add", "com.online", "olga", "--password", "olga-1", "--group", "staff")
+    online_json("grant", "add", "com.online", "--permission", "wamp.call",
+                "--uri", "wamp.session.count", "--role", "staff")
+    # Live: olga logs in at once and may call what the grant gives.
+    olga = await admin.login("com.online", "olga", "olga-1")
+    assert welcome(olga) == ("com.online", "olga", "staff", "ticket")
+    assert await call(olga, "wamp.session.count") >= 1
+
+    wrong = online("realm", "list", password="not-root")
+    assert wrong.returncode != 0 and AUTHENTICATION_FAILED in wrong.stderr, wrong.stderr
+    missing = online("user", "add", "com.online", "zed", "--group", "ghosts")
+    assert missing.returncode != 0 and NO_SUCH_GROUPS in missing.stderr, missing.stderr
+    # The offline command names the way out while the router holds the store.
+    busy = cli(router, "user", "list", "com.online")
+    assert busy.returncode != 0 and "--url" in busy.stderr, busy.stderr
