@@ -40,6 +40,7 @@ pub mod realm;
 pub mod router;
 pub mod security;
 pub mod session;
+mod tickets;
 pub mod time;
 
 pub use error::Error;

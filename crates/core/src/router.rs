@@ -38,6 +38,8 @@ pub struct Router {
     decoy_secret: [u8; 32],
     /// Where admin changes are written; without one they live in memory only.
     persistence: OnceLock<Arc<dyn Persistence>>,
+    /// Issued tickets (`bondy.ticket.*`).
+    tickets: crate::tickets::Tickets,
 }
 
 impl Router {
@@ -60,7 +62,15 @@ impl Router {
             .collect();
         let decoy_secret = rand::random();
         let persistence = OnceLock::new();
-        Arc::new(Self { config, realms: RwLock::new(realms), timers, decoy_secret, persistence })
+        let tickets = crate::tickets::Tickets::new();
+        Arc::new(Self {
+            config,
+            realms: RwLock::new(realms),
+            timers,
+            decoy_secret,
+            persistence,
+            tickets,
+        })
     }
 
     /// Installs the driver's timer wake-up: called whenever a deadline sooner than any known
@@ -74,9 +84,22 @@ impl Router {
         self.realms().iter().filter_map(|r| r.dealer.expire(now)).min()
     }
 
-    /// Makes admin changes durable through `persistence` (once, at start).
-    pub fn set_persistence(&self, persistence: Arc<dyn Persistence>) {
+    /// Makes admin changes and issued tickets durable through `persistence` (once, at start),
+    /// and takes the tickets (and their signing key) stored there.
+    pub fn set_persistence(&self, persistence: Arc<dyn Persistence>) -> Result<(), String> {
+        self.tickets.load(persistence.as_ref())?;
         let _ = self.persistence.set(persistence);
+        Ok(())
+    }
+
+    /// The persistence layer, if any.
+    pub(crate) fn persistence(&self) -> Option<&dyn Persistence> {
+        self.persistence.get().map(|p| p.as_ref())
+    }
+
+    /// Issued tickets.
+    pub(crate) fn tickets(&self) -> &crate::tickets::Tickets {
+        &self.tickets
     }
 
     /// Writes a realm's new state through the persistence layer, if any.
@@ -123,7 +146,7 @@ impl Router {
             .ok_or_else(|| Error::NoSuchRealm(Uri::from("(no admin realm)")))?;
         let admin = self.realm(&name).ok_or(Error::NoSuchRealm(name))?;
         let procedure = Uri::from(procedure);
-        crate::admin::call(self, &admin, &procedure, &args, now)
+        crate::admin::call(self, &admin, None, &procedure, &args, now)
             .unwrap_or_else(|| Err(Error::NoSuchProcedure(procedure.clone())))
     }
 

@@ -177,7 +177,7 @@ pub(crate) fn run(config: &Config, command: &Admin) -> anyhow::Result<()> {
     let realms = crate::realms::reconcile(&store, declared, true, &admin_realm)?;
     let router =
         Router::new(RouterConfig { realms, admin_realm: Some(admin_realm), ..config.router() });
-    router.set_persistence(store);
+    router.set_persistence(store).map_err(anyhow::Error::msg)?;
     let (procedure, args) = command.procedure();
     // The arguments go through the JSON codec, as they would from a client.
     let call =

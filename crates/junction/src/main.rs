@@ -182,7 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let realms =
         realms::reconcile(&store, config.router().realms, config.realms_from_file, &admin_realm)?;
     let router = Router::new(RouterConfig { realms, ..config.router() });
-    router.set_persistence(store);
+    router.set_persistence(store).map_err(anyhow::Error::msg)?;
     let services = Services {
         router,
         config: Arc::new(config.transport()),

@@ -8,6 +8,10 @@
 //! - `records`: the stored form of a realm (serde, JSON), and its conversion from and to the
 //!   core's [`RealmConfig`](junction_core::RealmConfig).
 //!
+//! - Issued tickets (`tickets`, id → claims JSON) and the key that signs them (`keys`):
+//!   tables added within format version 1; a revoked ticket is deleted, so revocation is as
+//!   durable as issuing.
+//!
 //! Sessions, registrations and subscriptions are not stored: they end with their connections.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -18,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use junction_auth::ticket::Claims;
 use junction_core::{Persistence, RealmConfig};
 
 /// The on-disk format this build reads and writes.
@@ -25,6 +30,8 @@ pub const FORMAT_VERSION: u64 = 1;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REALMS: TableDefinition<&str, &[u8]> = TableDefinition::new("realms");
+const TICKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("tickets");
+const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +94,8 @@ impl Store {
                 Some(found) => return Err(StoreError::Version { path: self.path.clone(), found }),
             }
             tx.open_table(REALMS).map_err(|e| database(&self.path, e))?;
+            tx.open_table(TICKETS).map_err(|e| database(&self.path, e))?;
+            tx.open_table(KEYS).map_err(|e| database(&self.path, e))?;
         }
         tx.commit().map_err(|e| database(&self.path, e))
     }
@@ -134,6 +143,72 @@ impl Store {
         tx.commit().map_err(|e| database(&self.path, e))?;
         Ok(existed)
     }
+
+    /// The key that signs issued tickets, made (and stored) on first use.
+    pub fn ticket_key(&self) -> Result<[u8; 32], StoreError> {
+        let tx = self.db.begin_write().map_err(|e| database(&self.path, e))?;
+        let key = {
+            let mut table = tx.open_table(KEYS).map_err(|e| database(&self.path, e))?;
+            let stored = table
+                .get("ticket_key")
+                .map_err(|e| database(&self.path, e))?
+                .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+            match stored {
+                Some(key) => key,
+                None => {
+                    let key: [u8; 32] = rand::random();
+                    table
+                        .insert("ticket_key", key.as_slice())
+                        .map_err(|e| database(&self.path, e))?;
+                    key
+                }
+            }
+        };
+        tx.commit().map_err(|e| database(&self.path, e))?;
+        Ok(key)
+    }
+
+    /// Every stored (not revoked) ticket.
+    pub fn tickets(&self) -> Result<Vec<Claims>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| database(&self.path, e))?;
+        let table = tx.open_table(TICKETS).map_err(|e| database(&self.path, e))?;
+        let mut tickets = Vec::new();
+        for row in table.iter().map_err(|e| database(&self.path, e))? {
+            let (key, value) = row.map_err(|e| database(&self.path, e))?;
+            let claims =
+                serde_json::from_slice(value.value()).ok().and_then(|v| Claims::from_json(&v));
+            tickets.push(claims.ok_or_else(|| StoreError::Corrupt {
+                realm: format!("(ticket {})", key.value()),
+                reason: "the claims do not decode".into(),
+            })?);
+        }
+        Ok(tickets)
+    }
+
+    /// Stores an issued ticket; durable when this returns.
+    pub fn save_ticket(&self, claims: &Claims) -> Result<(), StoreError> {
+        let bytes = claims.to_json().to_string();
+        let tx = self.db.begin_write().map_err(|e| database(&self.path, e))?;
+        {
+            let mut table = tx.open_table(TICKETS).map_err(|e| database(&self.path, e))?;
+            table
+                .insert(claims.id.as_str(), bytes.as_bytes())
+                .map_err(|e| database(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| database(&self.path, e))
+    }
+
+    /// Removes tickets (revoked or expired) in one transaction; durable when this returns.
+    pub fn delete_tickets(&self, ids: &[String]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| database(&self.path, e))?;
+        {
+            let mut table = tx.open_table(TICKETS).map_err(|e| database(&self.path, e))?;
+            for id in ids {
+                table.remove(id.as_str()).map_err(|e| database(&self.path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| database(&self.path, e))
+    }
 }
 
 impl Persistence for Store {
@@ -143,6 +218,22 @@ impl Persistence for Store {
 
     fn delete_realm(&self, name: &str) -> Result<(), String> {
         Store::delete_realm(self, name).map(drop).map_err(|e| e.to_string())
+    }
+
+    fn ticket_key(&self) -> Result<[u8; 32], String> {
+        Store::ticket_key(self).map_err(|e| e.to_string())
+    }
+
+    fn tickets(&self) -> Result<Vec<Claims>, String> {
+        Store::tickets(self).map_err(|e| e.to_string())
+    }
+
+    fn save_ticket(&self, ticket: &Claims) -> Result<(), String> {
+        Store::save_ticket(self, ticket).map_err(|e| e.to_string())
+    }
+
+    fn delete_tickets(&self, ids: &[String]) -> Result<(), String> {
+        Store::delete_tickets(self, ids).map_err(|e| e.to_string())
     }
 }
 
@@ -231,6 +322,36 @@ mod tests {
         Store::open(dir.path()).unwrap().save_realm(&realm()).unwrap();
         let bytes = std::fs::read(dir.path().join("junction.redb")).unwrap();
         assert!(!bytes.windows(6).any(|w| w == b"secret"));
+    }
+
+    #[test]
+    fn tickets_and_their_key_survive_reopening_and_revocation_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = |id: &str| Claims {
+            id: id.into(),
+            authid: "joe".into(),
+            realm: "com.example".into(),
+            issued_by: "joe".into(),
+            issued_at: 1,
+            expires_at: 2,
+        };
+        let key = {
+            let store = Store::open(dir.path()).unwrap();
+            store.save_ticket(&claims("a")).unwrap();
+            store.save_ticket(&claims("b")).unwrap();
+            store.ticket_key().unwrap()
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.ticket_key().unwrap(), key);
+            let mut ids: Vec<String> = store.tickets().unwrap().into_iter().map(|c| c.id).collect();
+            ids.sort();
+            assert_eq!(ids, ["a", "b"]);
+            assert_eq!(store.tickets().unwrap()[0], claims(&ids[0]));
+            store.delete_tickets(&["a".into()]).unwrap();
+        }
+        let back = Store::open(dir.path()).unwrap().tickets().unwrap();
+        assert_eq!(back, vec![claims("b")]);
     }
 
     #[test]

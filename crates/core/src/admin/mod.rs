@@ -12,10 +12,12 @@
 //! - Events: `bondy.realm.created|updated|deleted`, `bondy.user.added|updated|deleted|
 //!   credentials_changed`, `bondy.group.added|updated|deleted`, published in the managed realm
 //!   and the admin realm.
+//! - Tickets: `bondy.ticket.issue|revoke|revoke_all|verify` (see `ticket`).
 
 mod grant;
 mod realm;
 mod source;
+mod ticket;
 mod user;
 
 use std::sync::Arc;
@@ -26,12 +28,14 @@ use crate::error::Error;
 use crate::realm::Realm;
 use crate::router::Router;
 use crate::security::Security;
+use crate::session::SessionInfo;
 use crate::time::Now;
 
 /// Answers a `bondy.*` call, or `None` if `procedure` is not an admin procedure.
 pub(crate) fn call(
     router: &Router,
     home: &Arc<Realm>,
+    caller: Option<&SessionInfo>,
     procedure: &Uri,
     payload: &Payload,
     now: Now,
@@ -48,7 +52,7 @@ pub(crate) fn call(
             home.name()
         ))));
     }
-    let admin = Admin { router, home, now };
+    let admin = Admin { router, home, caller, now };
     let result = if let Some(rest) = name.strip_prefix("realm.") {
         realm::call(&admin, rest, &args)?
     } else if let Some(rest) = name.strip_prefix("user.") {
@@ -59,6 +63,8 @@ pub(crate) fn call(
         grant::call(&admin, rest, &args)?
     } else if let Some(rest) = name.strip_prefix("source.") {
         source::call(&admin, rest, &args)?
+    } else if let Some(rest) = name.strip_prefix("ticket.") {
+        ticket::call(&admin, rest, &args)?
     } else {
         return None;
     };
@@ -72,6 +78,8 @@ pub(crate) fn call(
 struct Admin<'a> {
     router: &'a Router,
     home: &'a Arc<Realm>,
+    /// The calling session; `None` for the local operator (the CLI).
+    caller: Option<&'a SessionInfo>,
     now: Now,
 }
 

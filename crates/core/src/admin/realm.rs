@@ -101,6 +101,7 @@ fn delete(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
         )));
     }
     admin.router.remove_realm(realm.name(), admin.now.wall).map_err(Error::Internal)?;
+    super::ticket::revoke_of(admin, realm.name().as_str(), None)?;
     admin.announce(admin.home, "bondy.realm.deleted", vec![Value::from(realm.name().as_str())]);
     Ok(Value::Null)
 }

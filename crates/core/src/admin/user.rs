@@ -26,7 +26,12 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
                 s.users.remove(name).map(|_| name.to_owned()).ok_or_else(|| no_user(name))
             },
             |_, _| None,
-        ),
+        )
+        .and_then(|deleted| {
+            let (realm, offset) = admin.target(args, 2)?;
+            let name = Some(args.string(offset, "username")?);
+            super::ticket::revoke_of(admin, realm.name().as_str(), name).map(|()| deleted)
+        }),
         "update" => change(
             admin,
             args,
@@ -236,6 +241,7 @@ fn change_password(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     }
     user.password = Some(StoredPassword::new(new));
     admin.commit(&realm, security)?;
+    super::ticket::revoke_of(admin, realm.name().as_str(), Some(name))?;
     admin.announce(
         &realm,
         "bondy.user.credentials_changed",

@@ -240,7 +240,7 @@ impl Established {
         let routed_by_router = if m.procedure.is_reserved() {
             meta::call(&self.realm, &self.peer, &m.procedure, &m.payload, now)
         } else {
-            admin::call(router, &self.realm, &m.procedure, &m.payload, now)
+            admin::call(router, &self.realm, Some(self.peer.info()), &m.procedure, &m.payload, now)
         };
         if m.procedure.is_reserved() || routed_by_router.is_some() {
             let payload =

@@ -45,7 +45,8 @@ pub struct Challenging {
 
 /// What the router expects in AUTHENTICATE.
 enum Pending {
-    /// Checked against the user's stored password, or a decoy for unknown users.
+    /// Checked against the user's stored password (or a decoy for unknown users), then
+    /// against the tickets the router issued.
     Ticket(StoredPassword),
     Cra(cra::Challenge, StoredPassword),
     Cryptosign {
@@ -250,9 +251,22 @@ impl Challenging {
             Pending::Scram(..) => "scram",
         };
         let mut authextra = Dict::new();
+        let mut ticket_id = None;
         // Decoys never verify, but cost the same work as real credentials.
         let verified = match &self.pending {
-            Pending::Ticket(stored) => ticket::verify(stored, &answer.signature).is_ok(),
+            // The user's password, or a ticket the router issued to this user on this realm.
+            Pending::Ticket(stored) => {
+                ticket::verify(stored, &answer.signature).is_ok() || {
+                    let realm = self.realm.name().as_str();
+                    let unix = crate::tickets::unix(now.wall);
+                    ticket_id = router
+                        .tickets()
+                        .validate(&answer.signature, realm, unix)
+                        .filter(|claims| claims.authid == self.authid && self.user.is_some())
+                        .map(|claims| claims.id);
+                    ticket_id.is_some()
+                }
+            }
             Pending::Cra(challenge, stored) => challenge.verify(stored, &answer.signature).is_ok(),
             Pending::Cryptosign { challenge, key: Some(key) } => {
                 challenge.verify(key, &answer.signature).is_ok()
@@ -288,7 +302,8 @@ impl Challenging {
             }
         };
         let security = self.realm.security();
-        let identity = Identity { authextra, ..Identity::user(&security, &user, method) };
+        let identity =
+            Identity { authextra, ticket_id, ..Identity::user(&security, &user, method) };
         welcome(
             router,
             &self.realm,
@@ -458,6 +473,8 @@ struct Identity {
     anonymous: bool,
     /// WELCOME.Details.authextra (for `scram`: the server signature); omitted when empty.
     authextra: Dict,
+    /// The router-issued ticket it authenticated with, if any.
+    ticket_id: Option<String>,
 }
 
 impl Identity {
@@ -472,6 +489,7 @@ impl Identity {
             authmethod,
             anonymous: false,
             authextra: Dict::new(),
+            ticket_id: None,
         }
     }
 
@@ -483,6 +501,7 @@ impl Identity {
             authmethod: "anonymous",
             anonymous: true,
             authextra: Dict::new(),
+            ticket_id: None,
         }
     }
 }
@@ -518,6 +537,7 @@ fn welcome(
         roles,
         agent: hello.details.get("agent").and_then(Value::as_str).map(str::to_owned),
         established_at: now.wall,
+        ticket_id: identity.ticket_id,
     };
     let mut details = dict! {
         "realm" => info.realm.as_str(),

@@ -94,6 +94,9 @@ pub struct SessionInfo {
     pub agent: Option<String>,
     /// When the session was established.
     pub established_at: SystemTime,
+    /// The id of the router-issued ticket it authenticated with (authmethod `ticket` also
+    /// accepts the user's password, which leaves this `None`).
+    pub ticket_id: Option<String>,
 }
 
 impl SessionInfo {

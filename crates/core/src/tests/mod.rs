@@ -11,3 +11,4 @@ mod rpc;
 mod security;
 mod session;
 mod spec_options;
+mod tickets;
