@@ -657,6 +657,22 @@ def wampcra_answer(secret: str):
     return respond
 
 
+def scram(authid: str, password: str):
+    """Autobahn's WAMP-SCRAM client (``AuthScram``) for ``authid``, and an onChallenge answer
+    computed by it. Its ``authextra`` (the client nonce) goes into HELLO; its ``on_welcome``
+    checks the router's server signature."""
+    from autobahn.wamp.auth import AuthScram
+
+    authenticator = AuthScram(authid=authid, password=password)
+
+    def respond(challenge):
+        assert challenge.method == "scram", challenge
+        proof = authenticator.on_challenge(None, challenge)
+        return proof.decode("ascii") if isinstance(proof, bytes) else proof
+
+    return authenticator, respond
+
+
 def cryptosign_answer(key):
     """An onChallenge answer for Cryptosign with an ``autobahn.wamp.cryptosign.CryptosignKey``."""
     return lambda challenge: key.sign_challenge(challenge)

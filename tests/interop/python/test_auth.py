@@ -30,7 +30,7 @@ import pytest_asyncio
 from autobahn.asyncio.component import Component
 from autobahn.asyncio.rawsocket import WampRawSocketClientFactory
 from autobahn.asyncio.websocket import WampWebSocketClientFactory
-from autobahn.wamp.auth import AuthScram, compute_wcs, derive_key
+from autobahn.wamp.auth import compute_wcs, derive_key
 from autobahn.wamp.cryptosign import CryptosignKey
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig, PublishOptions
@@ -57,6 +57,7 @@ from junction_harness import (
     RawPeer,
     assert_error,
     autobahn_serializer,
+    scram,
     subscribe_collector,
     xconn_serializer,
 )
@@ -274,20 +275,6 @@ def cryptosign(key: CryptosignKey):
         return key.sign_challenge(challenge)
 
     return respond
-
-
-def scram(authid: str, password: str):
-    """Autobahn's WAMP-SCRAM client (``AuthScram``) for ``authid``, and an onChallenge answer
-    computed by it. Its ``authextra`` (the client nonce) goes into HELLO; its ``on_welcome``
-    checks the router's server signature."""
-    authenticator = AuthScram(authid=authid, password=password)
-
-    def respond(challenge):
-        assert challenge.method == "scram", challenge
-        proof = authenticator.on_challenge(None, challenge)
-        return proof.decode("ascii") if isinstance(proof, bytes) else proof
-
-    return authenticator, respond
 
 
 class AuthSession(AutobahnTestSession):

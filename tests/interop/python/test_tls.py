@@ -45,6 +45,7 @@ from junction_harness import (
     free_port,
     join_autobahn_auth,
     junction_binary,
+    scram,
     ticket_answer,
     wampcra_answer,
     xconn_serializer,
@@ -116,7 +117,7 @@ name = "{SECURE}"
 anonymous = false
 
 [realms.security]
-authmethods = ["ticket", "wampcra", "cryptosign"]
+authmethods = ["ticket", "wampcra", "cryptosign", "scram"]
 
 [[realms.security.users]]
 authid = "joe"
@@ -210,11 +211,16 @@ class TlsClients(ClientPool):
 
     async def join(self, method: str, transport: str = "websocket", serializer: str = "json",
                    context: ssl.SSLContext | None = None, tls: bool = True):
-        authid, answer, extra = {
-            "ticket": ("joe", ticket_answer(JOE_SECRET), None),
-            "wampcra": ("joe", wampcra_answer(JOE_SECRET), None),
-            "cryptosign": ("ann", cryptosign_answer(ANN_KEY), {"pubkey": ANN_KEY.public_key()}),
-        }[method]
+        if method == "scram":
+            authenticator, answer = scram("joe", JOE_SECRET)
+            authid, extra = "joe", authenticator.authextra
+        else:
+            authid, answer, extra = {
+                "ticket": ("joe", ticket_answer(JOE_SECRET), None),
+                "wampcra": ("joe", wampcra_answer(JOE_SECRET), None),
+                "cryptosign": ("ann", cryptosign_answer(ANN_KEY),
+                               {"pubkey": ANN_KEY.public_key()}),
+            }[method]
         if tls:
             context = context or trusting(self.tls.certificate)
             where = {"port": self.tls.tls_port, "ssl": context}
@@ -273,7 +279,7 @@ async def wait_for_log(process: RouterProcess, text: str, count: int) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["ticket", "wampcra", "cryptosign"])
+@pytest.mark.parametrize("method", ["ticket", "wampcra", "cryptosign", "scram"])
 @pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
 async def test_autobahn_authenticates_over_tls_and_the_session_knows_it(tls, transport, method):
     session = await tls.join(method, transport)
