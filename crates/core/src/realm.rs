@@ -257,6 +257,34 @@ impl Realm {
         *write(&self.config) = Arc::new(config);
     }
 
+    /// Withdraws the subscriptions and registrations the current grants no longer allow (after
+    /// a security change), telling the holders as subscription and registration revocation do
+    /// and announcing it in the meta API.
+    pub(crate) fn enforce_grants(&self, now: SystemTime) {
+        const REASON: &str = "wamp.error.not_authorized";
+        if !self.security().enabled {
+            return;
+        }
+        for (id, topic, policy, peers) in self.broker.holders() {
+            for peer in peers {
+                if peer.authorize(self, Permission::Subscribe, &topic, policy).is_err()
+                    && let Ok(deleted) = self.broker.revoke(id, peer.id(), REASON)
+                {
+                    self.meta_unsubscribed(peer.id(), id, deleted, now);
+                }
+            }
+        }
+        for (id, procedure, policy, peers) in self.dealer.holders() {
+            for peer in peers {
+                if peer.authorize(self, Permission::Register, &procedure, policy).is_err()
+                    && let Ok(deleted) = self.dealer.revoke(id, peer.id(), REASON)
+                {
+                    self.meta_unregistered(peer.id(), id, deleted, now);
+                }
+            }
+        }
+    }
+
     /// The realm's URI.
     pub fn name(&self) -> &Uri {
         &self.name

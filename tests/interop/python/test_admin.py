@@ -32,6 +32,7 @@ import pytest
 import pytest_asyncio
 from autobahn.wamp.cryptosign import CryptosignKey
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions
 
 from conftest import ClientPool
 from junction_harness import (
@@ -1041,3 +1042,38 @@ async def test_the_cli_with_url_works_on_a_running_router(admin, router):
     # The offline command names the way out while the router holds the store.
     busy = cli(router, "user", "list", "com.online")
     assert busy.returncode != 0 and "--url" in busy.stderr, busy.stderr
+
+
+async def test_revoking_a_grant_withdraws_live_subscriptions(admin):
+    """A subscription made under a grant is withdrawn when the grant goes. A peer that announced
+    ``subscription_revocation`` gets ``UNSUBSCRIBED(0)`` with the reason; the events stop, while a
+    subscription another grant still allows keeps working. (Autobahn|Python 26.10.2 announces
+    the feature but raises ProtocolError on UNSUBSCRIBED(0), so a raw WebSocket peer is used.)"""
+    root = await admin.root()
+    await build_shop(root)
+    news = {"permissions": ["wamp.subscribe"], "uri": "com.shop.news.", "match": "prefix",
+            "roles": ["staff"]}
+    marker = {"permissions": ["wamp.subscribe"], "uri": "com.shop.marker", "roles": ["staff"]}
+    publish = {"permissions": ["wamp.publish"], "uri": "com.shop.", "match": "prefix",
+               "roles": ["managers"]}
+    for grant in (news, marker, publish):
+        await call(root, "bondy.grant.create", SHOP, grant)
+    bob = await admin.raw()
+    challenge = await bob.hello(SHOP, {"authid": "bob", "authmethods": ["ticket"], "roles": {
+        "subscriber": {"features": {"subscription_revocation": True}}}})
+    assert challenge[0] == 4, challenge
+    await bob.send([5, BOB_SECRET, {}])
+    assert (await bob.recv())[0] == 2
+    news_id = await bob.subscribe("com.shop.news.", {"match": "prefix"})
+    marker_id = await bob.subscribe("com.shop.marker")
+    alice = await admin.login(SHOP, "alice", ALICE_SECRET)
+
+    await call(root, "bondy.grant.revoke", SHOP, news)
+    assert await bob.recv() == [
+        35, 0, {"subscription": news_id, "reason": "wamp.error.not_authorized"}]
+    options = PublishOptions(acknowledge=True)
+    await alice.publish("com.shop.news.today", 1, options=options)
+    await alice.publish("com.shop.marker", 2, options=options)
+    # One publisher's events arrive in order: the marker comes, the news did not.
+    event = await bob.recv()
+    assert (event[0], event[1], event[4]) == (36, marker_id, [2]), event

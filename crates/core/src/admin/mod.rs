@@ -128,6 +128,7 @@ impl Admin<'_> {
         })?;
         self.router.persist_config(&config).map_err(Error::Internal)?;
         realm.set_config(config);
+        realm.enforce_grants(self.now.wall);
         Ok(())
     }
 

@@ -328,6 +328,16 @@ impl Broker {
         read(&self.table).matching(topic).map(|s| s.id).collect()
     }
 
+    /// Every subscription with its topic, policy and subscribers (to re-check grants).
+    pub(crate) fn holders(&self) -> Vec<(SubscriptionId, Uri, MatchPolicy, Vec<Arc<Peer>>)> {
+        let table = read(&self.table);
+        table
+            .subscriptions
+            .values()
+            .map(|s| (s.id, s.topic.clone(), s.policy, s.subscribers.values().cloned().collect()))
+            .collect()
+    }
+
     /// Calls `f` with subscription `id`, if it exists.
     pub(crate) fn with<T>(
         &self,

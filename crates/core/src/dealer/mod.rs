@@ -238,6 +238,16 @@ impl Dealer {
         lists
     }
 
+    /// Every registration with its procedure, policy and callees (to re-check grants).
+    pub(crate) fn holders(&self) -> Vec<(RegistrationId, Uri, MatchPolicy, Vec<Arc<Peer>>)> {
+        let table = read(&self.table);
+        table
+            .registrations
+            .values()
+            .map(|r| (r.id, r.procedure.clone(), r.policy, r.callees.clone()))
+            .collect()
+    }
+
     /// The registration for exactly this procedure and policy (`wamp.registration.lookup`).
     pub(crate) fn lookup(&self, procedure: &Uri, policy: MatchPolicy) -> Option<RegistrationId> {
         read(&self.table).by_key.get(&(procedure.clone(), policy)).copied()

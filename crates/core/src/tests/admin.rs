@@ -333,3 +333,39 @@ fn realm_updates_apply_to_new_joins_and_live_sessions() {
     let realm = router.realm(&"com.live".into()).unwrap();
     assert_eq!(realm.snapshot().max_call_timeout, Some(std::time::Duration::from_secs(5)));
 }
+
+#[test]
+fn revoking_a_grant_withdraws_the_subscriptions_and_registrations_it_allowed() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.user.add", json!([{"username": "fay", "password": "pw"}]));
+    let grant = json!([{"permissions": ["wamp.subscribe", "wamp.register"], "uri": "com.", "match": "prefix", "roles": ["fay"]}]);
+    assert_eq!(call(&mut root, "bondy.grant.create", grant.clone())[0], 50);
+    let mut fay = Client::connect(&router);
+    let hello = json!([1, "junction.admin", {"authid": "fay", "authmethods": ["ticket"], "roles": {
+        "subscriber": {"features": {"subscription_revocation": true}},
+        "callee": {"features": {"registration_revocation": true}},
+    }}]);
+    fay.send(&hello.to_string());
+    assert_eq!(fay.recv().unwrap()[0], 4);
+    fay.send(r#"[5, "pw", {}]"#);
+    assert_eq!(fay.recv().unwrap()[0], 2);
+    fay.send(r#"[32, 1, {}, "com.news"]"#);
+    let subscription = fay.recv().unwrap()[2].clone();
+    fay.send(r#"[64, 2, {}, "com.echo"]"#);
+    let registration = fay.recv().unwrap()[2].clone();
+
+    assert_eq!(call(&mut root, "bondy.grant.revoke", grant)[0], 50);
+    let unsubscribed = fay.recv().expect("UNSUBSCRIBED");
+    assert_eq!(
+        unsubscribed,
+        json!([35, 0, {"subscription": subscription, "reason": "wamp.error.not_authorized"}])
+    );
+    let unregistered = fay.recv().expect("UNREGISTERED");
+    assert_eq!(
+        unregistered,
+        json!([67, 0, {"registration": registration, "reason": "wamp.error.not_authorized"}])
+    );
+    let realm = router.realm(&"junction.admin".into()).unwrap();
+    assert_eq!(realm.broker.subscription_count(), 0);
+}
