@@ -4,9 +4,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use rand::Rng;
-use sha2::Sha256;
 
 use crate::AuthError;
 use crate::password::{KEY_LENGTH, StoredPassword};
@@ -65,8 +64,7 @@ impl Challenge {
         let signature = BASE64
             .decode(signature.trim())
             .map_err(|_| AuthError::Malformed("signature is not base64"))?;
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(stored.cra_key().as_bytes())
-            .map_err(|_| AuthError::NoCredential)?;
+        let mut mac = crate::hmac_sha256(stored.cra_key().as_bytes());
         mac.update(self.challenge.as_bytes());
         mac.verify_slice(&signature).map_err(|_| AuthError::BadSignature)
     }
@@ -74,8 +72,7 @@ impl Challenge {
 
 /// The signature a client with `key` computes (for tests and the bundled client).
 pub fn sign(key: &str, challenge: &str) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
-        .expect("HMAC accepts any key length");
+    let mut mac = crate::hmac_sha256(key.as_bytes());
     mac.update(challenge.as_bytes());
     BASE64.encode(mac.finalize().into_bytes())
 }

@@ -20,6 +20,15 @@ pub mod password;
 pub mod scram;
 pub mod ticket;
 
+use hmac::{Hmac, KeyInit};
+use sha2::Sha256;
+
+/// HMAC-SHA256 keyed with `key`, for every method and decoy that needs one.
+fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length (long ones are hashed first), so this cannot fail.
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length")
+}
+
 /// Why an authentication attempt failed. The variants are for logs and tests; what the client
 /// hears is decided by the caller, which must not reveal whether a user exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -70,10 +70,8 @@ impl StoredPassword {
 /// salt looks like a random salt but is stable for `authid` (an HMAC under the router's
 /// `secret`), and checking a ticket against it costs the same PBKDF2 work. It matches nothing.
 pub fn decoy(secret: &[u8; 32], authid: &str) -> StoredPassword {
-    use hmac::{Hmac, KeyInit, Mac};
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length");
+    use hmac::Mac;
+    let mut mac = crate::hmac_sha256(secret);
     mac.update(authid.as_bytes());
     let salt = hex::encode(&mac.finalize().into_bytes()[..16]);
     let mut stored = StoredPassword::with_salt("", &salt, DEFAULT_ITERATIONS);

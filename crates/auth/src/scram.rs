@@ -24,7 +24,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -112,8 +112,7 @@ pub fn salted_password(
 /// cannot be told from a real one by asking twice), the costs are the defaults, and no proof
 /// verifies against it. Costs no KDF work: the router never runs the KDF while authenticating.
 pub fn decoy(secret: &[u8; 32], authid: &str) -> ScramCredential {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length");
+    let mut mac = crate::hmac_sha256(secret);
     mac.update(b"scram\0");
     mac.update(authid.as_bytes());
     let salt = mac.finalize().into_bytes()[..SALT_LENGTH].to_vec();
@@ -274,8 +273,7 @@ fn is_nonce(nonce: &str) -> bool {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; KEY_LENGTH] {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    let mut mac = crate::hmac_sha256(key);
     mac.update(data);
     mac.finalize().into_bytes().into()
 }

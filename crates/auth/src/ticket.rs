@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -85,7 +85,7 @@ impl Claims {
 }
 
 fn mac(key: &[u8; 32], payload: &str) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    let mut mac = crate::hmac_sha256(key);
     mac.update(payload.as_bytes());
     mac
 }

@@ -32,6 +32,7 @@ txaio.use_asyncio()
 
 # Autobahn must only be imported after txaio has been told which event loop flavour to use.
 from autobahn.asyncio.rawsocket import WampRawSocketClientFactory  # noqa: E402
+from autobahn.asyncio.component import Component  # noqa: E402
 from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
 from autobahn.wamp.serializer import (  # noqa: E402
@@ -727,3 +728,40 @@ async def join_autobahn_auth(router: RouterProcess, realm: str, authmethods: lis
     if closed in done:
         raise JoinFailed(None, f"{transport}/{serializer} transport closed before WELCOME")
     raise JoinFailed(None, f"no WELCOME within {RECV_TIMEOUT}s over {transport}/{serializer}")
+
+
+async def join_with_component(transport: dict, realm: str, authentication: dict,
+                              on_session=None):
+    """Joins with Autobahn's ``Component`` (the way applications configure transports and
+    authentication), runs ``await on_session(session, details)`` if given, leaves, and returns
+    ``(details, what on_session returned)``. A refused join raises ``JoinFailed``."""
+    loop = asyncio.get_running_loop()
+    result = loop.create_future()
+    component = Component(transports=[{**transport, "max_retries": 0}], realm=realm,
+                          authentication=authentication)
+
+    @component.on_join
+    async def on_join(session, details):
+        try:
+            extra = await on_session(session, details) if on_session else None
+            result.set_result((details, extra))
+        except Exception as e:  # reported to the test below
+            result.set_exception(e)
+        await session.leave()
+
+    @component.on_leave
+    def on_leave(session, details):
+        if not result.done():
+            result.set_exception(JoinFailed(details.reason, details.message))
+
+    done = asyncio.ensure_future(component.start(loop))
+    try:
+        finished, _ = await asyncio.wait({result, done}, timeout=RECV_TIMEOUT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        assert result in finished, f"the Component did not join: {done!r}"
+        outcome = result.result()
+        await asyncio.wait_for(done, RECV_TIMEOUT)
+        return outcome
+    finally:
+        if not done.done():
+            await asyncio.wait_for(component.stop(), RECV_TIMEOUT)

@@ -27,7 +27,6 @@ import re
 import nacl.signing
 import pytest
 import pytest_asyncio
-from autobahn.asyncio.component import Component
 from autobahn.asyncio.rawsocket import WampRawSocketClientFactory
 from autobahn.asyncio.websocket import WampWebSocketClientFactory
 from autobahn.wamp.auth import compute_wcs, derive_key
@@ -59,6 +58,7 @@ from junction_harness import (
     autobahn_serializer,
     scram,
     subscribe_collector,
+    join_with_component,
     xconn_serializer,
 )
 
@@ -478,37 +478,11 @@ async def test_cryptosign_welcomes_ann_by_her_key(auth, transport, serializer):
 async def test_cryptosign_with_the_component_authentication_config(router):
     """The way an Autobahn application usually configures Cryptosign: a Component with
     ``authentication={"cryptosign": {"authid": ..., "privkey": <hex>}}``."""
-    loop = asyncio.get_running_loop()
-    joined = loop.create_future()
-    component = Component(
-        transports=[{"type": "websocket", "url": router.ws_url, "serializers": ["json"],
-                     "max_retries": 0}],
-        realm=SECURE,
-        authentication={"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex()}},
-    )
-
-    @component.on_join
-    async def on_join(session, details):
-        joined.set_result(details)
-        await session.leave()
-
-    @component.on_leave
-    def on_leave(session, details):
-        if not joined.done():
-            joined.set_exception(JoinFailed(details.reason, details.message))
-
-    done = asyncio.ensure_future(component.start(loop))
-    try:
-        finished, _ = await asyncio.wait({joined, done}, timeout=RECV_TIMEOUT,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        assert joined in finished, f"the Component did not join: {done!r}"
-        details = joined.result()
-        assert (details.authid, details.authrole, details.authmethod, details.authprovider) == (
-            "ann", "admin", "cryptosign", "junction"), details
-        await asyncio.wait_for(done, RECV_TIMEOUT)
-    finally:
-        if not done.done():
-            await asyncio.wait_for(component.stop(), RECV_TIMEOUT)
+    details, _ = await join_with_component(
+        {"type": "websocket", "url": router.ws_url, "serializers": ["json"]}, SECURE,
+        {"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex()}})
+    assert (details.authid, details.authrole, details.authmethod, details.authprovider) == (
+        "ann", "admin", "cryptosign", "junction"), details
 
 
 @pytest.mark.parametrize("transport,serializer",
@@ -542,37 +516,11 @@ async def test_scram_with_the_component_authentication_config(router):
     """The way an Autobahn application configures WAMP-SCRAM: a Component with
     ``authentication={"scram": {"authid": ..., "password": ...}}``; Autobahn checks the
     server signature in WELCOME itself and leaves if it is wrong."""
-    loop = asyncio.get_running_loop()
-    joined = loop.create_future()
-    component = Component(
-        transports=[{"type": "websocket", "url": router.ws_url, "serializers": ["cbor"],
-                     "max_retries": 0}],
-        realm=SECURE,
-        authentication={"scram": {"authid": "carl", "password": CARL_SECRET}},
-    )
-
-    @component.on_join
-    async def on_join(session, details):
-        joined.set_result(details)
-        await session.leave()
-
-    @component.on_leave
-    def on_leave(session, details):
-        if not joined.done():
-            joined.set_exception(JoinFailed(details.reason, details.message))
-
-    done = asyncio.ensure_future(component.start(loop))
-    try:
-        finished, _ = await asyncio.wait({joined, done}, timeout=RECV_TIMEOUT,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        assert joined in finished, f"the Component did not join: {done!r}"
-        details = joined.result()
-        assert (details.authid, details.authrole, details.authmethod, details.authprovider) == (
-            "carl", "admin", "scram", "junction"), details
-        await asyncio.wait_for(done, RECV_TIMEOUT)
-    finally:
-        if not done.done():
-            await asyncio.wait_for(component.stop(), RECV_TIMEOUT)
+    details, _ = await join_with_component(
+        {"type": "websocket", "url": router.ws_url, "serializers": ["cbor"]}, SECURE,
+        {"scram": {"authid": "carl", "password": CARL_SECRET}})
+    assert (details.authid, details.authrole, details.authmethod, details.authprovider) == (
+        "carl", "admin", "scram", "junction"), details
 
 
 async def test_scram_fails_alike_for_a_wrong_password_and_an_unknown_user(auth):

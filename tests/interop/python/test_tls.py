@@ -26,7 +26,6 @@ import time
 import pytest
 import pytest_asyncio
 import xconn
-from autobahn.asyncio.component import Component
 from autobahn.wamp.cryptosign import CryptosignKey
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,12 +37,12 @@ from conftest import ClientPool
 from junction_harness import (
     RECV_TIMEOUT,
     STARTUP_TIMEOUT,
-    JoinFailed,
     RouterProcess,
     RouterStartError,
     cryptosign_answer,
     free_port,
     join_autobahn_auth,
+    join_with_component,
     junction_binary,
     scram,
     ticket_answer,
@@ -308,50 +307,24 @@ async def test_the_plain_listener_stays_plain(tls):
 async def test_autobahn_component_with_a_tls_endpoint(tls_router, kind):
     """Autobahn's own transport configuration: ``endpoint: {type: tcp, ..., tls: {trust_root}}``
     and a Cryptosign ``authentication`` setting."""
-    loop = asyncio.get_running_loop()
-    result = loop.create_future()
     transport_config = {
         "type": kind,
         "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": tls_router.tls_port,
                      "tls": {"trust_root": str(tls_router.cert_path)}},
-        "max_retries": 0,
     }
     if kind == "websocket":
         transport_config.update(url=tls_router.wss_url, serializers=["json"])
     else:
         transport_config.update(serializer="json")
-    component = Component(
-        transports=[transport_config],
-        realm=SECURE,
-        authentication={"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex()}},
-    )
 
-    @component.on_join
-    async def on_join(session, details):
-        try:
-            info = await session.call("wamp.session.get", details.session)
-            result.set_result((details, info["transport"]))
-        except Exception as e:  # reported below
-            result.set_exception(e)
-        await session.leave()
+    async def own_transport_info(session, details):
+        return (await session.call("wamp.session.get", details.session))["transport"]
 
-    @component.on_leave
-    def on_leave(session, details):
-        if not result.done():
-            result.set_exception(JoinFailed(details.reason, details.message))
-
-    done = asyncio.ensure_future(component.start(loop))
-    try:
-        finished, _ = await asyncio.wait({result, done}, timeout=RECV_TIMEOUT,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        assert result in finished, f"the Component did not join: {done!r}"
-        details, transport = result.result()
-        assert (details.authid, details.authmethod) == ("ann", "cryptosign"), details
-        assert (transport["type"], transport["tls"]) == (kind, True), transport
-        await asyncio.wait_for(done, RECV_TIMEOUT)
-    finally:
-        if not done.done():
-            await asyncio.wait_for(component.stop(), RECV_TIMEOUT)
+    details, transport = await join_with_component(
+        transport_config, SECURE, {"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex()}},
+        own_transport_info)
+    assert (details.authid, details.authmethod) == ("ann", "cryptosign"), details
+    assert (transport["type"], transport["tls"]) == (kind, True), transport
 
 
 async def test_xconn_over_wss(tls, tls_router, monkeypatch):
