@@ -39,9 +39,11 @@ impl Node {
         }
     }
 
-    /// Writes every local session again: after this node was cut off, the others may have
-    /// taken it for dead and deleted its records.
-    pub(crate) fn resync(&self) {
+    /// Makes the directory say again what this node holds: after it was cut off, the others
+    /// may have taken it for dead and deleted its records, and its own deletions made while
+    /// cut off were lost.
+    pub(crate) async fn resync(&self) {
+        self.prune_own_keys().await;
         let sessions: Vec<_> = self
             .state()
             .local
@@ -170,6 +172,12 @@ impl ClusterLink for Node {
         policy: MatchPolicy,
         session: SessionId,
     ) -> Result<(), Error> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(Error::Internal(format!(
+                "NATS is unreachable, and a single registration of \"{procedure}\" must be claimed \
+                 cluster-wide: try again later, or register it with a shared invocation policy"
+            )));
+        }
         let key = directory::claim_key(realm.name(), procedure, policy);
         let taken =
             tokio::task::block_in_place(|| self.runtime.block_on(self.take_claim(&key, session)));

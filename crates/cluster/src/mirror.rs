@@ -137,12 +137,14 @@ impl Node {
 
     /// Whether this node still holds what one of its own directory keys names (if so, its
     /// deletion was another node's doing).
-    fn still_held(&self, key: &Key) -> bool {
+    pub(crate) fn still_held(&self, key: &Key) -> bool {
         let (session, item) = match *key {
             Key::Session { session, .. } => (session, None),
             Key::Subscription { session, id, .. } => (session, Some((true, id))),
             Key::Registration { session, id, .. } => (session, Some((false, id))),
-            Key::Heartbeat { .. } | Key::Claim => return false,
+            // A node's own heartbeat is always current; claims are found by their holder.
+            Key::Heartbeat { .. } => return true,
+            Key::Claim => return false,
         };
         let Some(session) = SessionId::new(session) else { return false };
         let Some(realm) = self.local_realm(session) else { return false };
@@ -163,7 +165,7 @@ impl Node {
         self.runtime.spawn(async move {
             tokio::time::sleep(Duration::from_millis(500)).await;
             node.resync_pending.store(false, std::sync::atomic::Ordering::SeqCst);
-            node.resync();
+            node.resync().await;
         });
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 
 use junction_core::{Realm, Router};
@@ -138,7 +138,7 @@ pub async fn join(
         resync_pending: AtomicBool::new(false),
         me: me.clone(),
     });
-    node.forget_previous_run().await;
+    node.prune_own_keys().await;
     tokio::spawn(apply_writes(pending));
     inbox::start(&node).await.map_err(|e| connect_error(e.to_string()))?;
     node.start_mirror().await?;
@@ -196,24 +196,27 @@ async fn apply_writes(mut pending: mpsc::UnboundedReceiver<Write>) {
 async fn heartbeat(node: Arc<Node>) {
     let key = directory::heartbeat_key(&node.name);
     let mut ticks = tokio::time::interval(HEARTBEAT);
-    let mut was_connected = true;
+    let mut healthy = true;
     loop {
         ticks.tick().await;
-        let connected = node.client.connection_state() == async_nats::connection::State::Connected;
-        if !connected {
-            // Cut off from NATS: this node cannot tell who is alive; it serves its own
-            // sessions and judges nobody.
-            was_connected = false;
+        // A node that cannot write its own heartbeat (NATS or JetStream unreachable, or still
+        // recovering) cannot tell who is alive: it serves its own sessions and judges nobody.
+        let beat = Bytes::from(directory::now_ms().to_string());
+        let written = tokio::time::timeout(HEARTBEAT, node.directory.put(&key, beat)).await;
+        if !matches!(written, Ok(Ok(_))) {
+            if healthy {
+                tracing::warn!(node = %node.name, "cannot write to the cluster directory");
+            }
+            healthy = false;
             continue;
         }
-        if !was_connected {
-            was_connected = true;
-            tracing::info!(node = %node.name, "NATS is back; resuming the cluster");
+        if !healthy {
+            healthy = true;
+            tracing::info!(node = %node.name, "the cluster directory answers again; resuming");
             node.state().nodes.values_mut().for_each(|seen| *seen = Instant::now());
-            node.resync();
+            node.resync().await;
+            continue;
         }
-        let beat = Bytes::from(directory::now_ms().to_string());
-        node.write(Write::Put(node.directory.clone(), key.clone(), beat));
         let silent: Vec<String> = node
             .state()
             .nodes
@@ -268,32 +271,45 @@ impl Node {
         tx
     }
 
-    /// Removes what a previous run of this node left in the directory (after a crash).
-    async fn forget_previous_run(&self) {
-        let Ok(keys) = self.directory.keys().await else { return };
-        let stale: Vec<String> = keys
-            .filter_map(|k| async move { k.ok() })
-            .filter(|k| {
-                let ours = Key::parse(k).is_some_and(|key| key.node() == Some(&self.name));
-                async move { ours }
-            })
-            .collect()
-            .await;
-        for key in stale {
-            let _ = self.directory.delete(&key).await;
+    /// Deletes this node's directory keys that name nothing it holds (at start: everything
+    /// a previous run left behind after a crash). JetStream may still be recovering (after a
+    /// NATS restart): retried until it answers, or for half a minute.
+    pub(crate) async fn prune_own_keys(&self) {
+        for attempt in 1..=60 {
+            match self.keys_of(&self.name).await {
+                Ok(keys) => {
+                    for (raw, _) in keys.iter().filter(|(_, key)| !self.still_held(key)) {
+                        let _ = self.directory.delete(raw).await;
+                    }
+                    return;
+                }
+                Err(error) if attempt % 10 == 1 => {
+                    tracing::warn!(%error, "cannot list the cluster directory yet; retrying");
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        tracing::error!("stale records of this node may remain in the cluster directory");
+    }
+
+    /// The directory keys of `node`, as stored and parsed.
+    async fn keys_of(&self, node: &str) -> Result<Vec<(String, Key)>, String> {
+        let keys = self.directory.keys().await.map_err(|e| e.to_string())?;
+        let keys: Vec<String> = keys.try_collect().await.map_err(|e| e.to_string())?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|raw| Key::parse(&raw).map(|key| (raw, key)))
+            .filter(|(_, key)| key.node() == Some(node))
+            .collect())
     }
 
     /// Deletes every directory key of a dead node (any survivor may; deleting twice is fine).
     fn delete_keys_of(&self, name: String) {
-        let directory = self.directory.clone();
+        let Some(node) = self.myself() else { return };
         self.runtime.spawn(async move {
-            let Ok(keys) = directory.keys().await else { return };
-            let keys: Vec<String> = keys.filter_map(|k| async move { k.ok() }).collect().await;
-            for key in keys {
-                if Key::parse(&key).is_some_and(|k| k.node() == Some(&name)) {
-                    let _ = directory.delete(&key).await;
-                }
+            for (raw, _) in node.keys_of(&name).await.unwrap_or_default() {
+                let _ = node.directory.delete(&raw).await;
             }
         });
     }
