@@ -843,19 +843,10 @@ async def test_realm_and_user_created_on_n1_admit_logins_on_n2_and_n3_within_a_s
 
     # A user deleted on n3 can no longer log in on n1.
     await call(root3, "bondy.user.delete", realm, "alice")
-    deadline = time.monotonic() + CONFIG_PROPAGATION_TIMEOUT
-    while True:
-        try:
-            session = await clients.login(1, realm, "alice", "alice-secret", "ticket")
-        except JoinFailed as e:
-            assert e.reason in ("wamp.error.authentication_failed", "wamp.error.not_authorized",
-                                "wamp.error.no_such_principal"), e
-            break
-        await session.close()
-        clients.forget(session)
-        assert time.monotonic() < deadline, (
-            f"alice, deleted on n3, still logs in on n1 after {CONFIG_PROPAGATION_TIMEOUT}s")
-        await asyncio.sleep(0.05)
+    refused = await login_refused_within(clients, 1, realm, "alice", "alice-secret", "ticket",
+                                         CONFIG_PROPAGATION_TIMEOUT)
+    assert refused.reason in ("wamp.error.authentication_failed", "wamp.error.not_authorized",
+                              "wamp.error.no_such_principal"), refused
 
 
 async def test_grant_changes_made_on_n2_apply_to_calls_on_n3_within_a_second(clients):
@@ -899,6 +890,68 @@ async def test_grant_changes_made_on_n2_apply_to_calls_on_n3_within_a_second(cli
         assert time.monotonic() - started < CONFIG_PROPAGATION_TIMEOUT, (
             f"bob on n3 may still call {CONFIG_PROPAGATION_TIMEOUT}s after the revoke on n2")
         await asyncio.sleep(0.05)
+
+
+async def login_refused_within(clients, node, realm, authid, secret, method, timeout):
+    """Logs in on ``node`` until the router refuses; the JoinFailed. Fails if it still admits
+    the user after ``timeout``."""
+    started = time.monotonic()
+    while True:
+        try:
+            session = await clients.login(node, realm, authid, secret, method)
+        except JoinFailed as e:
+            return e
+        await session.close()
+        clients.forget(session)
+        assert time.monotonic() - started < timeout, (
+            f"{authid} still logs in on n{node} with {method} {timeout}s after the change")
+        await asyncio.sleep(0.05)
+
+
+async def test_group_and_source_changes_on_one_node_apply_on_the_others_within_a_second(
+    clients
+):
+    realm = "com.cl.groups"
+    root1 = await admin_on(clients, 1)
+    await call(root1, "bondy.realm.create", {"uri": realm, "authmethods": ["ticket"]})
+    for group in ("staff", "managers", "services"):
+        await call(root1, "bondy.group.add", realm, {"name": group})
+    await call(root1, "bondy.user.add", realm,
+               {"username": "svc", "password": "svc-secret", "groups": ["services"]})
+    await call(root1, "bondy.user.add", realm,
+               {"username": "bob", "password": "bob-secret", "groups": ["staff"]})
+    await call(root1, "bondy.grant.create", realm, {
+        "permissions": ["wamp.register"], "uri": "com.cl.groups.", "match": "prefix",
+        "roles": ["services"]})
+    await call(root1, "bondy.grant.create", realm, {
+        "permissions": ["wamp.call"], "uri": "com.cl.groups.", "match": "prefix",
+        "roles": ["managers"]})
+    svc, _ = await login_within(clients, 1, realm, "svc", "svc-secret", "ticket",
+                                CONFIG_PROPAGATION_TIMEOUT)
+    await register_named(svc, "approved", "com.cl.groups.approve")
+    bob, _ = await login_within(clients, 3, realm, "bob", "bob-secret", "ticket",
+                                CONFIG_PROPAGATION_TIMEOUT)
+    assert (await call_error(bob, "com.cl.groups.approve")).error == "wamp.error.not_authorized"
+
+    # Group membership changed on n2: bob, live on n3, becomes a manager.
+    root2 = await admin_on(clients, 2)
+    await call(root2, "bondy.user.add_group", realm, "bob", "managers")
+    answer = await eventually(lambda: call(bob, "com.cl.groups.approve"), lambda r: True,
+                              "bob on n3 to be a manager after the change on n2",
+                              CONFIG_PROPAGATION_TIMEOUT)
+    assert answer == "approved"
+
+    # A source added on n1 that only admits bob from 10.0.0.0/8 refuses him on n2.
+    await call(root1, "bondy.source.add", realm,
+               {"usernames": ["bob"], "cidr": "10.0.0.0/8", "authmethods": ["ticket"]})
+    refused = await login_refused_within(clients, 2, realm, "bob", "bob-secret", "ticket",
+                                         CONFIG_PROPAGATION_TIMEOUT)
+    assert refused.reason == "wamp.error.no_matching_auth_method", refused
+    # Deleted on n3, he may log in on n2 again.
+    root3 = await admin_on(clients, 3)
+    await call(root3, "bondy.source.delete", realm, ["bob"], "10.0.0.0/8")
+    await login_within(clients, 2, realm, "bob", "bob-secret", "ticket",
+                       CONFIG_PROPAGATION_TIMEOUT)
 
 
 # ------------------------------------------------------------------------------------------------
