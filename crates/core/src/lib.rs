@@ -11,6 +11,7 @@
 //! - [`time`]: [`Now`], the time a driver passes in.
 //! - [`security`]: users, groups and grants of a realm; authorization.
 //! - [`error`]: [`Error`], and its single mapping to `wamp.error.*` URIs.
+//! - [`cluster`]: the seam to a cluster layer (remote sessions mirrored as peers).
 //! - [`admin`]: the `bondy.*` admin API (realms, users, groups, grants).
 //! - [`meta`]: the session, registration and subscription meta API, and testaments.
 //! - [`features`]: the roles and features announced in WELCOME.
@@ -24,6 +25,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod cluster;
 pub mod dealer;
 pub mod error;
 pub mod features;

@@ -11,6 +11,7 @@ use junction_wire::message::Goodbye;
 use junction_wire::{Dict, Message, RequestId, SessionId, Uri, UriRules, Value};
 
 use crate::broker::{Broker, Publication};
+use crate::cluster::ClusterLink;
 use crate::dealer::Dealer;
 use crate::limits::Limits;
 use crate::meta::session::Testaments;
@@ -87,6 +88,9 @@ impl RealmConfig {
     }
 }
 
+/// Where a router's cluster layer is installed, shared by its realms.
+pub(crate) type ClusterSlot = Arc<std::sync::OnceLock<Arc<dyn ClusterLink>>>;
+
 /// An attached session as the realm sees it: who it is, and where its messages go.
 pub struct Peer {
     info: SessionInfo,
@@ -101,6 +105,8 @@ pub struct Peer {
     testaments: Testaments,
     /// Whether the session joined anonymously (and gets the grants to `anonymous`).
     anonymous: bool,
+    /// A session of another cluster node, mirrored here (see [`crate::cluster`]).
+    remote: bool,
 }
 
 impl std::fmt::Debug for Peer {
@@ -118,7 +124,18 @@ impl Peer {
             attached: AtomicBool::new(true),
             testaments: Testaments::default(),
             anonymous,
+            remote: false,
         }
+    }
+
+    /// A session of another cluster node; its grants are checked on its own node.
+    pub(crate) fn remote(info: SessionInfo, outbox: Arc<dyn Outbox>) -> Self {
+        Self { remote: true, ..Self::new(info, outbox, false) }
+    }
+
+    /// Whether the session lives on another cluster node.
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     /// The session's description.
@@ -140,17 +157,17 @@ impl Peer {
     }
 
     /// Queues a message for the session.
-    pub(crate) fn send(&self, message: impl Into<Message>) {
+    pub fn send(&self, message: impl Into<Message>) {
         self.outbox.push(Outbound::Message(message.into()));
     }
 
     /// Queues any outbound item for the session.
-    pub(crate) fn push(&self, item: Outbound) {
+    pub fn push(&self, item: Outbound) {
         self.outbox.push(item);
     }
 
     /// The next router-to-client request id (wraps after 2^53 as the spec says).
-    pub(crate) fn next_request_id(&self) -> RequestId {
+    pub fn next_request_id(&self) -> RequestId {
         let n = self.last_request.fetch_add(1, Ordering::Relaxed) % MAX_ID + 1;
         RequestId::new(n).unwrap_or(RequestId::MAX)
     }
@@ -199,13 +216,20 @@ pub struct Realm {
     limits: Arc<Limits>,
     /// The current security snapshot; replaced whole when it changes.
     security: RwLock<Arc<Security>>,
+    /// The cluster layer, when the router is one node of a cluster.
+    cluster: ClusterSlot,
 }
 
 impl Realm {
     /// An empty realm; `timers` wakes the driver when a call deadline appears.
-    pub(crate) fn new(config: RealmConfig, timers: Arc<TimerWaker>, limits: Arc<Limits>) -> Self {
-        let broker = Broker::new(config.event_history.clone(), Arc::clone(&limits));
-        let dealer = Dealer::new(timers, Arc::clone(&limits));
+    pub(crate) fn new(
+        config: RealmConfig,
+        timers: Arc<TimerWaker>,
+        limits: Arc<Limits>,
+        cluster: ClusterSlot,
+    ) -> Self {
+        let broker = Broker::new(&config.name, config.event_history.clone(), Arc::clone(&limits));
+        let dealer = Dealer::new(&config.name, timers, Arc::clone(&limits));
         let security = RwLock::new(Arc::new(config.security.clone()));
         Self {
             name: config.name.clone(),
@@ -215,7 +239,13 @@ impl Realm {
             dealer,
             limits,
             security,
+            cluster,
         }
+    }
+
+    /// The cluster layer, if the router is part of a cluster.
+    pub(crate) fn cluster(&self) -> Option<&dyn ClusterLink> {
+        self.cluster.get().map(|link| link.as_ref())
     }
 
     /// The current users, groups and grants.
@@ -265,8 +295,9 @@ impl Realm {
         if !self.security().enabled {
             return;
         }
+        // Remote sessions are held to their grants by their own node.
         for (id, topic, policy, peers) in self.broker.holders() {
-            for peer in peers {
+            for peer in peers.into_iter().filter(|p| !p.remote) {
                 if peer.authorize(self, Permission::Subscribe, &topic, policy).is_err()
                     && let Ok(deleted) = self.broker.revoke(id, peer.id(), REASON)
                 {
@@ -275,7 +306,7 @@ impl Realm {
             }
         }
         for (id, procedure, policy, peers) in self.dealer.holders() {
-            for peer in peers {
+            for peer in peers.into_iter().filter(|p| !p.remote) {
                 if peer.authorize(self, Permission::Register, &procedure, policy).is_err()
                     && let Ok(deleted) = self.dealer.revoke(id, peer.id(), REASON)
                 {
@@ -308,7 +339,12 @@ impl Realm {
     /// Attaches a session that was just welcomed, and announces it (`wamp.session.on_join`).
     pub(crate) fn attach(&self, peer: Arc<Peer>, now: SystemTime) {
         write(&self.sessions).insert(peer.id(), Arc::clone(&peer));
-        metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).increment(1.0);
+        if !peer.remote {
+            metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).increment(1.0);
+            if let Some(cluster) = self.cluster() {
+                cluster.joined(self, &peer);
+            }
+        }
         self.meta_joined(&peer, now);
     }
 
@@ -321,7 +357,9 @@ impl Realm {
         }
         let id = peer.id();
         write(&self.sessions).remove(&id);
-        metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).decrement(1.0);
+        if !peer.remote {
+            metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).decrement(1.0);
+        }
         for (subscription, deleted) in self.broker.remove_session(id) {
             self.meta_unsubscribed(id, subscription, deleted, now);
         }
@@ -340,6 +378,11 @@ impl Realm {
             });
         }
         self.meta_left(peer, now);
+        if !peer.remote
+            && let Some(cluster) = self.cluster()
+        {
+            cluster.left(self, id);
+        }
     }
 
     /// Ends a session on the router's initiative: detaches it at once, and tells its

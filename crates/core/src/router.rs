@@ -9,9 +9,10 @@ use junction_wire::{Payload, Uri};
 use crate::error::Error;
 use crate::time::Now;
 
+use crate::cluster::ClusterLink;
 use crate::limits::Limits;
 use crate::persistence::Persistence;
-use crate::realm::{Realm, RealmConfig, read, write};
+use crate::realm::{ClusterSlot, Realm, RealmConfig, read, write};
 use crate::time::TimerWaker;
 
 /// The router's settings.
@@ -40,12 +41,15 @@ pub struct Router {
     persistence: OnceLock<Arc<dyn Persistence>>,
     /// Issued tickets (`bondy.ticket.*`).
     tickets: crate::tickets::Tickets,
+    /// The cluster layer, once installed (shared with every realm).
+    cluster: ClusterSlot,
 }
 
 impl Router {
     /// A router with the configured realms open.
     pub fn new(config: RouterConfig) -> Arc<Self> {
         let timers = Arc::new(TimerWaker::default());
+        let cluster = ClusterSlot::default();
         let realms = config
             .realms
             .iter()
@@ -56,6 +60,7 @@ impl Router {
                         r.clone(),
                         Arc::clone(&timers),
                         Arc::new(config.limits.clone()),
+                        Arc::clone(&cluster),
                     )),
                 )
             })
@@ -70,7 +75,34 @@ impl Router {
             decoy_secret,
             persistence,
             tickets,
+            cluster,
         })
+    }
+
+    /// Makes this router one node of a cluster (once, at start, before clients connect).
+    pub fn set_cluster(&self, link: Arc<dyn ClusterLink>) {
+        let _ = self.cluster.set(link);
+    }
+
+    /// Applies a realm's settings changed on another cluster node: creates the realm, or
+    /// replaces its settings and security and withdraws what the new grants no longer allow.
+    pub fn apply_realm(&self, config: RealmConfig, now: std::time::SystemTime) {
+        match self.realm(&config.name) {
+            Some(realm) => {
+                realm.set_config(config);
+                realm.enforce_grants(now);
+            }
+            None => {
+                self.add_realm(config);
+            }
+        }
+    }
+
+    /// Removes a realm deleted on another cluster node, closing its local sessions.
+    pub fn drop_realm(&self, name: &Uri, now: std::time::SystemTime) {
+        if let Some(realm) = write(&self.realms).remove(name) {
+            realm.close_all("wamp.close.close_realm", "the realm was deleted", now);
+        }
     }
 
     /// Installs the driver's timer wake-up: called whenever a deadline sooner than any known
@@ -176,8 +208,12 @@ impl Router {
         if realms.contains_key(&config.name) {
             return false;
         }
-        let realm =
-            Realm::new(config, Arc::clone(&self.timers), Arc::new(self.config.limits.clone()));
+        let realm = Realm::new(
+            config,
+            Arc::clone(&self.timers),
+            Arc::new(self.config.limits.clone()),
+            Arc::clone(&self.cluster),
+        );
         realms.insert(realm.name().clone(), Arc::new(realm));
         true
     }

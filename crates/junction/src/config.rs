@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use junction_auth::cryptosign::parse_public_key;
 use junction_auth::password::StoredPassword;
+use junction_cluster::ClusterConfig;
 use junction_core::options::MatchPolicy;
 use junction_core::realm::HistoryConfig;
 use junction_core::security::{AUTHMETHODS, Grant, Group, Permission, Security, Source, User};
@@ -43,6 +44,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Realms opened at start.
     pub realms: Vec<Realm>,
+    /// Cluster mode: join other nodes over NATS (absent: a single node).
+    pub cluster: Option<ClusterConfig>,
     /// Whether `realms` comes from a configuration file. The built-in default (`realm1`, open
     /// to anonymous clients) is served but never stored, so it cannot linger in a data dir that
     /// a configured router later opens.
@@ -422,6 +425,7 @@ impl Default for Config {
             websocket: WebSocket::default(),
             log: Log::default(),
             tls: None,
+            cluster: None,
             realms: vec![Realm {
                 name: "realm1".into(),
                 anonymous: true,
@@ -539,6 +543,9 @@ impl Config {
         }
         if self.limits.outbound_queue == 0 {
             return Err("limits.outbound_queue: must be at least 1".into());
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
         }
         if !self.websocket.path.starts_with('/') {
             return Err(format!("websocket.path: \"{}\" must start with /", self.websocket.path));

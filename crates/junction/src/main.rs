@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::{TcpListener, UnixListener};
 
 use config::{Config, LogFormat, Overrides};
-use junction_core::{Router, RouterConfig};
+use junction_core::{Persistence, Router, RouterConfig};
 use junction_store::Store;
 use junction_transport::{
     HttpEndpoints, Services, Shutdown, Tls, TlsFiles, run_timers, serve_tcp, serve_tls, serve_unix,
@@ -182,7 +182,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let realms =
         realms::reconcile(&store, config.router().realms, config.realms_from_file, &admin_realm)?;
     let router = Router::new(RouterConfig { realms, ..config.router() });
-    router.set_persistence(store).map_err(anyhow::Error::msg)?;
+    let persistence: Arc<dyn Persistence> = match &config.cluster {
+        Some(cluster) => {
+            let node = junction_cluster::join(cluster.clone(), Arc::clone(&router), store).await?;
+            node.persistence()
+        }
+        None => store,
+    };
+    router.set_persistence(persistence).map_err(anyhow::Error::msg)?;
     let services = Services {
         router,
         config: Arc::new(config.transport()),

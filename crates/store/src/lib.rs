@@ -107,22 +107,17 @@ impl Store {
         let mut realms = Vec::new();
         for row in table.iter().map_err(|e| database(&self.path, e))? {
             let (key, value) = row.map_err(|e| database(&self.path, e))?;
-            let corrupt =
-                |reason: String| StoreError::Corrupt { realm: key.value().to_owned(), reason };
-            let record: records::RealmRecord =
-                serde_json::from_slice(value.value()).map_err(|e| corrupt(e.to_string()))?;
-            realms.push(record.into_config().map_err(corrupt)?);
+            let realm = decode_realm(value.value())
+                .map_err(|reason| StoreError::Corrupt { realm: key.value().to_owned(), reason })?;
+            realms.push(realm);
         }
         Ok(realms)
     }
 
     /// Stores (creates or replaces) a realm; durable when this returns.
     pub fn save_realm(&self, realm: &RealmConfig) -> Result<(), StoreError> {
-        let record = records::RealmRecord::from_config(realm);
-        let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
-            realm: realm.name.to_string(),
-            reason: e.to_string(),
-        })?;
+        let bytes = encode_realm(realm)
+            .map_err(|reason| StoreError::Corrupt { realm: realm.name.to_string(), reason })?;
         let tx = self.db.begin_write().map_err(|e| database(&self.path, e))?;
         {
             let mut table = tx.open_table(REALMS).map_err(|e| database(&self.path, e))?;
@@ -209,6 +204,17 @@ impl Store {
         }
         tx.commit().map_err(|e| database(&self.path, e))
     }
+}
+
+/// A realm in its stored form (JSON), as kept here and replicated between cluster nodes.
+pub fn encode_realm(realm: &RealmConfig) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&records::RealmRecord::from_config(realm)).map_err(|e| e.to_string())
+}
+
+/// A realm read back from [`encode_realm`]'s form.
+pub fn decode_realm(bytes: &[u8]) -> Result<RealmConfig, String> {
+    let record: records::RealmRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    record.into_config()
 }
 
 impl Persistence for Store {

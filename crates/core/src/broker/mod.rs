@@ -34,6 +34,8 @@ use retained::Retained;
 
 /// The realm's subscriptions, retained events and event history.
 pub struct Broker {
+    /// The realm's name, part of every subscription id.
+    realm: String,
     table: RwLock<Table>,
     limits: Arc<Limits>,
     retained: Mutex<HashMap<Uri, Retained>>,
@@ -90,8 +92,9 @@ pub(crate) struct Publication<'a> {
 
 impl Broker {
     /// A broker keeping event history for the topics `history` names.
-    pub(crate) fn new(history: Vec<HistoryConfig>, limits: Arc<Limits>) -> Self {
+    pub(crate) fn new(realm: &Uri, history: Vec<HistoryConfig>, limits: Arc<Limits>) -> Self {
         Self {
+            realm: realm.to_string(),
             table: RwLock::default(),
             limits,
             retained: Mutex::default(),
@@ -129,7 +132,11 @@ impl Broker {
         let (id, created) = match table.by_key.get(&key) {
             Some(id) => (*id, false),
             None => {
-                let id = ids::fresh(SubscriptionId::new, &table.subscriptions);
+                let id = ids::keyed(
+                    SubscriptionId::new,
+                    &[&self.realm, "subscription", policy.name(), key.0.as_str()],
+                    &table.subscriptions,
+                );
                 table.by_key.insert(key.clone(), id);
                 if policy != MatchPolicy::Exact {
                     table.patterns.push(id);
@@ -225,6 +232,8 @@ impl Broker {
                     .subscribers
                     .values()
                     .filter(|p| options.allows(publisher, p))
+                    // The router's own events stay on this node (see `Realm::publish_meta`).
+                    .filter(|p| publisher.is_some() || !p.is_remote())
                     .filter(|p| !passthru_used || supports_passthru(p.info(), "subscriber"))
                     .peekable();
                 if recipients.peek().is_none() {

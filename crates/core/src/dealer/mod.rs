@@ -33,6 +33,8 @@ use crate::time::TimerWaker;
 
 /// The realm's registrations and calls in flight.
 pub struct Dealer {
+    /// The realm's name, part of every registration id.
+    realm: String,
     table: RwLock<Table>,
     limits: Arc<Limits>,
     calls: Mutex<Calls>,
@@ -95,8 +97,9 @@ pub(crate) struct Route {
 }
 
 impl Dealer {
-    pub(crate) fn new(timers: Arc<TimerWaker>, limits: Arc<Limits>) -> Self {
-        Self { table: RwLock::default(), limits, calls: Mutex::default(), timers }
+    pub(crate) fn new(realm: &Uri, timers: Arc<TimerWaker>, limits: Arc<Limits>) -> Self {
+        let realm = realm.to_string();
+        Self { realm, table: RwLock::default(), limits, calls: Mutex::default(), timers }
     }
 
     /// Adds `peer` as a callee of `procedure`. A second callee is accepted only when every
@@ -130,7 +133,12 @@ impl Dealer {
                 Registered { id: existing.id, created: false }
             }
             None => {
-                let id = ids::fresh(RegistrationId::new, &table.registrations);
+                let (procedure, policy) = (key.0.as_str(), key.1.name());
+                let id = ids::keyed(
+                    RegistrationId::new,
+                    &[&self.realm, "registration", policy, procedure],
+                    &table.registrations,
+                );
                 table.by_key.insert(key.clone(), id);
                 if options.match_policy != MatchPolicy::Exact {
                     table.patterns.push(id);

@@ -12,8 +12,8 @@ use crate::options::PublishOptions;
 use crate::realm::{Peer, Realm};
 
 impl Realm {
-    /// Publishes a meta event with positional arguments.
-    /// Publishes an event of the router itself (meta and admin events) in this realm.
+    /// Publishes an event of the router itself (meta and admin events) in this realm. It
+    /// reaches local subscribers only: every cluster node announces what it sees itself.
     pub(crate) fn publish_meta(&self, topic: &str, args: Vec<Value>, now: SystemTime) {
         let options = PublishOptions { exclude_me: false, ..PublishOptions::default() };
         self.broker.publish(Publication {
@@ -51,6 +51,9 @@ impl Realm {
         created: bool,
         now: SystemTime,
     ) {
+        if let Some(cluster) = self.cluster() {
+            cluster.subscribed(self, session, id);
+        }
         if created && let Some(details) = self.broker.with(id, subscription_details) {
             self.publish_meta(
                 "wamp.subscription.on_create",
@@ -73,6 +76,9 @@ impl Realm {
         deleted: bool,
         now: SystemTime,
     ) {
+        if let Some(cluster) = self.cluster() {
+            cluster.unsubscribed(self, session, id);
+        }
         let args = vec![Value::from(session.get()), Value::from(id.get())];
         self.publish_meta("wamp.subscription.on_unsubscribe", args.clone(), now);
         if deleted {
@@ -88,6 +94,9 @@ impl Realm {
         created: bool,
         now: SystemTime,
     ) {
+        if let Some(cluster) = self.cluster() {
+            cluster.registered(self, session, id);
+        }
         if created && let Some(details) = self.dealer.with(id, registration_details) {
             self.publish_meta(
                 "wamp.registration.on_create",
@@ -110,6 +119,9 @@ impl Realm {
         deleted: bool,
         now: SystemTime,
     ) {
+        if let Some(cluster) = self.cluster() {
+            cluster.unregistered(self, session, id);
+        }
         let args = vec![Value::from(session.get()), Value::from(id.get())];
         self.publish_meta("wamp.registration.on_unregister", args.clone(), now);
         if deleted {

@@ -11,7 +11,9 @@ use crate::broker::Publication;
 use crate::dealer::CancelMode;
 use crate::error::Error;
 use crate::limits;
-use crate::options::{CallOptions, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions};
+use crate::options::{
+    CallOptions, InvokePolicy, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions,
+};
 use crate::outbox::{Outbound, Outbox};
 use crate::realm::{Peer, Realm};
 use crate::router::Router;
@@ -136,15 +138,32 @@ impl Established {
                         .dealer
                         .invocation_error(&self.peer, invocation_error(m.request, &error));
                 }
+                let m = match self.relay_answer(m.into()) {
+                    Some(Message::Yield(m)) => m,
+                    _ => return Ok(()),
+                };
                 self.realm.dealer.yield_result(&self.peer, m)
             }
             Message::Error(m) if m.request_type == MessageType::Invocation => {
+                let m = match self.relay_answer(m.into()) {
+                    Some(Message::Error(m)) => m,
+                    _ => return Ok(()),
+                };
                 self.realm.dealer.invocation_error(&self.peer, m)
             }
             other => Err(Error::ProtocolViolation(format!(
                 "{} is not a message a client may send on an established session",
                 describe(&other)
             ))),
+        }
+    }
+
+    /// An answer to an invocation: `None` if it answered a call of another cluster node (and
+    /// went back there), else the answer for the local dealer.
+    fn relay_answer(&self, answer: Message) -> Option<Message> {
+        match self.realm.cluster() {
+            Some(cluster) if cluster.relay_answer(&self.peer, &answer) => None,
+            _ => Some(answer),
         }
     }
 
@@ -202,6 +221,12 @@ impl Established {
         let dealer = &self.realm.dealer;
         if options.force_reregister {
             self.take_over(&m.procedure, options.match_policy, now);
+        }
+        if let Some(cluster) = self.realm.cluster()
+            && options.invoke == InvokePolicy::Single
+            && dealer.lookup(&m.procedure, options.match_policy).is_none()
+        {
+            cluster.claim(&self.realm, &m.procedure, options.match_policy, self.peer.id())?;
         }
         // `None`: the session was killed meanwhile; its GOODBYE is on the way.
         if let Some(registered) = dealer.register(&self.peer, m.procedure, &options, now.wall)? {

@@ -29,6 +29,13 @@ impl TransportKind {
             TransportKind::InProcess => "inprocess",
         }
     }
+
+    /// The kind [`TransportKind::name`] names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::WebSocket, Self::RawSocket, Self::UnixRawSocket, Self::InProcess]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
 }
 
 /// The connection a session runs over.

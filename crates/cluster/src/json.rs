@@ -1,0 +1,64 @@
+//! WAMP values as JSON, for directory records (session details, registration options).
+
+use junction_wire::{Dict, Value};
+use serde_json::Value as Json;
+
+/// A dictionary as a JSON object. Binary strings become lists of bytes: directory records
+/// carry none that matter.
+pub(crate) fn from_dict(dict: &Dict) -> Json {
+    Json::Object(dict.iter().map(|(k, v)| (k.clone(), from_value(v))).collect())
+}
+
+fn from_value(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::UInt(u) => Json::from(*u),
+        Value::Float(f) => Json::from(*f),
+        Value::Str(s) => Json::String(s.clone()),
+        Value::Bytes(b) => Json::Array(b.iter().map(|b| Json::from(*b)).collect()),
+        Value::List(l) => Json::Array(l.iter().map(from_value).collect()),
+        Value::Dict(d) => from_dict(d),
+    }
+}
+
+/// A JSON object as a dictionary (anything else gives an empty one).
+pub(crate) fn to_dict(json: &Json) -> Dict {
+    match json {
+        Json::Object(map) => map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect(),
+        _ => Dict::new(),
+    }
+}
+
+fn to_value(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .or_else(|| n.as_u64().map(Value::UInt))
+            .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or_default())),
+        Json::String(s) => Value::Str(s.clone()),
+        Json::Array(a) => Value::List(a.iter().map(to_value).collect()),
+        Json::Object(_) => Value::Dict(to_dict(json)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use junction_wire::dict;
+
+    use super::*;
+
+    #[test]
+    fn dictionaries_survive_the_round_trip() {
+        let d = dict! {
+            "n" => 5u64, "big" => Value::UInt(u64::MAX), "f" => Value::Float(1.5), "s" => "x",
+            "l" => Value::List(vec![Value::Null, Value::Bool(true)]),
+            "d" => dict! { "inner" => Value::Int(-3) },
+        };
+        assert_eq!(to_dict(&from_dict(&d)), d);
+    }
+}

@@ -1,0 +1,161 @@
+//! The mirror: other nodes' sessions, subscriptions and registrations, attached to the local
+//! realms as remote peers, kept in step with the directory bucket.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_nats::jetstream::kv::{Entry, Operation};
+use futures_util::StreamExt;
+
+use junction_wire::{RegistrationId, SessionId, SubscriptionId, Uri};
+
+use crate::ClusterError;
+use crate::directory::{Key, RegistrationRecord, SessionRecord, SubscriptionRecord};
+use crate::forward::RemoteOutbox;
+use crate::node::{Node, Remote};
+
+/// How long a joining node waits for the directory's current state before serving.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+impl Node {
+    /// Watches the directory from its current state on, applying each change; returns once
+    /// the current state is mirrored (or after [`CATCH_UP`]).
+    pub(crate) async fn start_mirror(self: &Arc<Self>) -> Result<(), ClusterError> {
+        let error =
+            |e: String| ClusterError::Bucket { bucket: crate::directory::BUCKET, reason: e };
+        let mut watch =
+            self.directory.watch_with_history(">").await.map_err(|e| error(e.to_string()))?;
+        let status = self.directory.status().await.map_err(|e| error(e.to_string()))?;
+        let (caught_up, ready) = tokio::sync::oneshot::channel();
+        let mut caught_up = Some(caught_up);
+        if status.values() == 0 {
+            caught_up.take().map(|tx| tx.send(()));
+        }
+        let node = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(entry) = watch.next().await {
+                match entry {
+                    Ok(entry) => {
+                        let current = entry.delta == 0;
+                        node.apply(entry);
+                        if current {
+                            caught_up.take().map(|tx| tx.send(()));
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cluster directory watch"),
+                }
+            }
+            tracing::error!(
+                "cluster directory watch ended; this node no longer follows the others"
+            );
+        });
+        let _ = tokio::time::timeout(CATCH_UP, ready).await;
+        Ok(())
+    }
+
+    /// Applies one directory change made by another node.
+    fn apply(&self, entry: Entry) {
+        let Some(key) = Key::parse(&entry.key) else { return };
+        let Some(node) = key.node().filter(|n| *n != self.name).map(str::to_owned) else {
+            return;
+        };
+        let put = entry.operation == Operation::Put;
+        let now = SystemTime::now();
+        match key {
+            Key::Heartbeat { .. } if put => {
+                self.state().nodes.insert(node, Instant::now());
+            }
+            Key::Heartbeat { .. } => self.node_gone(&node),
+            Key::Session { session, .. } => {
+                let Some(session) = SessionId::new(session) else { return };
+                if put {
+                    self.mirror_session(node, &entry.value, now);
+                } else if let Some(remote) = self.state().remote.remove(&session) {
+                    remote.realm.detach_remote(session, now);
+                }
+            }
+            Key::Subscription { session, id, .. } => {
+                let (Some(session), Some(id)) = (SessionId::new(session), SubscriptionId::new(id))
+                else {
+                    return;
+                };
+                let Some(realm) = self.realm_of(session) else { return };
+                if !put {
+                    return realm.unsubscribe_remote(session, id, now);
+                }
+                let Ok(record) = serde_json::from_slice::<SubscriptionRecord>(&entry.value) else {
+                    return;
+                };
+                if let (Some(peer), Some(policy)) = (realm.session(session), record.policy())
+                    && let Err(error) =
+                        realm.subscribe_remote(&peer, Uri::from(record.topic.as_str()), policy, now)
+                {
+                    tracing::warn!(%error, %session, "remote subscription not mirrored");
+                }
+            }
+            Key::Registration { session, id, .. } => {
+                let (Some(session), Some(id)) = (SessionId::new(session), RegistrationId::new(id))
+                else {
+                    return;
+                };
+                let Some(realm) = self.realm_of(session) else { return };
+                if !put {
+                    return realm.unregister_remote(session, id, now);
+                }
+                let Ok(record) = serde_json::from_slice::<RegistrationRecord>(&entry.value) else {
+                    return;
+                };
+                if let (Some(peer), Some(options)) = (realm.session(session), record.options())
+                    && let Err(error) = realm.register_remote(
+                        &peer,
+                        Uri::from(record.procedure.as_str()),
+                        &options,
+                        now,
+                    )
+                {
+                    tracing::warn!(%error, %session, "remote registration not mirrored");
+                }
+            }
+            Key::Claim => {}
+        }
+    }
+
+    /// Attaches a session of `node` to its realm here.
+    fn mirror_session(&self, node: String, value: &[u8], now: SystemTime) {
+        let Some(record) = serde_json::from_slice::<SessionRecord>(value).ok() else { return };
+        let Some(info) = record.info() else { return };
+        let Some(realm) = self.router.realm(&record.realm()) else {
+            tracing::debug!(realm = %record.realm(), "remote session of a realm this node lacks");
+            return;
+        };
+        let session = info.id;
+        let outbox = Arc::new(RemoteOutbox::new(session, self.forwarder(&node)));
+        if realm.attach_remote(info, outbox, now).is_some() {
+            let mut state = self.state();
+            // A node is given one timeout's grace to send its first heartbeat.
+            state.nodes.entry(node.clone()).or_insert_with(Instant::now);
+            state.remote.insert(session, Remote { node, realm });
+        }
+    }
+
+    fn realm_of(&self, session: SessionId) -> Option<Arc<junction_core::Realm>> {
+        self.state().remote.get(&session).map(|r| Arc::clone(&r.realm))
+    }
+
+    /// Withdraws everything of a node that left or went silent: its sessions leave (with
+    /// `on_leave`), their subscriptions and registrations go, calls waiting on them fail.
+    pub(crate) fn node_gone(&self, node: &str) {
+        let gone: Vec<(SessionId, Remote)> = {
+            let mut state = self.state();
+            state.nodes.remove(node);
+            state.forwarders.remove(node);
+            let ids: Vec<SessionId> =
+                state.remote.iter().filter(|(_, r)| r.node == node).map(|(id, _)| *id).collect();
+            ids.into_iter().filter_map(|id| state.remote.remove(&id).map(|r| (id, r))).collect()
+        };
+        let now = SystemTime::now();
+        for (session, remote) in gone {
+            remote.realm.detach_remote(session, now);
+        }
+    }
+}

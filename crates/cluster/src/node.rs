@@ -1,0 +1,272 @@
+//! A cluster node: its NATS connection, its buckets, what it knows of the other nodes, and the
+//! tasks that keep that knowledge current.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use junction_core::{Realm, Router};
+use junction_store::Store;
+use junction_wire::{RequestId, SessionId};
+
+use crate::config::ClusterConfig;
+use crate::directory::{self, Key};
+use crate::forward::{self, Forward};
+use crate::{ClusterError, config_sync, inbox};
+
+/// How often a node tells the others it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// This router as one node of a cluster.
+pub struct Node {
+    pub(crate) name: String,
+    pub(crate) router: Arc<Router>,
+    pub(crate) client: async_nats::Client,
+    pub(crate) directory: kv::Store,
+    /// Realm settings (see [`config_sync`]).
+    pub(crate) configs: kv::Store,
+    pub(crate) store: Arc<Store>,
+    /// Directory and configuration writes, applied in order by one task.
+    writes: mpsc::UnboundedSender<Write>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    node_timeout: Duration,
+    state: Mutex<State>,
+}
+
+/// What a node knows of the cluster. Never held while calling into a realm: realms call the
+/// node back (hooks, remote outboxes).
+#[derive(Default)]
+pub(crate) struct State {
+    /// Sessions of this node, with their realm and the `single` registrations they claimed.
+    pub(crate) local: HashMap<SessionId, Local>,
+    /// Sessions of other nodes mirrored here.
+    pub(crate) remote: HashMap<SessionId, Remote>,
+    /// Other nodes, by when their last heartbeat (or first record) arrived.
+    pub(crate) nodes: HashMap<String, Instant>,
+    /// Invocations of local callees on behalf of other nodes: (callee, our request id) → the
+    /// caller's node and its request id.
+    pub(crate) relayed: HashMap<(SessionId, RequestId), Relayed>,
+    /// The same, from the other end: (node, callee, its request id) → our request id.
+    pub(crate) relayed_back: HashMap<(String, SessionId, RequestId), RequestId>,
+    /// One forwarder per other node.
+    pub(crate) forwarders: HashMap<String, mpsc::UnboundedSender<Forward>>,
+}
+
+pub(crate) struct Local {
+    pub(crate) realm: Arc<Realm>,
+    /// The `single` registrations this session holds or is taking.
+    pub(crate) claims: Vec<Claim>,
+}
+
+/// A claim key, and the registration it became once REGISTER went through.
+pub(crate) struct Claim {
+    pub(crate) key: String,
+    pub(crate) registration: Option<junction_wire::RegistrationId>,
+}
+
+pub(crate) struct Remote {
+    pub(crate) node: String,
+    pub(crate) realm: Arc<Realm>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Relayed {
+    pub(crate) node: String,
+    pub(crate) request: RequestId,
+}
+
+/// A write to a bucket.
+pub(crate) enum Write {
+    Put(kv::Store, String, Bytes),
+    Delete(kv::Store, String),
+}
+
+/// Connects to NATS, joins the cluster and starts mirroring it into `router`. Fails if NATS or
+/// JetStream cannot be reached: a node that was asked to cluster does not run alone.
+pub async fn join(
+    config: ClusterConfig,
+    router: Arc<Router>,
+    store: Arc<Store>,
+) -> Result<Arc<Node>, ClusterError> {
+    let servers = config.nats.join(", ");
+    let connect_error = |reason: String| ClusterError::Connect { servers: servers.clone(), reason };
+    let addrs = config
+        .nats
+        .iter()
+        .map(|url| url.parse::<async_nats::ServerAddr>().map_err(|e| connect_error(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("junction-{}", config.node))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(addrs)
+        .await
+        .map_err(|e| connect_error(e.to_string()))?;
+    let js = jetstream::new(client.clone());
+    let directory = bucket(&js, directory::BUCKET, config.replicas).await?;
+    let configs = bucket(&js, config_sync::BUCKET, config.replicas).await?;
+
+    let (writes, pending) = mpsc::unbounded_channel();
+    let node = Arc::new(Node {
+        name: config.node.clone(),
+        router: Arc::clone(&router),
+        client,
+        directory,
+        configs,
+        store,
+        writes,
+        runtime: tokio::runtime::Handle::current(),
+        node_timeout: Duration::from_millis(config.node_timeout_ms),
+        state: Mutex::default(),
+    });
+    node.forget_previous_run().await;
+    tokio::spawn(apply_writes(pending));
+    inbox::start(&node).await.map_err(|e| connect_error(e.to_string()))?;
+    node.start_mirror().await?;
+    config_sync::start(&node).await?;
+    router.set_cluster(Arc::clone(&node) as Arc<dyn junction_core::cluster::ClusterLink>);
+    tokio::spawn(heartbeat(Arc::clone(&node)));
+    tracing::info!(node = %node.name, nats = %servers, "joined the cluster");
+    Ok(node)
+}
+
+/// The bucket `name`, made if it does not exist yet.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &'static str,
+    replicas: usize,
+) -> Result<kv::Store, ClusterError> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    let config = kv::Config {
+        bucket: name.to_owned(),
+        history: 1,
+        num_replicas: replicas,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    };
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        // Another node made it meanwhile.
+        Err(error) => js
+            .get_key_value(name)
+            .await
+            .map_err(|_| ClusterError::Bucket { bucket: name, reason: error.to_string() }),
+    }
+}
+
+/// Applies bucket writes in the order they were made, so a subscription never reaches the
+/// directory before its session.
+async fn apply_writes(mut pending: mpsc::UnboundedReceiver<Write>) {
+    while let Some(write) = pending.recv().await {
+        let outcome = match &write {
+            Write::Put(bucket, key, value) => {
+                bucket.put(key, value.clone()).await.map(drop).map_err(|e| e.to_string())
+            }
+            Write::Delete(bucket, key) => bucket.delete(key).await.map_err(|e| e.to_string()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "cluster directory write failed");
+        }
+    }
+}
+
+/// Puts this node's heartbeat every second, and withdraws the nodes that stopped putting
+/// theirs.
+async fn heartbeat(node: Arc<Node>) {
+    let key = directory::heartbeat_key(&node.name);
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    loop {
+        ticks.tick().await;
+        let beat = Bytes::from(directory::now_ms().to_string());
+        node.write(Write::Put(node.directory.clone(), key.clone(), beat));
+        let silent: Vec<String> = node
+            .state()
+            .nodes
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() > node.node_timeout)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in silent {
+            tracing::warn!(node = %name, "cluster node is silent; withdrawing its sessions");
+            node.node_gone(&name);
+            node.delete_keys_of(name);
+        }
+    }
+}
+
+impl Node {
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The persistence the router should use: the node's store, replicated to the cluster.
+    pub fn persistence(self: &Arc<Self>) -> Arc<dyn junction_core::Persistence> {
+        Arc::new(config_sync::ReplicatedStore::new(Arc::clone(self)))
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self, write: Write) {
+        // The writer lives as long as the runtime.
+        let _ = self.writes.send(write);
+    }
+
+    /// The forwarder to `node`, started on first use.
+    pub(crate) fn forwarder(&self, node: &str) -> mpsc::UnboundedSender<Forward> {
+        let mut state = self.state();
+        if let Some(tx) = state.forwarders.get(node) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        state.forwarders.insert(node.to_owned(), tx.clone());
+        let client = self.client.clone();
+        let (from, to) = (self.name.clone(), node.to_owned());
+        self.runtime.spawn(forward::run(client, from, to, rx));
+        tx
+    }
+
+    /// Removes what a previous run of this node left in the directory (after a crash).
+    async fn forget_previous_run(&self) {
+        let Ok(keys) = self.directory.keys().await else { return };
+        let stale: Vec<String> = keys
+            .filter_map(|k| async move { k.ok() })
+            .filter(|k| {
+                let ours = Key::parse(k).is_some_and(|key| key.node() == Some(&self.name));
+                async move { ours }
+            })
+            .collect()
+            .await;
+        for key in stale {
+            let _ = self.directory.delete(&key).await;
+        }
+    }
+
+    /// Deletes every directory key of a dead node (any survivor may; deleting twice is fine).
+    fn delete_keys_of(&self, name: String) {
+        let directory = self.directory.clone();
+        self.runtime.spawn(async move {
+            let Ok(keys) = directory.keys().await else { return };
+            let keys: Vec<String> = keys.filter_map(|k| async move { k.ok() }).collect().await;
+            for key in keys {
+                if Key::parse(&key).is_some_and(|k| k.node() == Some(&name)) {
+                    let _ = directory.delete(&key).await;
+                }
+            }
+        });
+    }
+
+    /// Whether a session is alive anywhere in the cluster, as far as this node knows.
+    pub(crate) fn session_known(&self, session: SessionId) -> bool {
+        let state = self.state();
+        state.local.contains_key(&session) || state.remote.contains_key(&session)
+    }
+}
