@@ -94,11 +94,20 @@ impl Node {
         };
         match message {
             Message::Invocation(mut invocation) => {
-                let local = peer.next_request_id();
-                let relayed = Relayed { node: from.to_owned(), request: invocation.request };
+                let back = (from.to_owned(), session, invocation.request);
                 let mut state = self.state();
-                state.relayed_back.insert((from.to_owned(), session, invocation.request), local);
-                state.relayed.insert((session, local), relayed);
+                // Later chunks of a progressive call invocation keep the first one's id.
+                let local = match state.relayed_back.get(&back) {
+                    Some(local) => *local,
+                    None => {
+                        let local = peer.next_request_id();
+                        state.relayed_back.insert(back, local);
+                        let relayed =
+                            Relayed { node: from.to_owned(), request: invocation.request };
+                        state.relayed.insert((session, local), relayed);
+                        local
+                    }
+                };
                 drop(state);
                 invocation.request = local;
                 peer.send(invocation);

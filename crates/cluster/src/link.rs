@@ -26,6 +26,36 @@ impl Node {
         self.write(Write::Delete(self.directory.clone(), key));
     }
 
+    /// Writes a local session and everything it holds to the directory.
+    fn announce(&self, realm: &Realm, peer: &Peer) {
+        let session = peer.id();
+        self.put(directory::session_key(&self.name, session), &SessionRecord::new(peer.info()));
+        let (subscriptions, registrations) = realm.held_by(session);
+        for id in subscriptions {
+            self.subscribed(realm, session, id);
+        }
+        for id in registrations {
+            self.registered(realm, session, id);
+        }
+    }
+
+    /// Writes every local session again: after this node was cut off, the others may have
+    /// taken it for dead and deleted its records.
+    pub(crate) fn resync(&self) {
+        let sessions: Vec<_> = self
+            .state()
+            .local
+            .iter()
+            .map(|(id, local)| (*id, std::sync::Arc::clone(&local.realm)))
+            .collect();
+        for (id, realm) in sessions {
+            if let Some(peer) = realm.session(id) {
+                self.announce(&realm, &peer);
+            }
+        }
+        tracing::info!(node = %self.name, "directory records of this node written again");
+    }
+
     fn is_local(&self, session: SessionId) -> bool {
         self.state().local.contains_key(&session)
     }
@@ -61,7 +91,7 @@ impl ClusterLink for Node {
         let Some(realm_arc) = self.router.realm(realm.name()) else { return };
         let local = Local { realm: realm_arc, claims: Vec::new() };
         self.state().local.insert(peer.id(), local);
-        self.put(directory::session_key(&self.name, peer.id()), &SessionRecord::new(peer.info()));
+        self.announce(realm, peer);
     }
 
     fn left(&self, _realm: &Realm, session: SessionId) {

@@ -56,10 +56,14 @@ impl Node {
     /// Applies one directory change made by another node.
     fn apply(&self, entry: Entry) {
         let Some(key) = Key::parse(&entry.key) else { return };
-        let Some(node) = key.node().filter(|n| *n != self.name).map(str::to_owned) else {
-            return;
-        };
         let put = entry.operation == Operation::Put;
+        if key.node() == Some(&self.name) {
+            if !put && self.still_held(&key) {
+                self.schedule_resync();
+            }
+            return;
+        }
+        let Some(node) = key.node().map(str::to_owned) else { return };
         let now = SystemTime::now();
         match key {
             Key::Heartbeat { .. } if put => {
@@ -118,6 +122,40 @@ impl Node {
             }
             Key::Claim => {}
         }
+    }
+
+    /// Whether this node still holds what one of its own directory keys names (if so, its
+    /// deletion was another node's doing).
+    fn still_held(&self, key: &Key) -> bool {
+        let (session, item) = match *key {
+            Key::Session { session, .. } => (session, None),
+            Key::Subscription { session, id, .. } => (session, Some((true, id))),
+            Key::Registration { session, id, .. } => (session, Some((false, id))),
+            Key::Heartbeat { .. } | Key::Claim => return false,
+        };
+        let Some(session) = SessionId::new(session) else { return false };
+        let Some(realm) = self.state().local.get(&session).map(|l| Arc::clone(&l.realm)) else {
+            return false;
+        };
+        let (subscriptions, registrations) = realm.held_by(session);
+        match item {
+            None => realm.session(session).is_some(),
+            Some((true, id)) => subscriptions.iter().any(|s| s.get() == id),
+            Some((false, id)) => registrations.iter().any(|r| r.get() == id),
+        }
+    }
+
+    /// Writes this node's records again in a moment (deletions come in bursts).
+    fn schedule_resync(&self) {
+        if self.resync_pending.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Some(node) = self.myself() else { return };
+        self.runtime.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            node.resync_pending.store(false, std::sync::atomic::Ordering::SeqCst);
+            node.resync();
+        });
     }
 
     /// Attaches a session of `node` to its realm here.

@@ -2,7 +2,8 @@
 //! tasks that keep that knowledge current.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
@@ -36,6 +37,10 @@ pub struct Node {
     pub(crate) runtime: tokio::runtime::Handle,
     node_timeout: Duration,
     state: Mutex<State>,
+    /// A resync of this node's records is on its way (see `mirror`).
+    pub(crate) resync_pending: AtomicBool,
+    /// This node, for tasks it spawns.
+    me: Weak<Node>,
 }
 
 /// What a node knows of the cluster. Never held while calling into a realm: realms call the
@@ -111,7 +116,7 @@ pub async fn join(
     let configs = bucket(&js, config_sync::BUCKET, config.replicas).await?;
 
     let (writes, pending) = mpsc::unbounded_channel();
-    let node = Arc::new(Node {
+    let node = Arc::new_cyclic(|me| Node {
         name: config.node.clone(),
         router: Arc::clone(&router),
         client,
@@ -122,6 +127,8 @@ pub async fn join(
         runtime: tokio::runtime::Handle::current(),
         node_timeout: Duration::from_millis(config.node_timeout_ms),
         state: Mutex::default(),
+        resync_pending: AtomicBool::new(false),
+        me: me.clone(),
     });
     node.forget_previous_run().await;
     tokio::spawn(apply_writes(pending));
@@ -181,8 +188,22 @@ async fn apply_writes(mut pending: mpsc::UnboundedReceiver<Write>) {
 async fn heartbeat(node: Arc<Node>) {
     let key = directory::heartbeat_key(&node.name);
     let mut ticks = tokio::time::interval(HEARTBEAT);
+    let mut was_connected = true;
     loop {
         ticks.tick().await;
+        let connected = node.client.connection_state() == async_nats::connection::State::Connected;
+        if !connected {
+            // Cut off from NATS: this node cannot tell who is alive; it serves its own
+            // sessions and judges nobody.
+            was_connected = false;
+            continue;
+        }
+        if !was_connected {
+            was_connected = true;
+            tracing::info!(node = %node.name, "NATS is back; resuming the cluster");
+            node.state().nodes.values_mut().for_each(|seen| *seen = Instant::now());
+            node.resync();
+        }
         let beat = Bytes::from(directory::now_ms().to_string());
         node.write(Write::Put(node.directory.clone(), key.clone(), beat));
         let silent: Vec<String> = node
@@ -209,6 +230,11 @@ impl Node {
     /// The persistence the router should use: the node's store, replicated to the cluster.
     pub fn persistence(self: &Arc<Self>) -> Arc<dyn junction_core::Persistence> {
         Arc::new(config_sync::ReplicatedStore::new(Arc::clone(self)))
+    }
+
+    /// This node as an `Arc`, for spawned tasks.
+    pub(crate) fn myself(&self) -> Option<Arc<Node>> {
+        self.me.upgrade()
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {

@@ -144,6 +144,11 @@ impl Realm {
         }
     }
 
+    /// The subscriptions and registrations a session holds.
+    pub fn held_by(&self, session: SessionId) -> (Vec<SubscriptionId>, Vec<RegistrationId>) {
+        (self.broker.held_by(session), self.dealer.held_by(session))
+    }
+
     /// The topic and match policy of subscription `id`.
     pub fn subscription_key(&self, id: SubscriptionId) -> Option<(Uri, MatchPolicy)> {
         self.broker.with(id, |s| (s.topic.clone(), s.policy))

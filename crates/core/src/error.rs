@@ -141,6 +141,14 @@ impl Error {
     }
 }
 
+/// The refusal to revoke what a session of another cluster node holds: only its own node
+/// routes to it, so only that node can take it away.
+pub(crate) fn remote_session(session: junction_wire::SessionId) -> Error {
+    Error::InvalidArgument(format!(
+        "session {session} is on another cluster node: revoke it through a session of that node"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use junction_wire::{
     Dict, Payload, PublicationId, RequestId, SessionId, SubscriptionId, Uri, Value, dict,
 };
 
-use crate::error::Error;
+use crate::error::{Error, remote_session};
 use crate::ids;
 use crate::limits::{self, Limits};
 use crate::matcher::matches;
@@ -189,6 +189,9 @@ impl Broker {
             .get(&id)
             .and_then(|s| s.subscribers.get(&session).cloned())
             .ok_or(Error::NoSuchSubscription(id.get()))?;
+        if subscriber.is_remote() {
+            return Err(remote_session(session));
+        }
         if let Some(ids) = table.by_session.get_mut(&session) {
             ids.remove(&id);
         }
@@ -199,6 +202,15 @@ impl Broker {
             subscriber.send(Unsubscribed { request: RequestId::MIN, details: Some(details) });
         }
         Ok(deleted)
+    }
+
+    /// What `session` holds.
+    pub(crate) fn held_by(&self, session: SessionId) -> Vec<SubscriptionId> {
+        read(&self.table)
+            .by_session
+            .get(&session)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Removes every subscription of a session that went away. Returns each subscription left

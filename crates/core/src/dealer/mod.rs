@@ -23,7 +23,7 @@ use junction_wire::{RegistrationId, RequestId, SessionId, Uri, dict};
 use calls::Calls;
 pub use calls::CancelMode;
 
-use crate::error::Error;
+use crate::error::{Error, remote_session};
 use crate::ids;
 use crate::limits::{self, Limits};
 use crate::matcher::{matches, wildcard_specificity};
@@ -188,6 +188,9 @@ impl Dealer {
             .get(&id)
             .and_then(|r| r.callees.iter().find(|c| c.id() == session).cloned())
             .ok_or(Error::NoSuchRegistration(id.get()))?;
+        if callee.is_remote() {
+            return Err(remote_session(session));
+        }
         if let Some(ids) = table.by_session.get_mut(&session) {
             ids.remove(&id);
         }
@@ -198,6 +201,15 @@ impl Dealer {
             callee.send(Unregistered { request: RequestId::MIN, details: Some(details) });
         }
         Ok(deleted)
+    }
+
+    /// What `session` holds.
+    pub(crate) fn held_by(&self, session: SessionId) -> Vec<RegistrationId> {
+        read(&self.table)
+            .by_session
+            .get(&session)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Removes everything a departed session held: its registrations, and its calls in flight
