@@ -381,6 +381,19 @@ class JunctionCluster:
                 dead.append(f"{server.name} exited; log:\n{server.log_tail()}")
         return dead
 
+    def unresponsive(self, timeout: float = 2.0) -> list[str]:
+        """Nodes that run but do not answer ``/readyz`` within ``timeout`` seconds (a hung
+        node)."""
+        hung = []
+        for node in dict.fromkeys(self.nodes):
+            if node.stopped_by_test or not node.is_running():
+                continue
+            status, _ = http_get(f"http://{node.host}:{node.port}/readyz", timeout=timeout)
+            if status != 200:
+                hung.append(f"junction node {node.node} does not answer /readyz (status "
+                            f"{status or 'none'} within {timeout}s); log:\n{node.log_tail()}")
+        return hung
+
     def kill_node(self, index: int) -> None:
         self[index].kill9()
 

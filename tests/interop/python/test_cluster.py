@@ -104,27 +104,62 @@ def start_cluster() -> JunctionCluster:
     pytest.fail(error, pytrace=False)
 
 
+class ModuleCluster:
+    """The module's cluster, started on first use. A test after which a process crashed or a
+    node stopped answering fails, and the next test gets a fresh cluster, so that one hung node
+    does not fail every later test too."""
+
+    def __init__(self):
+        self.current: JunctionCluster | None = None
+
+    def get(self) -> JunctionCluster:
+        if self.current is None:
+            self.current = start_cluster()
+        return self.current
+
+    def check(self) -> list[str]:
+        if self.current is None:
+            return []
+        broken = self.current.crashed() + self.current.unresponsive()
+        if broken:
+            self.current.stop()
+            self.current = None
+        return broken
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+
 @pytest.fixture(scope="module")
-def cluster():
+def module_cluster():
+    holder = ModuleCluster()
+    yield holder
+    holder.stop()
+
+
+@pytest.fixture
+def cluster(module_cluster):
     """NATS x3 + Junction n1, n2, n3, shared by the tests of this module."""
-    c = start_cluster()
-    yield c
-    c.stop()
+    return module_cluster.get()
 
 
 @pytest.fixture(autouse=True)
 def cluster_health(request):
     """For tests on the module's cluster: attach the logs of every node and NATS server to a
-    failure, and fail a test during which a node crashed."""
+    failure, and fail a test during which a node crashed or hung."""
     if "clients" not in request.fixturenames and "cluster" not in request.fixturenames:
         yield
         return
     cluster = request.getfixturevalue("cluster")
+    holder = request.getfixturevalue("module_cluster")
     request.node.junction_routers = list(cluster.processes)
     yield
-    dead = cluster.crashed()
-    if dead:
-        pytest.fail("\n\n".join(dead), pytrace=False)
+    broken = holder.check()
+    if broken:
+        pytest.fail("the cluster broke during this test (it is restarted for the next one):\n"
+                    + "\n\n".join(broken), pytrace=False)
 
 
 @pytest.fixture
