@@ -27,6 +27,7 @@ and test runs can run side by side.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -328,6 +329,8 @@ class JunctionCluster:
         self.workdir = Path(tempfile.mkdtemp(prefix="junction-cluster-"))
         self.nats = NatsCluster(self.workdir, size)
         self.nodes: list[ClusterNode] = []
+        # Should the test run be interrupted before teardown, the processes still go.
+        atexit.register(self.stop)
 
     def __getitem__(self, index: int) -> ClusterNode:
         """``cluster[1]`` is node n1."""
@@ -398,6 +401,7 @@ class JunctionCluster:
         self[index].kill9()
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         for node in dict.fromkeys(self.nodes):
             try:
                 node.stop()
