@@ -87,6 +87,7 @@ impl Node {
                 }
                 tracing::info!(realm = %name, from = %record.node, "realm settings replicated");
                 self.router.apply_realm(config, now);
+                self.adopt_orphans();
             }
             Err(error) => tracing::warn!(%error, realm = %name, "replicated realm unreadable"),
         }

@@ -53,18 +53,18 @@ impl Node {
                 }
             }
             kind::KILL => {
-                if let (Some(&session), Some(goodbye)) =
-                    (sessions.first(), forward::goodbye(message))
-                    && let Some(realm) =
-                        self.state().local.get(&session).map(|l| Arc::clone(&l.realm))
+                let session = sessions.first().copied();
+                let realm = session.and_then(|s| self.local_realm(s));
+                if let (Some(session), Some(realm), Some(goodbye)) =
+                    (session, realm, forward::goodbye(message))
                 {
                     realm.kill_local(session, goodbye, SystemTime::now());
                 }
             }
             kind::ANSWER => {
-                if let Some(&callee) = sessions.first()
-                    && let Some(realm) =
-                        self.state().remote.get(&callee).map(|r| Arc::clone(&r.realm))
+                let callee = sessions.first().copied();
+                if let Some(callee) = callee
+                    && let Some(realm) = self.remote_realm(callee)
                 {
                     realm.answer_remote(callee, message);
                 }
@@ -124,7 +124,6 @@ impl Node {
     }
 
     fn local_peer(&self, session: SessionId) -> Option<Arc<junction_core::realm::Peer>> {
-        let realm = self.state().local.get(&session).map(|l| Arc::clone(&l.realm))?;
-        realm.session(session)
+        self.local_realm(session)?.session(session)
     }
 }

@@ -12,7 +12,7 @@ use junction_wire::{RegistrationId, SessionId, SubscriptionId, Uri};
 use crate::ClusterError;
 use crate::directory::{Key, RegistrationRecord, SessionRecord, SubscriptionRecord};
 use crate::forward::RemoteOutbox;
-use crate::node::{Node, Remote};
+use crate::node::{Node, Orphan, Remote};
 
 /// How long a joining node waits for the directory's current state before serving.
 const CATCH_UP: Duration = Duration::from_secs(5);
@@ -54,7 +54,7 @@ impl Node {
     }
 
     /// Applies one directory change made by another node.
-    fn apply(&self, entry: Entry) {
+    pub(crate) fn apply(&self, entry: Entry) {
         let Some(key) = Key::parse(&entry.key) else { return };
         let put = entry.operation == Operation::Put;
         if key.node() == Some(&self.name) {
@@ -73,9 +73,16 @@ impl Node {
             Key::Session { session, .. } => {
                 let Some(session) = SessionId::new(session) else { return };
                 if put {
-                    self.mirror_session(node, &entry.value, now);
-                } else if let Some(remote) = self.state().remote.remove(&session) {
-                    remote.realm.detach_remote(session, now);
+                    self.mirror_session(node, entry, now);
+                } else {
+                    let remote = {
+                        let mut state = self.state();
+                        state.orphans.remove(&session);
+                        state.remote.remove(&session)
+                    };
+                    if let Some(remote) = remote {
+                        remote.realm.detach_remote(session, now);
+                    }
                 }
             }
             Key::Subscription { session, id, .. } => {
@@ -83,7 +90,9 @@ impl Node {
                 else {
                     return;
                 };
-                let Some(realm) = self.realm_of(session) else { return };
+                let Some(realm) = self.remote_realm(session) else {
+                    return self.keep_orphan(entry);
+                };
                 if !put {
                     return realm.unsubscribe_remote(session, id, now);
                 }
@@ -102,7 +111,9 @@ impl Node {
                 else {
                     return;
                 };
-                let Some(realm) = self.realm_of(session) else { return };
+                let Some(realm) = self.remote_realm(session) else {
+                    return self.keep_orphan(entry);
+                };
                 if !put {
                     return realm.unregister_remote(session, id, now);
                 }
@@ -134,9 +145,7 @@ impl Node {
             Key::Heartbeat { .. } | Key::Claim => return false,
         };
         let Some(session) = SessionId::new(session) else { return false };
-        let Some(realm) = self.state().local.get(&session).map(|l| Arc::clone(&l.realm)) else {
-            return false;
-        };
+        let Some(realm) = self.local_realm(session) else { return false };
         let (subscriptions, registrations) = realm.held_by(session);
         match item {
             None => realm.session(session).is_some(),
@@ -158,12 +167,16 @@ impl Node {
         });
     }
 
-    /// Attaches a session of `node` to its realm here.
-    fn mirror_session(&self, node: String, value: &[u8], now: SystemTime) {
-        let Some(record) = serde_json::from_slice::<SessionRecord>(value).ok() else { return };
+    /// Attaches a session of `node` to its realm here. A session of a realm this node does
+    /// not have yet (its creation is still on the way) waits, with its subscriptions and
+    /// registrations, until the realm arrives.
+    fn mirror_session(&self, node: String, entry: Entry, now: SystemTime) {
+        let Some(record) = serde_json::from_slice::<SessionRecord>(&entry.value).ok() else {
+            return;
+        };
         let Some(info) = record.info() else { return };
         let Some(realm) = self.router.realm(&record.realm()) else {
-            tracing::debug!(realm = %record.realm(), "remote session of a realm this node lacks");
+            self.state().orphans.insert(info.id, Orphan { node, entries: vec![entry] });
             return;
         };
         let session = info.id;
@@ -176,8 +189,24 @@ impl Node {
         }
     }
 
-    fn realm_of(&self, session: SessionId) -> Option<Arc<junction_core::Realm>> {
-        self.state().remote.get(&session).map(|r| Arc::clone(&r.realm))
+    /// Keeps a subscription or registration of a session waiting for its realm.
+    fn keep_orphan(&self, entry: Entry) {
+        let session = match Key::parse(&entry.key) {
+            Some(Key::Subscription { session, .. } | Key::Registration { session, .. }) => session,
+            _ => return,
+        };
+        let Some(session) = SessionId::new(session) else { return };
+        if let Some(orphan) = self.state().orphans.get_mut(&session) {
+            orphan.entries.push(entry);
+        }
+    }
+
+    /// Mirrors the sessions that were waiting for a realm this node now has.
+    pub(crate) fn adopt_orphans(&self) {
+        let orphans: Vec<Orphan> = self.state().orphans.drain().map(|(_, o)| o).collect();
+        for entry in orphans.into_iter().flat_map(|o| o.entries) {
+            self.apply(entry);
+        }
     }
 
     /// Withdraws everything of a node that left or went silent: its sessions leave (with
@@ -187,6 +216,7 @@ impl Node {
             let mut state = self.state();
             state.nodes.remove(node);
             state.forwarders.remove(node);
+            state.orphans.retain(|_, orphan| orphan.node != node);
             let ids: Vec<SessionId> =
                 state.remote.iter().filter(|(_, r)| r.node == node).map(|(id, _)| *id).collect();
             ids.into_iter().filter_map(|id| state.remote.remove(&id).map(|r| (id, r))).collect()

@@ -58,6 +58,8 @@ pub(crate) struct State {
     pub(crate) relayed: HashMap<(SessionId, RequestId), Relayed>,
     /// The same, from the other end: (node, callee, its request id) → our request id.
     pub(crate) relayed_back: HashMap<(String, SessionId, RequestId), RequestId>,
+    /// Directory entries of remote sessions whose realm this node does not have yet.
+    pub(crate) orphans: HashMap<SessionId, Orphan>,
     /// One forwarder per other node.
     pub(crate) forwarders: HashMap<String, mpsc::UnboundedSender<Forward>>,
 }
@@ -77,6 +79,12 @@ pub(crate) struct Claim {
 pub(crate) struct Remote {
     pub(crate) node: String,
     pub(crate) realm: Arc<Realm>,
+}
+
+/// A remote session waiting for its realm, with its directory entries in order.
+pub(crate) struct Orphan {
+    pub(crate) node: String,
+    pub(crate) entries: Vec<kv::Entry>,
 }
 
 #[derive(Clone)]
@@ -288,6 +296,16 @@ impl Node {
                 }
             }
         });
+    }
+
+    /// The realm of a session of this node.
+    pub(crate) fn local_realm(&self, session: SessionId) -> Option<Arc<Realm>> {
+        self.state().local.get(&session).map(|l| Arc::clone(&l.realm))
+    }
+
+    /// The realm of a session of another node mirrored here.
+    pub(crate) fn remote_realm(&self, session: SessionId) -> Option<Arc<Realm>> {
+        self.state().remote.get(&session).map(|r| Arc::clone(&r.realm))
     }
 
     /// Whether a session is alive anywhere in the cluster, as far as this node knows.

@@ -2,7 +2,7 @@
 //! see that realm's sessions, subscriptions and registrations.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -211,6 +211,8 @@ pub struct Realm {
     config: RwLock<Arc<RealmConfig>>,
     /// Attached sessions. Read on every meta query and written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Arc<Peer>>>,
+    /// How many of `sessions` are this node's own.
+    local_sessions: AtomicUsize,
     pub(crate) broker: Broker,
     pub(crate) dealer: Dealer,
     limits: Arc<Limits>,
@@ -235,6 +237,7 @@ impl Realm {
             name: config.name.clone(),
             config: RwLock::new(Arc::new(config)),
             sessions: RwLock::default(),
+            local_sessions: AtomicUsize::new(0),
             broker,
             dealer,
             limits,
@@ -321,9 +324,10 @@ impl Realm {
         &self.name
     }
 
-    /// How many sessions are attached.
+    /// How many sessions of this node are attached (sessions of other cluster nodes that
+    /// are mirrored here do not count against this node's limits).
     pub fn session_count(&self) -> usize {
-        read(&self.sessions).len()
+        self.local_sessions.load(Ordering::Relaxed)
     }
 
     /// The attached sessions.
@@ -340,6 +344,7 @@ impl Realm {
     pub(crate) fn attach(&self, peer: Arc<Peer>, now: SystemTime) {
         write(&self.sessions).insert(peer.id(), Arc::clone(&peer));
         if !peer.remote {
+            self.local_sessions.fetch_add(1, Ordering::Relaxed);
             metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).increment(1.0);
             if let Some(cluster) = self.cluster() {
                 cluster.joined(self, &peer);
@@ -358,6 +363,7 @@ impl Realm {
         let id = peer.id();
         write(&self.sessions).remove(&id);
         if !peer.remote {
+            self.local_sessions.fetch_sub(1, Ordering::Relaxed);
             metrics::gauge!("junction_sessions", "realm" => self.name().to_string()).decrement(1.0);
         }
         for (subscription, deleted) in self.broker.remove_session(id) {
@@ -392,13 +398,14 @@ impl Realm {
         peer.push(Outbound::Close(goodbye));
     }
 
-    /// Closes every attached session with `reason` (realm removal, shutdown).
+    /// Closes every session of this node attached here with `reason` (realm removal,
+    /// shutdown); other cluster nodes close their own.
     pub fn close_all(&self, reason: &str, message: &str, now: SystemTime) {
         let goodbye = Goodbye {
             details: junction_wire::dict! { "message" => message },
             reason: Uri::from(reason),
         };
-        for peer in self.sessions() {
+        for peer in self.sessions().into_iter().filter(|p| !p.remote) {
             self.kill(&peer, goodbye.clone(), now);
         }
     }
