@@ -279,9 +279,9 @@ class NatsCluster:
 # ------------------------------------------------------------------------------------------------
 
 
-def cluster_section(node: str, nats_urls: list[str]) -> str:
-    """The ``[cluster]`` table of issue #7."""
-    return f"[cluster]\nnode = {json.dumps(node)}\nnats = {json.dumps(nats_urls)}\n"
+def cluster_section(node: str, nats_urls: list[str], extra: str = "") -> str:
+    """The ``[cluster]`` table of issue #7 (``extra``: more keys, one per line)."""
+    return f"[cluster]\nnode = {json.dumps(node)}\nnats = {json.dumps(nats_urls)}\n{extra}"
 
 
 class ClusterNode(RouterProcess):
@@ -289,8 +289,9 @@ class ClusterNode(RouterProcess):
     ``/readyz`` answers 200 (not merely when the port accepts connections)."""
 
     def __init__(self, binary: Path, workdir: Path, node: str, nats_urls: list[str],
-                 config: str):
-        super().__init__(binary, workdir, config=cluster_section(node, nats_urls) + "\n" + config)
+                 config: str, cluster_extra: str = ""):
+        super().__init__(binary, workdir,
+                         config=cluster_section(node, nats_urls, cluster_extra) + "\n" + config)
         self.node = node
         self.nats_urls = nats_urls
         self.killed = False
@@ -320,10 +321,13 @@ class ClusterNode(RouterProcess):
 
 class JunctionCluster:
     """A NATS cluster and ``size`` Junction nodes ``n1..nK``, node ``nK`` configured with the
-    K-th NATS server. ``config`` is the rest of each node's configuration file (realms)."""
+    K-th NATS server. ``config`` is the rest of each node's configuration file (realms);
+    ``cluster_extra`` more keys of ``[cluster]`` (such as ``replicas = 3``)."""
 
-    def __init__(self, config: str, size: int = 3, binary: Path | None = None):
+    def __init__(self, config: str, size: int = 3, binary: Path | None = None,
+                 cluster_extra: str = ""):
         self.config = config
+        self.cluster_extra = cluster_extra
         self.size = size
         self.binary = binary or junction_binary()
         self.workdir = Path(tempfile.mkdtemp(prefix="junction-cluster-"))
@@ -352,7 +356,8 @@ class JunctionCluster:
             self.nats.start()
             for k in range(1, self.size + 1):
                 node = ClusterNode(self.binary, self.workdir / f"n{k}", f"n{k}",
-                                   [self.nats.servers[k - 1].url], self.config)
+                                   [self.nats.servers[k - 1].url], self.config,
+                                   self.cluster_extra)
                 node.workdir.mkdir(parents=True, exist_ok=True)
                 self.nodes.append(node)
                 try:

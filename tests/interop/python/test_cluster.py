@@ -96,9 +96,9 @@ pytestmark = pytest.mark.timeout(90)
 # ------------------------------------------------------------------------------------------------
 
 
-def start_cluster() -> JunctionCluster:
+def start_cluster(cluster_extra: str = "") -> JunctionCluster:
     try:
-        return JunctionCluster(CONFIG).start()
+        return JunctionCluster(CONFIG, cluster_extra=cluster_extra).start()
     except Exception as e:  # ClusterStartError, RouterStartError
         error = f"could not start the cluster: {e}"
     pytest.fail(error, pytrace=False)
@@ -164,8 +164,10 @@ def cluster_health(request):
 
 @pytest.fixture
 def doomed_cluster(request):
-    """A cluster of its own for the test that kills a node."""
-    c = start_cluster()
+    """A cluster of its own for the test that kills a node. Its JetStream buckets have three
+    replicas, as docs/cluster.md recommends for production (the module's cluster uses the
+    default, the issue's minimal ``[cluster]``)."""
+    c = start_cluster("replicas = 3\n")
     request.node.junction_routers = getattr(request.node, "junction_routers", []) + list(
         c.processes)
     yield c
@@ -788,6 +790,96 @@ async def test_on_join_and_on_leave_of_a_session_on_n2_reach_watchers_on_n1_and_
             authid, "realm1", "msgpack"), details
         assert meta_events(events, "wamp.session.on_leave", joiner_id) == [
             [joiner_id, authid, "anonymous"]]
+
+
+async def test_kill_by_authid_on_n3_ends_that_users_sessions_on_every_node(clients):
+    realm = "com.cl.killers"
+    root = await admin_on(clients, 1)
+    await call(root, "bondy.realm.create", {"uri": realm, "authmethods": ["ticket"]})
+    await call(root, "bondy.group.add", realm, {"name": "ops"})
+    await call(root, "bondy.user.add", realm,
+               {"username": "carl", "password": "carl-secret", "groups": ["ops"]})
+    await call(root, "bondy.user.add", realm,
+               {"username": "olga", "password": "olga-secret", "groups": ["ops"]})
+    await call(root, "bondy.grant.create", realm, {
+        "permissions": ["wamp.call"], "uri": "wamp.session.", "match": "prefix",
+        "roles": ["ops"]})
+    victims = [(await login_within(clients, node, realm, "carl", "carl-secret", "ticket",
+                                   CONFIG_PROPAGATION_TIMEOUT))[0] for node in (1, 2)]
+    killer, _ = await login_within(clients, 3, realm, "olga", "olga-secret", "ticket",
+                                   CONFIG_PROPAGATION_TIMEOUT)
+    victim_ids = sorted(sid(v) for v in victims)
+    await eventually(lambda: call(killer, "wamp.session.list"),
+                     lambda ids: set(victim_ids) <= set(ids), "n3 to list carl's sessions")
+
+    killed = await call(killer, "wamp.session.kill_by_authid", "carl")
+
+    assert sorted(killed) == victim_ids, killed
+    for victim in victims:
+        goodbye = await asyncio.wait_for(asyncio.shield(victim.left), RECV_TIMEOUT)
+        assert goodbye.reason == "wamp.close.killed", goodbye
+    await eventually(lambda: call(killer, "wamp.session.list"),
+                     lambda ids: sorted(ids) == [sid(killer)], "only olga to remain")
+
+
+async def test_registration_and_subscription_meta_events_reach_other_nodes_once(clients):
+    topics = ["wamp.registration.on_create", "wamp.registration.on_register",
+              "wamp.subscription.on_create", "wamp.subscription.on_subscribe"]
+    # on_join too, to know when the watchers' subscriptions are known on n2 (probe sessions).
+    watchers = [await watch(await clients.autobahn(node), [*topics, "wamp.session.on_join"])
+                for node in (1, 3)]
+    await until_session_events_reach(watchers, clients, 2)
+    actor = await clients.autobahn(2)
+
+    registration = await register_named(actor, "x", "com.cl.meta.announced")
+    _, subscription = await subscribe_collector(actor, "com.cl.meta.announced_topic")
+
+    def about_these(items):
+        return [(t, a[0], a[1]["id"] if isinstance(a[1], dict) else a[1]) for t, a in items
+                if t in topics and a[0] == sid(actor)]
+
+    expected = sorted([
+        ("wamp.registration.on_create", sid(actor), registration.id),
+        ("wamp.registration.on_register", sid(actor), registration.id),
+        ("wamp.subscription.on_create", sid(actor), subscription.id),
+        ("wamp.subscription.on_subscribe", sid(actor), subscription.id),
+    ])
+    for events in watchers:
+        await events.wait_until(lambda items: len(about_these(items)) >= 4,
+                                "the four meta events of the session on n2")
+    # A marker after them: anything duplicated would have arrived by then.
+    marker = await clients.autobahn(2)
+    await register_named(marker, "m", "com.cl.meta.marker")
+    for events in watchers:
+        await events.wait_until(lambda items: any(
+            t == "wamp.registration.on_register" and a[0] == sid(marker) for t, a in items),
+            "the marker's on_register")
+        assert sorted(about_these(events.items)) == expected, about_these(events.items)
+
+
+async def test_publish_options_by_authid_and_authrole_apply_to_subscribers_of_other_nodes(
+    clients
+):
+    topic = "com.cl.ps.by_identity"
+    publisher = await clients.autobahn(1)
+    subscribers = {"s2": await clients.autobahn(2), "s3": await clients.autobahn(3)}
+    collectors = {}
+    for name, session in subscribers.items():
+        collectors[name], _ = await subscribe_collector(session, topic)
+    await until_routed(publisher, topic, list(collectors.values()))
+    authid = {name: s.joined.result().authid for name, s in subscribers.items()}
+
+    for n, options in [(1, dict(exclude_authid=[authid["s2"]])),
+                       (2, dict(eligible_authid=[authid["s2"]])),
+                       (3, dict(exclude_authrole=["anonymous"])),
+                       (4, dict(eligible_authrole=["anonymous"])),
+                       (5, {})]:
+        publisher.publish(topic, n, options=PublishOptions(**options))
+    for events in collectors.values():
+        await events.wait_until(lambda items: any(a == (5,) for a, _, _ in items), "marker 5")
+
+    received = {name: [a[0] for a, _, _ in real(events)] for name, events in collectors.items()}
+    assert received == {"s2": [2, 4, 5], "s3": [1, 4, 5]}, received
 
 
 async def test_registration_meta_on_n1_describes_callees_on_n2_and_n3(clients):
