@@ -22,9 +22,8 @@ def pytest_runtest_makereport(item, call):
     # Attach the log of every router the test started, so a failure shows what the router said.
     if report.failed:
         for router in getattr(item, "junction_routers", []):
-            report.sections.append(
-                (f"junction router log (port {router.port})", router.log_tail())
-            )
+            title = getattr(router, "log_title", None) or f"junction router log (port {router.port})"
+            report.sections.append((title, router.log_tail()))
     return report
 
 
