@@ -66,6 +66,10 @@ pub(crate) enum UserCommand {
         /// Hex Ed25519 public keys for cryptosign (repeatable).
         #[arg(long = "key")]
         keys: Vec<String>,
+        /// Unsalted wampcra: clients sign with the password itself. Keeps a key that is
+        /// password-equivalent for wampcra and cheap to brute-force (see docs/security.md).
+        #[arg(long, requires = "password")]
+        wampcra_unsalted: bool,
     },
     /// Delete a user.
     Delete { realm: String, username: String },
@@ -127,11 +131,21 @@ impl Admin {
             ),
             Admin::Realm(RealmCommand::Delete { name }) => ("bondy.realm.delete", json!([name])),
             Admin::User(UserCommand::List { realm }) => ("bondy.user.list", json!([realm])),
-            Admin::User(UserCommand::Add { realm, username, password, groups, keys }) => {
+            Admin::User(UserCommand::Add {
+                realm,
+                username,
+                password,
+                groups,
+                keys,
+                wampcra_unsalted,
+            }) => {
                 let mut user =
                     json!({"username": username, "groups": groups, "authorized_keys": keys});
                 if let Some(password) = password {
                     user["password"] = json!(password);
+                }
+                if *wampcra_unsalted {
+                    user["wampcra_unsalted"] = json!(true);
                 }
                 ("bondy.user.add", json!([realm, user]))
             }

@@ -302,6 +302,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unsalted_wampcra_key_reads_back_exactly_and_is_absent_unless_opted_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saved = realm();
+        let mut una = saved.security.users["joe"].clone();
+        una.authid = "una".into();
+        una.password = Some(StoredPassword::new_with("una-secret", true));
+        saved.security.users.insert("una".into(), una);
+        Store::open(dir.path()).unwrap().save_realm(&saved).unwrap();
+        let realms = Store::open(dir.path()).unwrap().realms().unwrap();
+        let password = |authid: &str| realms[0].security.users[authid].password.clone().unwrap();
+        let key = password("una").unsalted_cra.expect("kept");
+        assert_eq!(key.mac(b"x"), junction_auth::cra::UnsaltedKey::derive(b"una-secret").mac(b"x"));
+        assert!(password("joe").unsalted_cra.is_none());
+    }
+
+    #[test]
     fn a_user_record_written_before_scram_still_reads_without_a_scram_credential() {
         // The shape FORMAT_VERSION 1 stores wrote before `scram`: no "scram" member.
         let json = r#"{"name":"old","allow_anonymous":false,"strict_uris":false,
@@ -313,6 +329,7 @@ mod tests {
         let realm = record.into_config().unwrap();
         let password = realm.security.users["joe"].password.clone().unwrap();
         assert!(password.scram.is_none());
+        assert!(password.unsalted_cra.is_none());
         assert!(password.matches("secret"));
     }
 

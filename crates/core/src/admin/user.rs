@@ -239,7 +239,7 @@ fn change_password(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     {
         return Err(Error::BadSignature("the old password does not match".into()));
     }
-    user.password = Some(StoredPassword::new(new));
+    user.password = Some(StoredPassword::new_with(new, has_unsalted_cra(user)));
     admin.commit(&realm, security)?;
     super::ticket::revoke_of(admin, realm.name().as_str(), Some(name))?;
     admin.announce(
@@ -281,11 +281,25 @@ fn membership(
     Ok(Value::Null)
 }
 
-/// Applies `password`, `authorized_keys` and `groups` from Bondy's user input data.
+/// Applies `password`, `authorized_keys` and `groups` from Bondy's user input data, and
+/// Junction's `wampcra_unsalted` (whether the user gets unsalted WAMP-CRA challenges).
 fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
+    let unsalted = match data.get("wampcra_unsalted") {
+        None | Some(Value::Null) => None,
+        Some(flag) => Some(flag.as_bool().ok_or("wampcra_unsalted must be a boolean")?),
+    };
     if let Some(password) = data.get("password") {
         let password = password.as_str().ok_or("password must be a string")?;
-        user.password = Some(StoredPassword::new(password));
+        // Without the flag, a new password keeps the user's choice.
+        let unsalted = unsalted.unwrap_or_else(|| has_unsalted_cra(user));
+        user.password = Some(StoredPassword::new_with(password, unsalted));
+    } else if unsalted == Some(false) {
+        if let Some(stored) = &mut user.password {
+            stored.unsalted_cra = None;
+        }
+    } else if unsalted == Some(true) && !has_unsalted_cra(user) {
+        // The unsalted key is derived from the password, which the router does not keep.
+        return Err("wampcra_unsalted: true needs the password in the same call".into());
     }
     if let Some(keys) = data.get("authorized_keys") {
         user.authorized_keys = strings_of(Some(keys), "authorized_keys")?
@@ -309,10 +323,16 @@ fn describe_user(user: &User) -> Value {
         "username" => user.authid.as_str(),
         "groups" => Value::List(user.groups.iter().map(|g| Value::from(g.as_str())).collect()),
         "has_password" => user.password.is_some(),
+        "wampcra_unsalted" => has_unsalted_cra(user),
         "has_authorized_keys" => !user.authorized_keys.is_empty(),
         "authorized_keys" => Value::List(user.authorized_keys.iter().map(|k| Value::from(hex::encode(k))).collect()),
         "meta" => Dict::new(),
     })
+}
+
+/// Whether the user opted in to unsalted WAMP-CRA (and has the key for it).
+fn has_unsalted_cra(user: &User) -> bool {
+    user.password.as_ref().is_some_and(|p| p.unsalted_cra.is_some())
 }
 
 fn describe_group(group: &Group) -> Value {

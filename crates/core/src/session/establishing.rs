@@ -429,12 +429,13 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
             };
             let password = stored_or_decoy();
             let challenge = cra::Challenge::new(&identity, &password);
-            let extra = dict! {
-                "challenge" => challenge.challenge.as_str(),
-                "salt" => challenge.salt.as_str(),
-                "iterations" => u64::from(challenge.iterations),
-                "keylen" => challenge.keylen,
-            };
+            let mut extra = dict! { "challenge" => challenge.challenge.as_str() };
+            // Without a salt, Autobahn and xconn sign with the secret itself (unsalted).
+            if let Some(salting) = &challenge.salting {
+                extra.insert("salt".into(), salting.salt.as_str().into());
+                extra.insert("iterations".into(), u64::from(salting.iterations).into());
+                extra.insert("keylen".into(), salting.keylen.into());
+            }
             (Pending::Cra(challenge, password), extra)
         }
         _ => {

@@ -89,7 +89,7 @@ fn a_realm_and_user_created_by_the_admin_api_can_log_in_at_once() {
     );
     assert_eq!(
         user[3][0],
-        json!({"type": "user", "username": "joe", "groups": ["staff"], "has_password": true, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
+        json!({"type": "user", "username": "joe", "groups": ["staff"], "has_password": true, "wampcra_unsalted": false, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
     );
     let (_joe, welcome) = login(&router, "com.example", "joe", "s3cret");
     assert_eq!((welcome[0].clone(), welcome[2]["authrole"].clone()), (json!(2), json!("staff")));
@@ -191,6 +191,75 @@ fn users_added_and_passwords_changed_by_the_admin_api_get_scram_credentials() {
         "wamp.error.authentication_failed"
     );
     assert_eq!(login_scram(&router, "com.scram", "joe", "two")[0], 2);
+}
+
+/// Joins `realm` with `wampcra`, answering as Autobahn and xconn do: with the PBKDF2 key when
+/// the challenge has a salt, with the password itself otherwise. The CHALLENGE and the reply.
+fn login_wampcra(router: &Arc<Router>, realm: &str, authid: &str, password: &str) -> (Json, Json) {
+    let mut c = Client::connect(router);
+    let hello =
+        json!([1, realm, {"roles": {"caller": {}}, "authid": authid, "authmethods": ["wampcra"]}]);
+    c.send(&hello.to_string());
+    let challenge = c.recv().expect("CHALLENGE");
+    assert_eq!(challenge[1], "wampcra", "{challenge}");
+    let extra = &challenge[2];
+    let key = match extra["salt"].as_str() {
+        Some(salt) => {
+            let iterations = extra["iterations"].as_u64().unwrap() as u32;
+            StoredPassword::with_salt(password, salt, iterations).cra_key()
+        }
+        None => password.to_owned(),
+    };
+    let signature = junction_auth::cra::sign(&key, extra["challenge"].as_str().unwrap());
+    c.send(&json!([5, signature, {}]).to_string());
+    (challenge, c.recv().expect("WELCOME or ABORT"))
+}
+
+#[test]
+fn wampcra_is_unsalted_only_for_users_added_or_updated_with_the_flag() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let realm = json!([{"uri": "com.cra", "authmethods": ["wampcra", "ticket"]}]);
+    assert_eq!(call(&mut root, "bondy.realm.create", realm)[0], 50);
+    let una = json!(["com.cra", {"username": "una", "password": "pw1", "wampcra_unsalted": true}]);
+    let added = call(&mut root, "bondy.user.add", una);
+    assert_eq!(added[3][0]["wampcra_unsalted"], true, "{added}");
+    call(&mut root, "bondy.user.add", json!(["com.cra", {"username": "sal", "password": "pw1"}]));
+
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "una", "pw1");
+    let names: Vec<&String> = challenge[2].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["challenge"], "no salt: the client signs with the password itself");
+    assert_eq!((&welcome[0], &welcome[2]["authmethod"]), (&json!(2), &json!("wampcra")));
+    let (_, wrong) = login_wampcra(&router, "com.cra", "una", "pw2");
+    assert_eq!(wrong[2], "wamp.error.authentication_failed");
+    // Ticket still works from the salted key.
+    assert_eq!(login(&router, "com.cra", "una", "pw1").1[0], 2);
+
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "sal", "pw1");
+    assert!(challenge[2]["salt"].is_string(), "salted by default: {challenge}");
+    assert_eq!(welcome[0], 2);
+
+    // A new password keeps the choice; turning the flag off goes back to salted.
+    let changed = call(&mut root, "bondy.user.change_password", json!(["com.cra", "una", "pw3"]));
+    assert_eq!(changed[0], 50, "{changed}");
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "una", "pw3");
+    assert!(challenge[2].get("salt").is_none());
+    assert_eq!(welcome[0], 2, "{welcome}");
+    let off = json!(["com.cra", "una", {"wampcra_unsalted": false}]);
+    assert_eq!(call(&mut root, "bondy.user.update", off)[3][0]["wampcra_unsalted"], false);
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "una", "pw3");
+    assert!(challenge[2]["salt"].is_string());
+    assert_eq!(welcome[0], 2, "the password is unchanged: {welcome}");
+
+    // Turning it on needs the password: the router cannot derive the key without it.
+    let on = json!(["com.cra", "sal", {"wampcra_unsalted": true}]);
+    let refused = call(&mut root, "bondy.user.update", on);
+    assert_eq!(refused[4], "wamp.error.invalid_argument", "{refused}");
+    let on = json!(["com.cra", "sal", {"wampcra_unsalted": true, "password": "pw4"}]);
+    assert_eq!(call(&mut root, "bondy.user.update", on)[3][0]["wampcra_unsalted"], true);
+    assert_eq!(login_wampcra(&router, "com.cra", "sal", "pw4").1[0], 2);
+    let not_bool = json!(["com.cra", "sal", {"wampcra_unsalted": "yes"}]);
+    assert_eq!(call(&mut root, "bondy.user.update", not_bool)[4], "wamp.error.invalid_argument");
 }
 
 #[test]
