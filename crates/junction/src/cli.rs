@@ -70,7 +70,14 @@ pub(crate) enum UserCommand {
         /// password-equivalent for wampcra and cheap to brute-force (see docs/security.md).
         #[arg(long, requires = "password")]
         wampcra_unsalted: bool,
+        /// Add the user disabled: it cannot authenticate until enabled.
+        #[arg(long)]
+        disabled: bool,
     },
+    /// Let a disabled user authenticate again.
+    Enable { realm: String, username: String },
+    /// Refuse a user's logins (like a wrong password) and close its sessions.
+    Disable { realm: String, username: String },
     /// Delete a user.
     Delete { realm: String, username: String },
     /// Set a user's password.
@@ -138,6 +145,7 @@ impl Admin {
                 groups,
                 keys,
                 wampcra_unsalted,
+                disabled,
             }) => {
                 let mut user =
                     json!({"username": username, "groups": groups, "authorized_keys": keys});
@@ -147,7 +155,16 @@ impl Admin {
                 if *wampcra_unsalted {
                     user["wampcra_unsalted"] = json!(true);
                 }
+                if *disabled {
+                    user["enabled"] = json!(false);
+                }
                 ("bondy.user.add", json!([realm, user]))
+            }
+            Admin::User(UserCommand::Enable { realm, username }) => {
+                ("bondy.user.enable", json!([realm, username]))
+            }
+            Admin::User(UserCommand::Disable { realm, username }) => {
+                ("bondy.user.disable", json!([realm, username]))
             }
             Admin::User(UserCommand::Delete { realm, username }) => {
                 ("bondy.user.delete", json!([realm, username]))

@@ -227,6 +227,10 @@ pub struct UserConfig {
     /// `password`; keeps a password-equivalent key for that method (docs/security.md).
     #[serde(default)]
     pub wampcra_unsalted: bool,
+    /// Whether the user may authenticate (default true); a disabled user is refused like an
+    /// unknown one.
+    #[serde(default = "yes")]
+    pub enabled: bool,
 }
 
 /// `[[realms.security.groups]]`
@@ -314,6 +318,7 @@ fn security(config: &RealmSecurity) -> Security {
                     .filter_map(|k| parse_public_key(k))
                     .collect(),
                 groups: u.groups.clone(),
+                enabled: u.enabled,
             };
             (u.authid.clone(), user)
         })

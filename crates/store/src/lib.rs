@@ -255,6 +255,7 @@ mod tests {
             password: Some(StoredPassword::new("secret")),
             authorized_keys: vec![[1; 32]],
             groups: vec!["ops".into()],
+            enabled: true,
         };
         let security = Security {
             enabled: true,
@@ -318,6 +319,16 @@ mod tests {
     }
 
     #[test]
+    fn a_disabled_user_stays_disabled_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saved = realm();
+        saved.security.users.get_mut("joe").unwrap().enabled = false;
+        Store::open(dir.path()).unwrap().save_realm(&saved).unwrap();
+        let realms = Store::open(dir.path()).unwrap().realms().unwrap();
+        assert!(!realms[0].security.users["joe"].enabled);
+    }
+
+    #[test]
     fn a_user_record_written_before_scram_still_reads_without_a_scram_credential() {
         // The shape FORMAT_VERSION 1 stores wrote before `scram`: no "scram" member.
         let json = r#"{"name":"old","allow_anonymous":false,"strict_uris":false,
@@ -331,6 +342,7 @@ mod tests {
         assert!(password.scram.is_none());
         assert!(password.unsalted_cra.is_none());
         assert!(password.matches("secret"));
+        assert!(realm.security.users["joe"].enabled, "users stored before `enabled` are enabled");
     }
 
     #[test]

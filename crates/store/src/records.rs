@@ -62,6 +62,13 @@ struct UserRecord {
     authorized_keys: Vec<String>,
     #[serde(default)]
     groups: Vec<String>,
+    /// Absent in stores written before users could be disabled: enabled.
+    #[serde(default = "enabled")]
+    enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Serialize, Deserialize)]
@@ -152,6 +159,7 @@ impl RealmRecord {
                     }),
                     authorized_keys: u.authorized_keys.iter().map(hex::encode).collect(),
                     groups: u.groups.clone(),
+                    enabled: u.enabled,
                 })
                 .collect(),
             groups: s
@@ -225,7 +233,13 @@ impl RealmRecord {
                     .collect::<Result<_, _>>()?;
                 Ok((
                     u.authid.clone(),
-                    User { authid: u.authid, password, authorized_keys, groups: u.groups },
+                    User {
+                        authid: u.authid,
+                        password,
+                        authorized_keys,
+                        groups: u.groups,
+                        enabled: u.enabled,
+                    },
                 ))
             })
             .collect::<Result<_, String>>()?;

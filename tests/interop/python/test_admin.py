@@ -925,6 +925,57 @@ async def test_the_offline_cli_changes_what_the_router_serves_after_a_restart(ad
         await pool.close()
 
 
+async def test_a_disabled_user_cannot_log_in_and_its_live_session_is_closed(admin):
+    """``bondy.user.disable``/``enable``/``is_enabled`` (Bondy's user.md): a disabled user fails
+    to log in exactly like a wrong password, with ticket and wampcra alike, its live session is
+    closed with ``wamp.close.killed``, and enabling it lets it in again."""
+    root = await admin.root()
+    await build_shop(root)
+    alice = await admin.login(SHOP, "alice", ALICE_SECRET, "wampcra")
+    assert await call(root, "bondy.user.is_enabled", SHOP, "alice") is True
+
+    assert await call(root, "bondy.user.disable", SHOP, "alice") is None
+    left = await asyncio.wait_for(asyncio.shield(alice.left), RECV_TIMEOUT)
+    assert (left.reason, left.message) == ("wamp.close.killed", 'user "alice" was disabled'), left
+    assert await call(root, "bondy.user.is_enabled", SHOP, "alice") is False
+    assert (await call(root, "bondy.user.get", SHOP, "alice"))["enabled"] is False
+    for method in ("ticket", "wampcra"):
+        disabled = await join_fails(admin.login(SHOP, "alice", ALICE_SECRET, method))
+        wrong = await join_fails(admin.login(SHOP, "alice", "not-" + ALICE_SECRET, method))
+        assert (disabled.reason, disabled.message) == (wrong.reason, wrong.message), method
+        assert disabled.reason == AUTHENTICATION_FAILED, disabled
+
+    await call(root, "bondy.user.enable", SHOP, "alice")
+    again = await admin.login(SHOP, "alice", ALICE_SECRET, "wampcra")
+    assert welcome(again) == (SHOP, "alice", "managers", "wampcra")
+    ghost = await refused(call(root, "bondy.user.is_enabled", SHOP, "ghost"))
+    assert ghost.error == "wamp.error.no_such_principal", ghost
+
+
+async def test_the_offline_cli_disables_and_enables_users_durably(admin, router):
+    await admin.close()
+    assert stop(router) == 0
+    cli_json(router, "user", "add", ACME, "kim", "--password", "kim-1", "--disabled")
+    cli_json(router, "user", "add", ACME, "lou", "--password", "lou-1")
+    cli_json(router, "user", "disable", ACME, "lou")
+    router.start()
+    pool = AdminClients(router)
+    try:
+        for authid in ("kim", "lou"):
+            failed = await join_fails(pool.login(ACME, authid, f"{authid}-1"))
+            assert failed.reason == AUTHENTICATION_FAILED, failed
+        root = await pool.root()
+        assert await call(root, "bondy.user.is_enabled", ACME, "kim") is False
+        await pool.close()
+        assert stop(router) == 0
+        assert cli_json(router, "user", "enable", ACME, "kim") is None
+        router.start()
+        pool = AdminClients(router)
+        assert welcome(await pool.login(ACME, "kim", "kim-1"))[1] == "kim"
+    finally:
+        await pool.close()
+
+
 async def test_admin_changes_survive_kill_9(admin, router):
     root = await admin.root()
     await call(root, "bondy.realm.create", {"uri": "com.durable", "authmethods": ["wampcra"]})

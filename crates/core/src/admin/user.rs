@@ -44,7 +44,28 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
                 Ok(name.to_owned())
             },
             |s, name| s.users.get(name).map(describe_user),
-        ),
+        )
+        .inspect(|_| close_if_disabled(admin, args, 3)),
+        "enable" | "disable" => change(
+            admin,
+            args,
+            2,
+            "bondy.user.updated",
+            |s, args, offset| {
+                let name = args.string(offset, "username")?;
+                let user = s.users.get_mut(name).ok_or_else(|| no_user(name))?;
+                user.enabled = name_enables(args);
+                Ok(name.to_owned())
+            },
+            |_, _| None,
+        )
+        .inspect(|_| close_if_disabled(admin, args, 2)),
+        "is_enabled" => admin.target(args, 2).and_then(|(realm, offset)| {
+            let name = args.string(offset, "username")?;
+            let user = realm.security().users.get(name).map(|u| u.enabled);
+            user.map(Value::from)
+                .ok_or_else(|| Error::NoSuchPrincipal(format!("no user \"{name}\"")))
+        }),
         "change_password" => change_password(admin, args),
         "add_group" | "add_groups" | "remove_group" | "remove_groups" => {
             membership(admin, args, name, "user", |s, name| {
@@ -179,6 +200,7 @@ fn add(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
         password: None,
         authorized_keys: Vec::new(),
         groups: Vec::new(),
+        enabled: true,
     };
     apply_user(&mut user, data).map_err(|e| args.wrong(&e))?;
     let described = describe_user(&user);
@@ -281,6 +303,33 @@ fn membership(
     Ok(Value::Null)
 }
 
+/// Whether the procedure is `bondy.user.enable` (otherwise `disable`).
+fn name_enables(args: &Args) -> bool {
+    args.procedure.ends_with(".enable")
+}
+
+/// After a change to a user (argument `arity - 1`, after the optional realm): if the user is
+/// now disabled, closes its sessions with GOODBYE `wamp.close.killed`, except the caller's own
+/// (a disabled user cannot join again; the caller still gets its result).
+fn close_if_disabled(admin: &Admin<'_>, args: &Args, arity: usize) {
+    let Ok((realm, offset)) = admin.target(args, arity) else { return };
+    let Ok(name) = args.string(offset, "username") else { return };
+    if realm.security().users.get(name).is_none_or(|u| u.enabled) {
+        return;
+    }
+    let goodbye = junction_wire::message::Goodbye {
+        details: dict! { "message" => format!("user \"{name}\" was disabled") },
+        reason: "wamp.close.killed".into(),
+    };
+    let caller = admin.caller.map(|c| c.id);
+    for peer in realm.sessions() {
+        let info = peer.info();
+        if info.authid == name && info.authmethod != "anonymous" && Some(info.id) != caller {
+            realm.kill(&peer, goodbye.clone(), admin.now.wall);
+        }
+    }
+}
+
 /// Applies `password`, `authorized_keys` and `groups` from Bondy's user input data, and
 /// Junction's `wampcra_unsalted` (whether the user gets unsalted WAMP-CRA challenges).
 fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
@@ -313,6 +362,9 @@ fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
     if let Some(groups) = data.get("groups") {
         user.groups = strings_of(Some(groups), "groups")?;
     }
+    if let Some(enabled) = data.get("enabled") {
+        user.enabled = enabled.as_bool().ok_or("enabled must be a boolean")?;
+    }
     Ok(())
 }
 
@@ -322,6 +374,7 @@ fn describe_user(user: &User) -> Value {
         "type" => "user",
         "username" => user.authid.as_str(),
         "groups" => Value::List(user.groups.iter().map(|g| Value::from(g.as_str())).collect()),
+        "enabled" => user.enabled,
         "has_password" => user.password.is_some(),
         "wampcra_unsalted" => has_unsalted_cra(user),
         "has_authorized_keys" => !user.authorized_keys.is_empty(),

@@ -18,6 +18,7 @@ fn router() -> Arc<Router> {
         password: Some(StoredPassword::new("rootpw")),
         authorized_keys: vec![],
         groups: vec![],
+        enabled: true,
     };
     let all = Grant {
         permissions: Permission::ALL.to_vec(),
@@ -89,7 +90,7 @@ fn a_realm_and_user_created_by_the_admin_api_can_log_in_at_once() {
     );
     assert_eq!(
         user[3][0],
-        json!({"type": "user", "username": "joe", "groups": ["staff"], "has_password": true, "wampcra_unsalted": false, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
+        json!({"type": "user", "username": "joe", "groups": ["staff"], "enabled": true, "has_password": true, "wampcra_unsalted": false, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
     );
     let (_joe, welcome) = login(&router, "com.example", "joe", "s3cret");
     assert_eq!((welcome[0].clone(), welcome[2]["authrole"].clone()), (json!(2), json!("staff")));
@@ -260,6 +261,63 @@ fn wampcra_is_unsalted_only_for_users_added_or_updated_with_the_flag() {
     assert_eq!(login_wampcra(&router, "com.cra", "sal", "pw4").1[0], 2);
     let not_bool = json!(["com.cra", "sal", {"wampcra_unsalted": "yes"}]);
     assert_eq!(call(&mut root, "bondy.user.update", not_bool)[4], "wamp.error.invalid_argument");
+}
+
+#[test]
+fn a_disabled_user_is_refused_like_a_wrong_password_and_its_sessions_are_closed() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let realm = json!([{"uri": "com.off", "authmethods": ["ticket", "wampcra"]}]);
+    assert_eq!(call(&mut root, "bondy.realm.create", realm)[0], 50);
+    let dan = json!(["com.off", {"username": "dan", "password": "pw"}]);
+    assert_eq!(call(&mut root, "bondy.user.add", dan)[3][0]["enabled"], true);
+    let (live, welcome) = login(&router, "com.off", "dan", "pw");
+    assert_eq!(welcome[0], 2);
+    assert_eq!(call(&mut root, "bondy.user.is_enabled", json!(["com.off", "dan"]))[3][0], true);
+
+    let disabled = call(&mut root, "bondy.user.disable", json!(["com.off", "dan"]));
+    assert_eq!(disabled[0], 50, "{disabled}");
+    assert_eq!(
+        live.recv().expect("GOODBYE"),
+        json!([6, {"message": "user \"dan\" was disabled"}, "wamp.close.killed"])
+    );
+    assert_eq!(call(&mut root, "bondy.user.is_enabled", json!(["com.off", "dan"]))[3][0], false);
+    assert_eq!(
+        call(&mut root, "bondy.user.get", json!(["com.off", "dan"]))[3][0]["enabled"],
+        false
+    );
+    let (_, refused) = login(&router, "com.off", "dan", "pw");
+    let (_, wrong) = login(&router, "com.off", "dan", "not-pw");
+    assert_eq!(refused[2], "wamp.error.authentication_failed", "{refused}");
+    assert_eq!(refused[1], wrong[1], "the same failure as a wrong password");
+    let (challenge, refused) = login_wampcra(&router, "com.off", "dan", "pw");
+    assert!(challenge[2]["salt"].is_string());
+    assert_eq!(refused[2], "wamp.error.authentication_failed");
+
+    assert_eq!(call(&mut root, "bondy.user.enable", json!(["com.off", "dan"]))[0], 50);
+    assert_eq!(login(&router, "com.off", "dan", "pw").1[0], 2);
+    // `enabled` in bondy.user.update does the same.
+    let off = json!(["com.off", "dan", {"enabled": false}]);
+    assert_eq!(call(&mut root, "bondy.user.update", off)[3][0]["enabled"], false);
+    assert_eq!(login(&router, "com.off", "dan", "pw").1[2], "wamp.error.authentication_failed");
+
+    let ghost = call(&mut root, "bondy.user.is_enabled", json!(["com.off", "ghost"]));
+    assert_eq!(ghost[4], "wamp.error.no_such_principal");
+    assert_eq!(
+        call(&mut root, "bondy.user.disable", json!(["com.off", "ghost"]))[4],
+        "bondy.error.not_found"
+    );
+}
+
+#[test]
+fn disabling_oneself_keeps_the_calling_session_but_not_the_next_login() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let (other, _) = login(&router, "junction.admin", "root", "rootpw");
+    assert_eq!(call(&mut root, "bondy.user.disable", json!(["root"]))[0], 50);
+    assert_eq!(other.recv().expect("GOODBYE")[2], "wamp.close.killed");
+    assert_eq!(call(&mut root, "bondy.user.is_enabled", json!(["root"]))[3][0], false);
+    assert_eq!(login(&router, "junction.admin", "root", "rootpw").1[0], 3);
 }
 
 #[test]

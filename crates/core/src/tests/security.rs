@@ -24,6 +24,7 @@ fn secure_router() -> Arc<Router> {
             password: Some(StoredPassword::new("secret")),
             authorized_keys: vec![],
             groups: vec!["user".into()],
+            enabled: true,
         },
         // A password stored before `scram` existed: no SCRAM credential.
         User {
@@ -31,12 +32,14 @@ fn secure_router() -> Arc<Router> {
             password: Some(StoredPassword::with_salt("secret", "salt", 1000)),
             authorized_keys: vec![],
             groups: vec!["user".into()],
+            enabled: true,
         },
         User {
             authid: "ann".into(),
             password: None,
             authorized_keys: vec![public],
             groups: vec!["admin".into()],
+            enabled: true,
         },
     ];
     let security = Security {
