@@ -837,6 +837,32 @@ async def test_sources_added_through_the_api_decide_who_may_log_in_from_where(ad
     await admin.login(SHOP, "bob", BOB_SECRET, "wampcra")
 
 
+async def test_source_get_and_match_answer_what_applies_to_a_user_and_an_address(admin):
+    """``bondy.source.get(realm, username, cidr)`` and ``bondy.source.match(realm[, username[,
+    ip]])`` (Bondy's source.md), and match agrees with who may log in from 127.0.0.1."""
+    root = await admin.root()
+    await build_shop(root)
+    everyone = {"usernames": ["all"], "cidr": "127.0.0.0/8", "authmethods": ["ticket"]}
+    office = {"usernames": ["alice"], "cidr": "10.1.0.0/16", "authmethods": ["wampcra"]}
+    for source in (everyone, office):
+        await call(root, "bondy.source.add", SHOP, source)
+
+    assert await call(root, "bondy.source.get", SHOP, "alice", "10.1.2.3/16") == office
+    assert await call(root, "bondy.source.get", SHOP, ["all"], "127.0.0.0/8") == everyone
+    await refused(call(root, "bondy.source.get", SHOP, "bob", "10.1.0.0/16"), NOT_FOUND)
+
+    assert await call(root, "bondy.source.match", SHOP) == [everyone]
+    assert await call(root, "bondy.source.match", SHOP, "alice") == [everyone, office]
+    assert await call(root, "bondy.source.match", SHOP, "alice", "10.1.9.9") == [office]
+    assert await call(root, "bondy.source.match", SHOP, "bob", "10.1.9.9") == []
+    [local] = await call(root, "bondy.source.match", SHOP, "bob", "127.0.0.1")
+    assert local["authmethods"] == ["ticket"]
+    bob = await admin.login(SHOP, "bob", BOB_SECRET, "ticket")
+    assert welcome(bob)[3] == "ticket"
+    await join_fails(admin.login(SHOP, "bob", BOB_SECRET, "wampcra"))
+    await refused(call(root, "bondy.source.match", SHOP, "bob", "not-an-ip"), INVALID_ARGUMENT)
+
+
 async def test_trust_enabled_through_the_api_admits_a_known_user_through_a_source(admin):
     root = await admin.root()
     await call(root, "bondy.realm.create", {"uri": "com.kiosk", "authmethods": ["trust"]})

@@ -321,6 +321,49 @@ fn disabling_oneself_keeps_the_calling_session_but_not_the_next_login() {
 }
 
 #[test]
+fn source_get_finds_one_source_and_source_match_finds_what_applies() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.realm.create", json!([{"uri": "com.src", "authmethods": ["ticket"]}]));
+    let add = |root: &mut Client, users: Json, cidr: &str, methods: Json| {
+        let source = json!(["com.src", {"usernames": users, "cidr": cidr, "authmethods": methods}]);
+        assert_eq!(call(root, "bondy.source.add", source)[0], 50);
+    };
+    add(&mut root, json!(["all"]), "10.0.0.0/8", json!(["ticket"]));
+    add(&mut root, json!(["joe", "ann"]), "192.168.1.0/24", json!(["wampcra"]));
+    add(&mut root, json!(["anonymous"]), "0.0.0.0/0", json!(["anonymous"]));
+    let describe = |users: Json, cidr: &str, methods: Json| json!({"usernames": users, "cidr": cidr, "authmethods": methods});
+    let lan = describe(json!(["joe", "ann"]), "192.168.1.0/24", json!(["wampcra"]));
+    let all = describe(json!(["all"]), "10.0.0.0/8", json!(["ticket"]));
+    let anon = describe(json!(["anonymous"]), "0.0.0.0/0", json!(["anonymous"]));
+
+    // get: by one username it names, or by the exact list; the cidr in either spelling.
+    let got = call(&mut root, "bondy.source.get", json!(["com.src", "joe", "192.168.1.7/24"]));
+    assert_eq!(got[3][0], lan, "{got}");
+    let got =
+        call(&mut root, "bondy.source.get", json!(["com.src", ["joe", "ann"], "192.168.1.0/24"]));
+    assert_eq!(got[3][0], lan);
+    let missing = call(&mut root, "bondy.source.get", json!(["com.src", "joe", "10.0.0.0/8"]));
+    assert_eq!(missing[4], "bondy.error.not_found", "joe is not named there, only all");
+    let bad = call(&mut root, "bondy.source.get", json!(["com.src", "joe", "nonsense"]));
+    assert_eq!(bad[4], "wamp.error.invalid_argument");
+
+    let matched =
+        |root: &mut Client, args: Json| call(root, "bondy.source.match", args)[3][0].clone();
+    assert_eq!(matched(&mut root, json!(["com.src"])), json!([all]), "realm only: all");
+    assert_eq!(matched(&mut root, json!(["com.src", "joe"])), json!([all, lan]));
+    assert_eq!(matched(&mut root, json!(["com.src", "bob"])), json!([all]));
+    assert_eq!(matched(&mut root, json!(["com.src", "anonymous"])), json!([anon]));
+    assert_eq!(matched(&mut root, json!(["com.src", "joe", "192.168.1.9"])), json!([lan]));
+    assert_eq!(matched(&mut root, json!(["com.src", "joe", "10.1.2.3"])), json!([all]));
+    assert_eq!(matched(&mut root, json!(["com.src", "joe", "172.16.0.1"])), json!([]));
+    let bad = call(&mut root, "bondy.source.match", json!(["com.src", "joe", "300.1.1.1"]));
+    assert_eq!(bad[4], "wamp.error.invalid_argument");
+    let nowhere = call(&mut root, "bondy.source.match", json!(["com.nowhere"]));
+    assert_eq!(nowhere[4], "bondy.error.not_found");
+}
+
+#[test]
 fn grants_and_passwords_changed_by_the_admin_api_apply_to_live_and_new_sessions() {
     let router = router();
     let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
