@@ -840,6 +840,45 @@ async def test_xconn_wrong_credentials_fail(auth, transport, serializer):
         assert failed.value.message == AUTHENTICATION_FAILED, (authenticator, failed.value)
 
 
+async def test_cancel_without_the_cancel_permission_is_refused_and_the_callee_runs_on(auth):
+    """Nobody in ``secure`` has ``wamp.cancel``: joe's CANCEL ends his call with ERROR
+    ``wamp.error.not_authorized`` naming the permission and the procedure (an ERROR for the CALL,
+    which Autobahn accepts after a CANCEL), and carl's Autobahn endpoint is not interrupted."""
+    carl = await auth.carl()
+    release = asyncio.Event()
+    outcome = []
+
+    async def slow():
+        try:
+            await asyncio.wait_for(release.wait(), RECV_TIMEOUT)
+            outcome.append("finished")
+            return "late"
+        except asyncio.CancelledError:
+            outcome.append("interrupted")
+            raise
+
+    await register(carl, "com.app.slow", slow)
+    joe, challenge = await auth.raw_hello(SECURE, {"authmethods": ["ticket"], "authid": "joe"})
+    assert challenge[0] == CHALLENGE, challenge
+    await joe.send([AUTHENTICATE, JOE_SECRET, {}])
+    assert (await joe.recv())[0] == 2
+    await joe.send([48, 11, {}, "com.app.slow", []])
+    await asyncio.sleep(0.2)  # the INVOCATION reaches carl
+    await joe.send([49, 11, {"mode": "kill"}])
+    assert await joe.recv() == [8, 48, 11, {}, NOT_AUTHORIZED, [
+        'permission wamp.cancel on "com.app.slow" is not granted to this session']]
+    release.set()
+    for _ in range(50):  # bounded: carl's endpoint returns as soon as it is released
+        if outcome:
+            break
+        await asyncio.sleep(0.02)
+    assert outcome == ["finished"], outcome
+    # His result went nowhere: joe's next reply is the one to his next call.
+    await joe.send([48, 12, {}, "com.app.time", []])
+    reply = await joe.recv()
+    assert reply[:3] == [8, 48, 12], reply  # no callee for the clock: an ERROR for call 12
+
+
 async def test_xconn_denied_call_fails_with_not_authorized(auth):
     eve = await auth.xconn_auth(SECURE, xconn.TicketAuthenticator("eve", EVE_SECRET, {}))
     with pytest.raises(XconnError) as denied:
