@@ -1,4 +1,4 @@
-//! `junction realm|user|group|grant …`: administration of the data directory while the router
+//! `junction realm|user|group|grant|source …`: administration of the data directory while the router
 //! is stopped (the store is locked by a running router). Each command runs the same `bondy.*`
 //! procedure the admin API offers, as the local operator, and prints the result as JSON. With
 //! `--url` the same commands go to a running router instead (see `remote`).
@@ -30,6 +30,37 @@ pub(crate) enum Admin {
     /// Grants of a realm.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Sources of a realm: which methods are allowed from which addresses, for whom.
+    #[command(subcommand)]
+    Source(SourceCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SourceCommand {
+    /// List a realm's sources.
+    List { realm: String },
+    /// Add a source (replaces one with the same users and range).
+    Add {
+        realm: String,
+        /// Usernames, all or anonymous (repeatable).
+        #[arg(long = "user", required = true)]
+        users: Vec<String>,
+        /// The address range, such as 10.0.0.0/8.
+        #[arg(long)]
+        cidr: String,
+        /// trust, ticket, wampcra, cryptosign, scram or anonymous (repeatable).
+        #[arg(long = "authmethod", required = true)]
+        authmethods: Vec<String>,
+    },
+    /// Delete the source of these users and range.
+    Delete {
+        realm: String,
+        /// The source's usernames, as listed (repeatable).
+        #[arg(long = "user", required = true)]
+        users: Vec<String>,
+        #[arg(long)]
+        cidr: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +213,14 @@ impl Admin {
             Admin::Grant(GrantCommand::List { realm }) => ("bondy.realm.grants", json!([realm])),
             Admin::Grant(GrantCommand::Add(g)) => ("bondy.grant.create", g.to_json()),
             Admin::Grant(GrantCommand::Revoke(g)) => ("bondy.grant.revoke", g.to_json()),
+            Admin::Source(SourceCommand::List { realm }) => ("bondy.source.list", json!([realm])),
+            Admin::Source(SourceCommand::Add { realm, users, cidr, authmethods }) => (
+                "bondy.source.add",
+                json!([realm, {"usernames": users, "cidr": cidr, "authmethods": authmethods}]),
+            ),
+            Admin::Source(SourceCommand::Delete { realm, users, cidr }) => {
+                ("bondy.source.delete", json!([realm, users, cidr]))
+            }
         }
     }
 }

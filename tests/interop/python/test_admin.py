@@ -931,6 +931,18 @@ async def test_the_offline_cli_changes_what_the_router_serves_after_a_restart(ad
     assert "com.cli" in {r["uri"] for r in cli_json(router, "realm", "list")}
     grants = cli_json(router, "grant", "list", "com.cli")
     assert [(g["uri"], g["roles"]) for g in grants] == [("wamp.session.", ["staff"])]
+    # Sources: dave may still use both methods from loopback; nothing from 10/8 is left.
+    source = cli_json(router, "source", "add", "com.cli", "--user", "all", "--cidr",
+                      "127.0.0.0/8", "--authmethod", "ticket", "--authmethod", "wampcra")
+    assert source == {"usernames": ["all"], "cidr": "127.0.0.0/8",
+                      "authmethods": ["ticket", "wampcra"]}, source
+    cli_json(router, "source", "add", "com.cli", "--user", "dave", "--cidr", "10.0.0.0/8",
+             "--authmethod", "ticket")
+    assert cli_json(router, "source", "delete", "com.cli", "--user", "dave",
+                    "--cidr", "10.0.0.0/8") is None
+    assert [s["cidr"] for s in cli_json(router, "source", "list", "com.cli")] == ["127.0.0.0/8"]
+    gone = cli(router, "source", "delete", "com.cli", "--user", "dave", "--cidr", "10.0.0.0/8")
+    assert gone.returncode != 0 and NOT_FOUND in gone.stderr, gone.stderr
     # A mistake is reported, with the admin API's error URI.
     bad = cli(router, "user", "add", "com.cli", "zed", "--group", "ghosts")
     assert bad.returncode != 0 and NO_SUCH_GROUPS in bad.stderr, bad.stderr
