@@ -7,7 +7,8 @@
 //!   as a SCRAM credential.
 //! - [`ticket`]: `ticket`: the client sends its password; compared through the derived key.
 //! - [`cra`]: `wampcra`: HMAC-SHA256 over a router challenge, keyed with the salted derived key
-//!   (as Autobahn and xconn compute it).
+//!   (as Autobahn and xconn compute it), or for users who opt in, with the password itself
+//!   (unsalted), which the router holds only as HMAC's two precomputed SHA-256 states.
 //! - [`cryptosign`]: `cryptosign`: an Ed25519 signature over a random 32-byte challenge.
 //! - [`scram`]: `scram` (WAMP-SCRAM with Argon2id): the client proves it knows the password
 //!   without sending it; the router keeps only `StoredKey` and `ServerKey`.

@@ -1,7 +1,8 @@
 //! Stored passwords: never the password itself, only PBKDF2-HMAC-SHA256 over it with a random
 //! salt. The same derived key serves `ticket` (derive the presented ticket and compare) and
 //! salted `wampcra` (the key Autobahn and xconn derive on their side). A password set since
-//! `scram` exists also carries a [`ScramCredential`] (Argon2id), derived at the same moment.
+//! `scram` exists also carries a [`ScramCredential`] (Argon2id), derived at the same moment, and
+//! for users who opt in to unsalted `wampcra`, an [`UnsaltedKey`].
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,6 +10,7 @@ use rand::Rng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::cra::UnsaltedKey;
 use crate::scram::ScramCredential;
 
 /// Iterations for newly stored passwords (WAMP-CRA clients accept any count the router sends).
@@ -29,17 +31,28 @@ pub struct StoredPassword {
     /// The `scram` credential. `None` for passwords stored before Junction had `scram` (they
     /// need to be set again to use it) and for [`StoredPassword::with_salt`].
     pub scram: Option<ScramCredential>,
+    /// The key for *unsalted* `wampcra`, only for users who opted in: with it, the router
+    /// sends WAMP-CRA challenges without a salt. Password-equivalent for that method and
+    /// cheap to brute-force, unlike `key` (see [`UnsaltedKey`]).
+    pub unsalted_cra: Option<UnsaltedKey>,
 }
 
 impl StoredPassword {
-    /// Derives a new stored password with a fresh random salt.
+    /// Derives a new stored password with a fresh random salt (salted `wampcra` only).
     pub fn new(password: &str) -> Self {
+        Self::new_with(password, false)
+    }
+
+    /// Derives a new stored password with a fresh random salt, and with `unsalted_cra` the key
+    /// for unsalted `wampcra` as well.
+    pub fn new_with(password: &str, unsalted_cra: bool) -> Self {
         let salt: String = {
             let bytes: [u8; 16] = rand::rng().random();
             hex::encode(bytes)
         };
         Self {
             scram: Some(ScramCredential::new(password)),
+            unsalted_cra: unsalted_cra.then(|| UnsaltedKey::derive(password.as_bytes())),
             ..Self::with_salt(password, &salt, DEFAULT_ITERATIONS)
         }
     }
@@ -52,6 +65,7 @@ impl StoredPassword {
             iterations,
             key: derive(password, salt, iterations),
             scram: None,
+            unsalted_cra: None,
         }
     }
 

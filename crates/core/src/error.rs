@@ -52,6 +52,9 @@ pub enum Error {
     /// Admin API: the thing named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Admin API: `bondy.user.is_enabled` names a user that does not exist (Bondy's error).
+    #[error("{0}")]
+    NoSuchPrincipal(String),
     /// Admin API: a realm with users is deleted without `force`.
     #[error("{0}")]
     ActiveUsers(String),
@@ -108,6 +111,7 @@ impl Error {
             Error::NotAuthorized(_) => "wamp.error.not_authorized",
             Error::AlreadyExists(_) => "bondy.error.already_exists",
             Error::NotFound(_) => "bondy.error.not_found",
+            Error::NoSuchPrincipal(_) => "wamp.error.no_such_principal",
             Error::NoSuchGroups(_) => "bondy.error.no_such_groups",
             Error::ActiveUsers(_) => "bondy.error.active_users",
             Error::BadSignature(_) => "bondy.error.bad_signature",
@@ -170,6 +174,7 @@ mod tests {
             Error::NotAuthorized("n".into()),
             Error::AlreadyExists("a".into()),
             Error::NotFound("n".into()),
+            Error::NoSuchPrincipal("n".into()),
             Error::NoSuchGroups("g".into()),
             Error::Internal("i".into()),
             Error::AuthenticationFailed("a".into()),

@@ -1,4 +1,4 @@
-//! `junction realm|user|group|grant …`: administration of the data directory while the router
+//! `junction realm|user|group|grant|source …`: administration of the data directory while the router
 //! is stopped (the store is locked by a running router). Each command runs the same `bondy.*`
 //! procedure the admin API offers, as the local operator, and prints the result as JSON. With
 //! `--url` the same commands go to a running router instead (see `remote`).
@@ -30,6 +30,37 @@ pub(crate) enum Admin {
     /// Grants of a realm.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Sources of a realm: which methods are allowed from which addresses, for whom.
+    #[command(subcommand)]
+    Source(SourceCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SourceCommand {
+    /// List a realm's sources.
+    List { realm: String },
+    /// Add a source (replaces one with the same users and range).
+    Add {
+        realm: String,
+        /// Usernames, all or anonymous (repeatable).
+        #[arg(long = "user", required = true)]
+        users: Vec<String>,
+        /// The address range, such as 10.0.0.0/8.
+        #[arg(long)]
+        cidr: String,
+        /// trust, ticket, wampcra, cryptosign, scram or anonymous (repeatable).
+        #[arg(long = "authmethod", required = true)]
+        authmethods: Vec<String>,
+    },
+    /// Delete the source of these users and range.
+    Delete {
+        realm: String,
+        /// The source's usernames, as listed (repeatable).
+        #[arg(long = "user", required = true)]
+        users: Vec<String>,
+        #[arg(long)]
+        cidr: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,7 +97,18 @@ pub(crate) enum UserCommand {
         /// Hex Ed25519 public keys for cryptosign (repeatable).
         #[arg(long = "key")]
         keys: Vec<String>,
+        /// Unsalted wampcra: clients sign with the password itself. Keeps a key that is
+        /// password-equivalent for wampcra and cheap to brute-force (see docs/security.md).
+        #[arg(long, requires = "password")]
+        wampcra_unsalted: bool,
+        /// Add the user disabled: it cannot authenticate until enabled.
+        #[arg(long)]
+        disabled: bool,
     },
+    /// Let a disabled user authenticate again.
+    Enable { realm: String, username: String },
+    /// Refuse a user's logins (like a wrong password) and close its sessions.
+    Disable { realm: String, username: String },
     /// Delete a user.
     Delete { realm: String, username: String },
     /// Set a user's password.
@@ -127,13 +169,33 @@ impl Admin {
             ),
             Admin::Realm(RealmCommand::Delete { name }) => ("bondy.realm.delete", json!([name])),
             Admin::User(UserCommand::List { realm }) => ("bondy.user.list", json!([realm])),
-            Admin::User(UserCommand::Add { realm, username, password, groups, keys }) => {
+            Admin::User(UserCommand::Add {
+                realm,
+                username,
+                password,
+                groups,
+                keys,
+                wampcra_unsalted,
+                disabled,
+            }) => {
                 let mut user =
                     json!({"username": username, "groups": groups, "authorized_keys": keys});
                 if let Some(password) = password {
                     user["password"] = json!(password);
                 }
+                if *wampcra_unsalted {
+                    user["wampcra_unsalted"] = json!(true);
+                }
+                if *disabled {
+                    user["enabled"] = json!(false);
+                }
                 ("bondy.user.add", json!([realm, user]))
+            }
+            Admin::User(UserCommand::Enable { realm, username }) => {
+                ("bondy.user.enable", json!([realm, username]))
+            }
+            Admin::User(UserCommand::Disable { realm, username }) => {
+                ("bondy.user.disable", json!([realm, username]))
             }
             Admin::User(UserCommand::Delete { realm, username }) => {
                 ("bondy.user.delete", json!([realm, username]))
@@ -151,6 +213,14 @@ impl Admin {
             Admin::Grant(GrantCommand::List { realm }) => ("bondy.realm.grants", json!([realm])),
             Admin::Grant(GrantCommand::Add(g)) => ("bondy.grant.create", g.to_json()),
             Admin::Grant(GrantCommand::Revoke(g)) => ("bondy.grant.revoke", g.to_json()),
+            Admin::Source(SourceCommand::List { realm }) => ("bondy.source.list", json!([realm])),
+            Admin::Source(SourceCommand::Add { realm, users, cidr, authmethods }) => (
+                "bondy.source.add",
+                json!([realm, {"usernames": users, "cidr": cidr, "authmethods": authmethods}]),
+            ),
+            Admin::Source(SourceCommand::Delete { realm, users, cidr }) => {
+                ("bondy.source.delete", json!([realm, users, cidr]))
+            }
         }
     }
 }

@@ -226,6 +226,14 @@ pub struct UserConfig {
     /// Groups; the first is the session's authrole.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Unsalted `wampcra` for this user (the client signs with the password itself). Needs
+    /// `password`; keeps a password-equivalent key for that method (docs/security.md).
+    #[serde(default)]
+    pub wampcra_unsalted: bool,
+    /// Whether the user may authenticate (default true); a disabled user is refused like an
+    /// unknown one.
+    #[serde(default = "yes")]
+    pub enabled: bool,
 }
 
 /// `[[realms.security.groups]]`
@@ -303,13 +311,17 @@ fn security(config: &RealmSecurity) -> Security {
         .map(|u| {
             let user = User {
                 authid: u.authid.clone(),
-                password: u.password.as_deref().map(StoredPassword::new),
+                password: u
+                    .password
+                    .as_deref()
+                    .map(|p| StoredPassword::new_with(p, u.wampcra_unsalted)),
                 authorized_keys: u
                     .authorized_keys
                     .iter()
                     .filter_map(|k| parse_public_key(k))
                     .collect(),
                 groups: u.groups.clone(),
+                enabled: u.enabled,
             };
             (u.authid.clone(), user)
         })
@@ -374,6 +386,12 @@ fn validate_security(config: &RealmSecurity) -> Result<(), String> {
         if let Some(key) = user.authorized_keys.iter().find(|k| parse_public_key(k).is_none()) {
             return Err(format!(
                 "users.authorized_keys: \"{key}\" of \"{}\" is not a hex Ed25519 public key",
+                user.authid
+            ));
+        }
+        if user.wampcra_unsalted && user.password.is_none() {
+            return Err(format!(
+                "users.wampcra_unsalted: \"{}\" has no password to sign with",
                 user.authid
             ));
         }
@@ -745,6 +763,24 @@ mod tests {
         assert_eq!(router.realms[0].name.as_str(), "com.example");
         assert!(!router.realms[0].allow_anonymous);
         assert_eq!(router.realms[0].uri_rules, UriRules::Strict);
+    }
+
+    #[test]
+    fn wampcra_unsalted_derives_the_unsalted_key_and_needs_a_password() {
+        let user = |extra: &str| {
+            format!(
+                "[[realms]]\nname = \"com.x\"\n[realms.security]\nauthmethods = [\"wampcra\"]\n\
+                 [[realms.security.users]]\nauthid = \"una\"\n{extra}"
+            )
+        };
+        let config = load_toml(&user("password = \"pw\"\nwampcra_unsalted = true\n")).unwrap();
+        let una = &config.router().realms[0].security.users["una"];
+        assert!(una.password.as_ref().unwrap().unsalted_cra.is_some());
+        let config = load_toml(&user("password = \"pw\"\n")).unwrap();
+        let una = &config.router().realms[0].security.users["una"];
+        assert!(una.password.as_ref().unwrap().unsalted_cra.is_none(), "salted by default");
+        let error = load_toml(&user("wampcra_unsalted = true\n")).unwrap_err();
+        assert!(error.contains("users.wampcra_unsalted"), "{error}");
     }
 
     #[test]

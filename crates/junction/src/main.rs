@@ -67,10 +67,13 @@ struct Location {
     /// The data directory; overrides `data_dir`.
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// A running router's WebSocket URL (`ws://HOST:PORT/ws`): run the command through its
-    /// admin API instead of on the data directory.
+    /// A running router's WebSocket URL (`ws://HOST:PORT/ws` or `wss://HOST:PORT/ws`): run the
+    /// command through its admin API instead of on the data directory.
     #[arg(long, value_name = "URL", global = true, env = "JUNCTION_URL")]
     url: Option<String>,
+    /// With a `wss://` URL: PEM certificates to trust instead of the system's (a private CA).
+    #[arg(long, value_name = "FILE", global = true, env = "JUNCTION_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// With `--url`: the authid to join the admin realm as (ticket authentication).
     #[arg(long, global = true, env = "JUNCTION_ADMIN_AUTHID")]
     admin_authid: Option<String>,
@@ -146,6 +149,7 @@ fn run_remote(
 ) -> anyhow::Result<()> {
     let remote = remote::Remote {
         url,
+        ca_file: location.ca_file.as_deref(),
         realm: &config.admin_realm,
         authid: location
             .admin_authid

@@ -1,27 +1,38 @@
-//! `junction --url ws://… realm|user|group|grant …`: the administration commands against a
-//! running router. The command joins the admin realm over WebSocket (JSON serializer) with
-//! `ticket` authentication, calls the same `bondy.*` procedure the offline command would run,
-//! prints the result as JSON and leaves with GOODBYE. Grants are checked as for any session.
+//! `junction --url ws://…|wss://… realm|user|group|grant|source …`: the administration commands
+//! against a running router. The command joins the admin realm over WebSocket (JSON serializer)
+//! with `ticket` authentication, calls the same `bondy.*` procedure the offline command would
+//! run, prints the result as JSON and leaves with GOODBYE. Grants are checked as for any session.
+//! Over `wss://` the router's certificate is checked against the system's trust store, or only
+//! against `--ca-file` when given.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 
 /// Who connects where.
 pub(crate) struct Remote<'a> {
-    /// `ws://HOST:PORT/ws` (plain WebSocket: use it on loopback or a trusted network).
+    /// `ws://HOST:PORT/ws` (plain: use it on loopback or a trusted network, since `ticket` sends
+    /// the password) or `wss://HOST:PORT/ws`.
     pub url: &'a str,
+    /// PEM certificates to trust for `wss://` instead of the system's trust store (a private
+    /// CA, or the router's self-signed certificate).
+    pub ca_file: Option<&'a Path>,
     /// The realm to join: the admin realm to manage every realm.
     pub realm: &'a str,
     pub authid: &'a str,
     pub password: &'a str,
 }
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Calls `procedure` with `args` on the router at `remote.url`; returns `args[0]` of RESULT.
 pub(crate) async fn call(
@@ -31,9 +42,69 @@ pub(crate) async fn call(
 ) -> anyhow::Result<Value> {
     let mut request = remote.url.into_client_request().context("not a WebSocket URL")?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("wamp.2.json"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .with_context(|| format!("cannot connect to {}", remote.url))?;
+    let cannot = || format!("cannot connect to {}", remote.url);
+    match request.uri().scheme_str() {
+        Some("wss") => {
+            let host = request.uri().host().context("the URL has no host")?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let port = request.uri().port_u16().unwrap_or(443);
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(remote.ca_file)?));
+            let name = ServerName::try_from(host.clone())
+                .with_context(|| format!("\"{host}\" is not a host name or address"))?;
+            let tcp =
+                tokio::net::TcpStream::connect((host.as_str(), port)).await.with_context(cannot)?;
+            let tls = connector.connect(name, tcp).await.with_context(cannot)?;
+            let (socket, _) =
+                tokio_tungstenite::client_async(request, tls).await.with_context(cannot)?;
+            session(socket, remote, procedure, args).await
+        }
+        Some("ws") => {
+            let (socket, _) =
+                tokio_tungstenite::connect_async(request).await.with_context(cannot)?;
+            session(socket, remote, procedure, args).await
+        }
+        _ => bail!("--url must be ws://HOST:PORT/ws or wss://HOST:PORT/ws, not {}", remote.url),
+    }
+}
+
+/// The TLS settings for `wss://`: the certificates of `ca_file` only, or the system's.
+fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("--ca-file {}", path.display()))?;
+            if certs.is_empty() {
+                bail!("--ca-file {}: no PEM certificate in it", path.display());
+            }
+            for cert in certs {
+                roots.add(cert).with_context(|| format!("--ca-file {}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                bail!("no trusted certificates found on this system; pass --ca-file");
+            }
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS setup")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Joins the admin realm over `socket`, makes the call and leaves.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: WebSocketStream<S>,
+    remote: &Remote<'_>,
+    procedure: &str,
+    args: Value,
+) -> anyhow::Result<Value> {
     let hello = json!([1, remote.realm, {
         "roles": {"caller": {}}, "authid": remote.authid, "authmethods": ["ticket"],
     }]);
@@ -74,11 +145,16 @@ fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
-async fn send(socket: &mut Socket, message: &Value) -> anyhow::Result<()> {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocketStream<S>,
+    message: &Value,
+) -> anyhow::Result<()> {
     socket.send(Frame::text(message.to_string())).await.context("the connection failed")
 }
 
-async fn recv(socket: &mut Socket) -> anyhow::Result<Value> {
+async fn recv<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocketStream<S>,
+) -> anyhow::Result<Value> {
     loop {
         match socket.next().await {
             Some(Ok(Frame::Text(text))) => return Ok(serde_json::from_str(&text)?),

@@ -261,6 +261,7 @@ mod tests {
             password: Some(StoredPassword::new("secret")),
             authorized_keys: vec![[1; 32]],
             groups: vec!["ops".into()],
+            enabled: true,
         };
         let security = Security {
             enabled: true,
@@ -308,6 +309,32 @@ mod tests {
     }
 
     #[test]
+    fn an_unsalted_wampcra_key_reads_back_exactly_and_is_absent_unless_opted_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saved = realm();
+        let mut una = saved.security.users["joe"].clone();
+        una.authid = "una".into();
+        una.password = Some(StoredPassword::new_with("una-secret", true));
+        saved.security.users.insert("una".into(), una);
+        Store::open(dir.path()).unwrap().save_realm(&saved).unwrap();
+        let realms = Store::open(dir.path()).unwrap().realms().unwrap();
+        let password = |authid: &str| realms[0].security.users[authid].password.clone().unwrap();
+        let key = password("una").unsalted_cra.expect("kept");
+        assert_eq!(key.mac(b"x"), junction_auth::cra::UnsaltedKey::derive(b"una-secret").mac(b"x"));
+        assert!(password("joe").unsalted_cra.is_none());
+    }
+
+    #[test]
+    fn a_disabled_user_stays_disabled_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saved = realm();
+        saved.security.users.get_mut("joe").unwrap().enabled = false;
+        Store::open(dir.path()).unwrap().save_realm(&saved).unwrap();
+        let realms = Store::open(dir.path()).unwrap().realms().unwrap();
+        assert!(!realms[0].security.users["joe"].enabled);
+    }
+
+    #[test]
     fn a_user_record_written_before_scram_still_reads_without_a_scram_credential() {
         // The shape FORMAT_VERSION 1 stores wrote before `scram`: no "scram" member.
         let json = r#"{"name":"old","allow_anonymous":false,"strict_uris":false,
@@ -319,7 +346,9 @@ mod tests {
         let realm = record.into_config().unwrap();
         let password = realm.security.users["joe"].password.clone().unwrap();
         assert!(password.scram.is_none());
+        assert!(password.unsalted_cra.is_none());
         assert!(password.matches("secret"));
+        assert!(realm.security.users["joe"].enabled, "users stored before `enabled` are enabled");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use junction_auth::cra::UnsaltedKey;
 use junction_auth::password::StoredPassword;
 use junction_auth::scram::ScramCredential;
 use junction_core::RealmConfig;
@@ -61,6 +62,13 @@ struct UserRecord {
     authorized_keys: Vec<String>,
     #[serde(default)]
     groups: Vec<String>,
+    /// Absent in stores written before users could be disabled: enabled.
+    #[serde(default = "enabled")]
+    enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Serialize, Deserialize)]
@@ -73,6 +81,10 @@ struct PasswordRecord {
     /// again to use `scram`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scram: Option<ScramRecord>,
+    /// Hex of the unsalted WAMP-CRA key (HMAC's two SHA-256 states), for users who opted in;
+    /// absent otherwise and in stores written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wampcra_unsalted: Option<String>,
 }
 
 /// A `scram` credential: hex salt and keys, Argon2id costs (KDF `argon2id-13`).
@@ -140,9 +152,14 @@ impl RealmRecord {
                             stored_key: hex::encode(c.stored_key),
                             server_key: hex::encode(c.server_key),
                         }),
+                        wampcra_unsalted: p
+                            .unsalted_cra
+                            .as_ref()
+                            .map(|k| hex::encode(k.to_bytes())),
                     }),
                     authorized_keys: u.authorized_keys.iter().map(hex::encode).collect(),
                     groups: u.groups.clone(),
+                    enabled: u.enabled,
                 })
                 .collect(),
             groups: s
@@ -188,11 +205,21 @@ impl RealmRecord {
                             .map(ScramRecord::into_credential)
                             .transpose()
                             .map_err(|e| format!("user {}: scram: {e}", u.authid))?;
+                        let unsalted_cra = p
+                            .wampcra_unsalted
+                            .map(|k| {
+                                let bytes = hex::decode(&k).map_err(|e| e.to_string())?;
+                                UnsaltedKey::from_bytes(&bytes)
+                                    .ok_or_else(|| "not 64 octets".to_owned())
+                            })
+                            .transpose()
+                            .map_err(|e| format!("user {}: wampcra_unsalted: {e}", u.authid))?;
                         Ok::<_, String>(StoredPassword {
                             salt: p.salt,
                             iterations: p.iterations,
                             key,
                             scram,
+                            unsalted_cra,
                         })
                     })
                     .transpose()?;
@@ -206,7 +233,13 @@ impl RealmRecord {
                     .collect::<Result<_, _>>()?;
                 Ok((
                     u.authid.clone(),
-                    User { authid: u.authid, password, authorized_keys, groups: u.groups },
+                    User {
+                        authid: u.authid,
+                        password,
+                        authorized_keys,
+                        groups: u.groups,
+                        enabled: u.enabled,
+                    },
                 ))
             })
             .collect::<Result<_, String>>()?;

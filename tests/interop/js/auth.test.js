@@ -1,9 +1,10 @@
 'use strict';
-// Realm security with Autobahn|JS: ticket and salted WAMP-CRA authentication, refused
+// Realm security with Autobahn|JS: ticket, salted and unsalted WAMP-CRA authentication, refused
 // credentials, and grants (see docs/security.md; spec: advanced/authentication_*.md).
 //
 // The suite starts its own router with CONFIG: realm `secure` admits no anonymous sessions and
-// accepts ticket and wampcra; joe is a user, carl an admin (admins are users too).
+// accepts ticket and wampcra; joe is a user, carl an admin (admins are users too), una a user
+// who opted in to unsalted WAMP-CRA.
 
 const assert = require('node:assert/strict');
 const { describe, before, after, test } = require('node:test');
@@ -14,6 +15,7 @@ const { autobahn } = h;
 const REALM = 'secure';
 const JOE_SECRET = 'joe-js-secret';
 const CARL_SECRET = 'carl-js-secret';
+const UNA_SECRET = 'una-js-secret';
 
 const CONFIG = `
 [[realms]]
@@ -32,6 +34,12 @@ groups = ["user"]
 authid = "carl"
 password = "${CARL_SECRET}"
 groups = ["admin"]
+
+[[realms.security.users]]
+authid = "una"
+password = "${UNA_SECRET}"
+wampcra_unsalted = true
+groups = ["user"]
 
 [[realms.security.groups]]
 name = "user"
@@ -201,6 +209,23 @@ describe('Autobahn|JS realm security', () => {
       );
     });
   }
+
+  it('unsalted wampcra authenticates una, signing with the secret itself', async () => {
+    const seen = [];
+    // No salt in the challenge: Autobahn|JS's sign() keyed with the plain secret.
+    const onchallenge = (session, method, extra) => {
+      seen.push({ method, extra });
+      return autobahn.auth_cra.sign(UNA_SECRET, extra.challenge);
+    };
+    const { details } = await join({ authid: 'una', authmethods: ['wampcra'], onchallenge });
+
+    assert.deepEqual(Object.keys(seen[0].extra), ['challenge'], JSON.stringify(seen));
+    assert.deepEqual([details.authid, details.authrole, details.authmethod],
+      ['una', 'user', 'wampcra']);
+    const wrong = await refusal({ authid: 'una', authmethods: ['wampcra'],
+      onchallenge: (session, method, extra) => autobahn.auth_cra.sign('not-it', extra.challenge) });
+    assert.equal(wrong.reason, 'wamp.error.authentication_failed', JSON.stringify(wrong));
+  });
 
   it('a wrong ticket, a wrong wampcra secret and an unknown user are refused alike', async () => {
     const attempts = [

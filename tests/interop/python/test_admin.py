@@ -837,6 +837,32 @@ async def test_sources_added_through_the_api_decide_who_may_log_in_from_where(ad
     await admin.login(SHOP, "bob", BOB_SECRET, "wampcra")
 
 
+async def test_source_get_and_match_answer_what_applies_to_a_user_and_an_address(admin):
+    """``bondy.source.get(realm, username, cidr)`` and ``bondy.source.match(realm[, username[,
+    ip]])`` (Bondy's source.md), and match agrees with who may log in from 127.0.0.1."""
+    root = await admin.root()
+    await build_shop(root)
+    everyone = {"usernames": ["all"], "cidr": "127.0.0.0/8", "authmethods": ["ticket"]}
+    office = {"usernames": ["alice"], "cidr": "10.1.0.0/16", "authmethods": ["wampcra"]}
+    for source in (everyone, office):
+        await call(root, "bondy.source.add", SHOP, source)
+
+    assert await call(root, "bondy.source.get", SHOP, "alice", "10.1.2.3/16") == office
+    assert await call(root, "bondy.source.get", SHOP, ["all"], "127.0.0.0/8") == everyone
+    await refused(call(root, "bondy.source.get", SHOP, "bob", "10.1.0.0/16"), NOT_FOUND)
+
+    assert await call(root, "bondy.source.match", SHOP) == [everyone]
+    assert await call(root, "bondy.source.match", SHOP, "alice") == [everyone, office]
+    assert await call(root, "bondy.source.match", SHOP, "alice", "10.1.9.9") == [office]
+    assert await call(root, "bondy.source.match", SHOP, "bob", "10.1.9.9") == []
+    [local] = await call(root, "bondy.source.match", SHOP, "bob", "127.0.0.1")
+    assert local["authmethods"] == ["ticket"]
+    bob = await admin.login(SHOP, "bob", BOB_SECRET, "ticket")
+    assert welcome(bob)[3] == "ticket"
+    await join_fails(admin.login(SHOP, "bob", BOB_SECRET, "wampcra"))
+    await refused(call(root, "bondy.source.match", SHOP, "bob", "not-an-ip"), INVALID_ARGUMENT)
+
+
 async def test_trust_enabled_through_the_api_admits_a_known_user_through_a_source(admin):
     root = await admin.root()
     await call(root, "bondy.realm.create", {"uri": "com.kiosk", "authmethods": ["trust"]})
@@ -905,6 +931,18 @@ async def test_the_offline_cli_changes_what_the_router_serves_after_a_restart(ad
     assert "com.cli" in {r["uri"] for r in cli_json(router, "realm", "list")}
     grants = cli_json(router, "grant", "list", "com.cli")
     assert [(g["uri"], g["roles"]) for g in grants] == [("wamp.session.", ["staff"])]
+    # Sources: dave may still use both methods from loopback; nothing from 10/8 is left.
+    source = cli_json(router, "source", "add", "com.cli", "--user", "all", "--cidr",
+                      "127.0.0.0/8", "--authmethod", "ticket", "--authmethod", "wampcra")
+    assert source == {"usernames": ["all"], "cidr": "127.0.0.0/8",
+                      "authmethods": ["ticket", "wampcra"]}, source
+    cli_json(router, "source", "add", "com.cli", "--user", "dave", "--cidr", "10.0.0.0/8",
+             "--authmethod", "ticket")
+    assert cli_json(router, "source", "delete", "com.cli", "--user", "dave",
+                    "--cidr", "10.0.0.0/8") is None
+    assert [s["cidr"] for s in cli_json(router, "source", "list", "com.cli")] == ["127.0.0.0/8"]
+    gone = cli(router, "source", "delete", "com.cli", "--user", "dave", "--cidr", "10.0.0.0/8")
+    assert gone.returncode != 0 and NOT_FOUND in gone.stderr, gone.stderr
     # A mistake is reported, with the admin API's error URI.
     bad = cli(router, "user", "add", "com.cli", "zed", "--group", "ghosts")
     assert bad.returncode != 0 and NO_SUCH_GROUPS in bad.stderr, bad.stderr
@@ -921,6 +959,57 @@ async def test_the_offline_cli_changes_what_the_router_serves_after_a_restart(ad
         assert welcome(erin) == (ACME, "erin", "clerks", "ticket")
         root = await pool.root()
         assert (await call(root, "bondy.realm.get", "com.cli"))["description"] == "made offline"
+    finally:
+        await pool.close()
+
+
+async def test_a_disabled_user_cannot_log_in_and_its_live_session_is_closed(admin):
+    """``bondy.user.disable``/``enable``/``is_enabled`` (Bondy's user.md): a disabled user fails
+    to log in exactly like a wrong password, with ticket and wampcra alike, its live session is
+    closed with ``wamp.close.killed``, and enabling it lets it in again."""
+    root = await admin.root()
+    await build_shop(root)
+    alice = await admin.login(SHOP, "alice", ALICE_SECRET, "wampcra")
+    assert await call(root, "bondy.user.is_enabled", SHOP, "alice") is True
+
+    assert await call(root, "bondy.user.disable", SHOP, "alice") is None
+    left = await asyncio.wait_for(asyncio.shield(alice.left), RECV_TIMEOUT)
+    assert (left.reason, left.message) == ("wamp.close.killed", 'user "alice" was disabled'), left
+    assert await call(root, "bondy.user.is_enabled", SHOP, "alice") is False
+    assert (await call(root, "bondy.user.get", SHOP, "alice"))["enabled"] is False
+    for method in ("ticket", "wampcra"):
+        disabled = await join_fails(admin.login(SHOP, "alice", ALICE_SECRET, method))
+        wrong = await join_fails(admin.login(SHOP, "alice", "not-" + ALICE_SECRET, method))
+        assert (disabled.reason, disabled.message) == (wrong.reason, wrong.message), method
+        assert disabled.reason == AUTHENTICATION_FAILED, disabled
+
+    await call(root, "bondy.user.enable", SHOP, "alice")
+    again = await admin.login(SHOP, "alice", ALICE_SECRET, "wampcra")
+    assert welcome(again) == (SHOP, "alice", "managers", "wampcra")
+    ghost = await refused(call(root, "bondy.user.is_enabled", SHOP, "ghost"))
+    assert ghost.error == "wamp.error.no_such_principal", ghost
+
+
+async def test_the_offline_cli_disables_and_enables_users_durably(admin, router):
+    await admin.close()
+    assert stop(router) == 0
+    cli_json(router, "user", "add", ACME, "kim", "--password", "kim-1", "--disabled")
+    cli_json(router, "user", "add", ACME, "lou", "--password", "lou-1")
+    cli_json(router, "user", "disable", ACME, "lou")
+    router.start()
+    pool = AdminClients(router)
+    try:
+        for authid in ("kim", "lou"):
+            failed = await join_fails(pool.login(ACME, authid, f"{authid}-1"))
+            assert failed.reason == AUTHENTICATION_FAILED, failed
+        root = await pool.root()
+        assert await call(root, "bondy.user.is_enabled", ACME, "kim") is False
+        await pool.close()
+        assert stop(router) == 0
+        assert cli_json(router, "user", "enable", ACME, "kim") is None
+        router.start()
+        pool = AdminClients(router)
+        assert welcome(await pool.login(ACME, "kim", "kim-1"))[1] == "kim"
     finally:
         await pool.close()
 

@@ -76,6 +76,7 @@ JOE_SECRET = "joe-secret"
 CARL_SECRET = "carl-secret"
 EVE_SECRET = "eve-secret"
 NORA_SECRET = "nora-secret"
+UNA_SECRET = "una-secret-unsalted"
 JOE_TICKETONLY_SECRET = "joe-has-another-secret-here"
 
 # Ed25519 key pairs, made the way docs/security.md shows: 32 random octets are the private key.
@@ -116,6 +117,13 @@ groups = ["guest"]
 [[realms.security.users]]
 authid = "nora"
 password = "{NORA_SECRET}"
+
+# Opted in to unsalted WAMP-CRA: her challenges carry no salt.
+[[realms.security.users]]
+authid = "una"
+password = "{UNA_SECRET}"
+wampcra_unsalted = true
+groups = ["user"]
 
 [[realms.security.groups]]
 name = "user"
@@ -262,6 +270,18 @@ def wampcra(secret: str):
         extra = challenge.extra
         key = derive_key(secret, extra["salt"], extra["iterations"], extra["keylen"])
         return compute_wcs(key, extra["challenge"])
+
+    return respond
+
+
+def wampcra_unsalted(secret: str):
+    """An onChallenge answer for unsalted WAMP-CRA: ``compute_wcs`` keyed with the secret
+    itself. Fails the test if the challenge carries a salt."""
+
+    def respond(challenge):
+        assert challenge.method == "wampcra", challenge
+        assert set(challenge.extra) == {"challenge"}, challenge.extra
+        return compute_wcs(secret, challenge.extra["challenge"])
 
     return respond
 
@@ -458,6 +478,42 @@ async def test_wampcra_is_salted_and_welcomes_carl_as_admin(auth, transport, ser
     assert signed["session"] == session.joined.result().session, (
         "the session id in the WAMP-CRA challenge must be the one WELCOME assigns"
     )
+
+
+@pytest.mark.parametrize("transport,serializer", [("websocket", "json"), ("rawsocket", "cbor")])
+async def test_unsalted_wampcra_welcomes_una_signing_with_the_plain_secret(auth, transport,
+                                                                          serializer):
+    session = await auth.autobahn_auth(SECURE, ["wampcra"], "una", wampcra_unsalted(UNA_SECRET),
+                                       transport=transport, serializer=serializer)
+
+    assert_welcome(session, SECURE, "una", "user", "wampcra")
+    [challenge] = session.challenges
+    signed = json.loads(challenge.extra["challenge"])
+    assert signed["authid"] == "una" and signed["session"] == session.joined.result().session
+
+
+async def test_unsalted_wampcra_with_autobahns_authwampcra_in_a_component(router):
+    # Component's {"wampcra": {...}} is AuthWampCra: no salt in the challenge, so it signs with
+    # the secret directly.
+    details, _ = await join_with_component(
+        {"type": "websocket", "url": router.ws_url, "serializers": ["msgpack"]}, SECURE,
+        {"wampcra": {"authid": "una", "secret": UNA_SECRET}})
+    assert (details.authid, details.authrole, details.authmethod) == ("una", "user", "wampcra")
+
+
+async def test_unsalted_wampcra_refuses_a_wrong_secret_like_any_wrong_password(auth):
+    wrong = await join_fails(auth.autobahn_auth(SECURE, ["wampcra"], "una",
+                                                wampcra_unsalted("not-" + UNA_SECRET)))
+    salted_wrong = await join_fails(auth.autobahn_auth(SECURE, ["wampcra"], "carl",
+                                                       wampcra("not-" + CARL_SECRET)))
+    assert wrong.reason == salted_wrong.reason == AUTHENTICATION_FAILED, (wrong, salted_wrong)
+    assert shape(wrong.message, "una") == shape(salted_wrong.message, "carl")
+    # The salted answer (PBKDF2 key) is no answer to an unsalted challenge: her key is the
+    # secret itself.
+    una_salted = await join_fails(auth.autobahn_auth(
+        SECURE, ["wampcra"], "una",
+        lambda c: compute_wcs(derive_key(UNA_SECRET, "salt", 1000, 32), c.extra["challenge"])))
+    assert una_salted.reason == AUTHENTICATION_FAILED, una_salted
 
 
 @pytest.mark.parametrize("transport,serializer",
@@ -751,8 +807,12 @@ async def test_xconn_ticket_wampcra_and_cryptosign(auth):
     ann = await auth.xconn_auth(SECURE, xconn.CryptoSignAuthenticator("ann", ANN_SEED.hex(), {}),
                                 "websocket", "cbor")
 
+    # xconn signs with the secret itself when the challenge has no salt (unsalted WAMP-CRA).
+    una = await auth.xconn_auth(SECURE, xconn.WAMPCRAAuthenticator("una", UNA_SECRET, {}),
+                                "websocket", "msgpack")
+
     for session, authid, authrole in ((joe, "joe", "user"), (carl, "carl", "admin"),
-                                      (ann, "ann", "admin")):
+                                      (ann, "ann", "admin"), (una, "una", "user")):
         details = session._base_session.session_details
         assert (details.realm, details.authid, details.authrole) == (SECURE, authid, authrole)
 
@@ -770,6 +830,7 @@ async def test_xconn_wrong_credentials_fail(auth, transport, serializer):
     attempts = [
         xconn.TicketAuthenticator("joe", "wrong", {}),
         xconn.WAMPCRAAuthenticator("carl", "wrong", {}),
+        xconn.WAMPCRAAuthenticator("una", "wrong", {}),
         xconn.CryptoSignAuthenticator("ann", OTHER_SEED.hex(), {}),
         xconn.TicketAuthenticator("nobody", "wrong", {}),
     ]
@@ -777,6 +838,45 @@ async def test_xconn_wrong_credentials_fail(auth, transport, serializer):
         with pytest.raises(XconnAbort) as failed:
             await auth.xconn_auth(SECURE, authenticator, transport, serializer)
         assert failed.value.message == AUTHENTICATION_FAILED, (authenticator, failed.value)
+
+
+async def test_cancel_without_the_cancel_permission_is_refused_and_the_callee_runs_on(auth):
+    """Nobody in ``secure`` has ``wamp.cancel``: joe's CANCEL ends his call with ERROR
+    ``wamp.error.not_authorized`` naming the permission and the procedure (an ERROR for the CALL,
+    which Autobahn accepts after a CANCEL), and carl's Autobahn endpoint is not interrupted."""
+    carl = await auth.carl()
+    release = asyncio.Event()
+    outcome = []
+
+    async def slow():
+        try:
+            await asyncio.wait_for(release.wait(), RECV_TIMEOUT)
+            outcome.append("finished")
+            return "late"
+        except asyncio.CancelledError:
+            outcome.append("interrupted")
+            raise
+
+    await register(carl, "com.app.slow", slow)
+    joe, challenge = await auth.raw_hello(SECURE, {"authmethods": ["ticket"], "authid": "joe"})
+    assert challenge[0] == CHALLENGE, challenge
+    await joe.send([AUTHENTICATE, JOE_SECRET, {}])
+    assert (await joe.recv())[0] == 2
+    await joe.send([48, 11, {}, "com.app.slow", []])
+    await asyncio.sleep(0.2)  # the INVOCATION reaches carl
+    await joe.send([49, 11, {"mode": "kill"}])
+    assert await joe.recv() == [8, 48, 11, {}, NOT_AUTHORIZED, [
+        'permission wamp.cancel on "com.app.slow" is not granted to this session']]
+    release.set()
+    for _ in range(50):  # bounded: carl's endpoint returns as soon as it is released
+        if outcome:
+            break
+        await asyncio.sleep(0.02)
+    assert outcome == ["finished"], outcome
+    # His result went nowhere: joe's next reply is the one to his next call.
+    await joe.send([48, 12, {}, "com.app.time", []])
+    reply = await joe.recv()
+    assert reply[:3] == [8, 48, 12], reply  # no callee for the clock: an ERROR for call 12
 
 
 async def test_xconn_denied_call_fails_with_not_authorized(auth):

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import os
 import signal
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
@@ -134,6 +136,13 @@ name = "user"
 [[realms.security.grants]]
 permissions = ["wamp.call"]
 uri = "wamp.session."
+match = "prefix"
+roles = ["user"]
+
+# joe manages the sources of his realm (the command line over wss:// joins as him).
+[[realms.security.grants]]
+permissions = ["wamp.call"]
+uri = "bondy.source."
 match = "prefix"
 roles = ["user"]
 """
@@ -414,3 +423,56 @@ async def test_sighup_reloads_the_certificate_and_keeps_serving(tls, tls_router)
     session = await tls.join("wampcra", "rawsocket", context=trusting(new))
     assert (await own_transport(session))["tls"] is True
     assert process.is_running()
+
+
+# ------------------------------------------------------------------------------------------------
+# The command line over wss://
+# ------------------------------------------------------------------------------------------------
+
+
+def cli_over_tls(tls_router, tmp_path, *args: str, ca_file=None) -> subprocess.CompletedProcess:
+    """``junction --url wss://… [--ca-file …] <args>``, joining realm secure as joe (a config
+    file names it as the realm to join)."""
+    cli_config = tmp_path / "cli.toml"
+    cli_config.write_text(f'admin_realm = "{SECURE}"\n')
+    ca = ["--ca-file", str(ca_file)] if ca_file is not None else []
+    env = {**os.environ, "JUNCTION_ADMIN_PASSWORD": JOE_SECRET}
+    # No system trust store may vouch for the test certificate.
+    env.pop("SSL_CERT_FILE", None)
+    env.pop("SSL_CERT_DIR", None)
+    return subprocess.run(
+        [str(tls_router.process.binary), "--url", tls_router.wss_url, "--admin-authid", "joe",
+         "--config", str(cli_config), *ca, *args],
+        capture_output=True, text=True, timeout=STARTUP_TIMEOUT, env=env)
+
+
+def test_the_cli_manages_sources_over_wss_with_a_private_ca(tls_router, tmp_path):
+    added = cli_over_tls(tls_router, tmp_path, "source", "add", SECURE, "--user", "all",
+                         "--cidr", "127.0.0.1/8", "--authmethod", "ticket",
+                         ca_file=tls_router.cert_path)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == {
+        "usernames": ["all"], "cidr": "127.0.0.0/8", "authmethods": ["ticket"]}
+    listed = cli_over_tls(tls_router, tmp_path, "source", "list", SECURE,
+                          ca_file=tls_router.cert_path)
+    assert listed.returncode == 0, listed.stderr
+    assert [s["cidr"] for s in json.loads(listed.stdout)] == ["127.0.0.0/8"]
+    deleted = cli_over_tls(tls_router, tmp_path, "source", "delete", SECURE, "--user", "all",
+                           "--cidr", "127.0.0.0/8", ca_file=tls_router.cert_path)
+    assert deleted.returncode == 0, deleted.stderr
+    # What joe may not call is refused by the router, over the same TLS connection.
+    denied = cli_over_tls(tls_router, tmp_path, "user", "list", SECURE,
+                          ca_file=tls_router.cert_path)
+    assert denied.returncode == 1 and "wamp.error.not_authorized" in denied.stderr, denied.stderr
+
+
+def test_the_cli_over_wss_refuses_a_certificate_it_does_not_trust(tls_router, tmp_path):
+    # Neither the system's trust store nor another CA vouches for the router's certificate.
+    untrusted = cli_over_tls(tls_router, tmp_path, "source", "list", SECURE)
+    assert untrusted.returncode == 1, (untrusted.stdout, untrusted.stderr)
+    assert "cannot connect" in untrusted.stderr and "certificate" in untrusted.stderr.lower(), (
+        untrusted.stderr)
+    other = tmp_path / "other.pem"
+    other.write_bytes(Certificate("someone-else").cert_pem)
+    wrong_ca = cli_over_tls(tls_router, tmp_path, "source", "list", SECURE, ca_file=other)
+    assert wrong_ca.returncode == 1 and "certificate" in wrong_ca.stderr.lower(), wrong_ca.stderr

@@ -1,4 +1,5 @@
-//! `bondy.source.add|delete|list`: which methods are allowed from which addresses, for whom.
+//! `bondy.source.add|delete|get|list|match`: which methods are allowed from which addresses,
+//! for whom.
 
 use junction_wire::{Value, dict};
 
@@ -61,6 +62,59 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
                 vec![Value::from(realm.name().as_str()), Value::from(cidr)],
             );
             Ok(Value::Null)
+        })(),
+        "get" => (|| {
+            let (realm, offset) = admin.target(args, 3)?;
+            // One username (a source naming it) or the exact list of a source.
+            let users = match args.list.get(offset) {
+                Some(Value::Str(name)) => vec![name.clone()],
+                _ => args.strings(offset, "usernames")?,
+            };
+            let cidr = args.string(offset + 1, "cidr")?;
+            let range = parse_cidr(cidr).map_err(|e| args.wrong(&e))?;
+            let security = realm.security();
+            let names = |s: &Source| match users.as_slice() {
+                [one] => s.users.contains(one),
+                all => s.users == all,
+            };
+            security
+                .sources
+                .iter()
+                .find(|s| s.cidr == range && names(s))
+                .map(describe)
+                .ok_or_else(|| Error::NotFound(format!("no source for {users:?} from {cidr}")))
+        })(),
+        "match" => (|| {
+            // Bondy's (realm), (realm, username), (realm, username, ip); no argument at all is
+            // the caller's realm.
+            let (realm, offset) = admin.target(args, args.list.len().max(1))?;
+            let username = match args.list.get(offset) {
+                Some(_) => Some(args.string(offset, "username")?),
+                None => None,
+            };
+            let address = match args.list.get(offset + 1) {
+                Some(_) => {
+                    let ip = args.string(offset + 1, "ip")?;
+                    let parsed = ip.parse::<std::net::IpAddr>();
+                    Some(parsed.map_err(|_| args.wrong(&format!("\"{ip}\" is not an address")))?)
+                }
+                None => None,
+            };
+            let applies = |s: &Source| match username {
+                // What the router applies to that user: sources naming it, and `all` unless
+                // it is `anonymous` (anonymous sessions only match sources naming them).
+                Some(name) => {
+                    s.users.iter().any(|u| u == name || (u == "all" && name != "anonymous"))
+                }
+                None => s.users.iter().any(|u| u == "all"),
+            };
+            let security = realm.security();
+            let found = security
+                .sources
+                .iter()
+                .filter(|s| applies(s) && address.is_none_or(|a| s.cidr.contains(&a)))
+                .map(describe);
+            Ok(Value::List(found.collect()))
         })(),
         _ => return None,
     })

@@ -44,7 +44,28 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
                 Ok(name.to_owned())
             },
             |s, name| s.users.get(name).map(describe_user),
-        ),
+        )
+        .inspect(|_| close_if_disabled(admin, args, 3)),
+        "enable" | "disable" => change(
+            admin,
+            args,
+            2,
+            "bondy.user.updated",
+            |s, args, offset| {
+                let name = args.string(offset, "username")?;
+                let user = s.users.get_mut(name).ok_or_else(|| no_user(name))?;
+                user.enabled = name_enables(args);
+                Ok(name.to_owned())
+            },
+            |_, _| None,
+        )
+        .inspect(|_| close_if_disabled(admin, args, 2)),
+        "is_enabled" => admin.target(args, 2).and_then(|(realm, offset)| {
+            let name = args.string(offset, "username")?;
+            let user = realm.security().users.get(name).map(|u| u.enabled);
+            user.map(Value::from)
+                .ok_or_else(|| Error::NoSuchPrincipal(format!("no user \"{name}\"")))
+        }),
         "change_password" => change_password(admin, args),
         "add_group" | "add_groups" | "remove_group" | "remove_groups" => {
             membership(admin, args, name, "user", |s, name| {
@@ -179,6 +200,7 @@ fn add(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
         password: None,
         authorized_keys: Vec::new(),
         groups: Vec::new(),
+        enabled: true,
     };
     apply_user(&mut user, data).map_err(|e| args.wrong(&e))?;
     let described = describe_user(&user);
@@ -239,7 +261,7 @@ fn change_password(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     {
         return Err(Error::BadSignature("the old password does not match".into()));
     }
-    user.password = Some(StoredPassword::new(new));
+    user.password = Some(StoredPassword::new_with(new, has_unsalted_cra(user)));
     admin.commit(&realm, security)?;
     super::ticket::revoke_of(admin, realm.name().as_str(), Some(name))?;
     admin.announce(
@@ -281,11 +303,52 @@ fn membership(
     Ok(Value::Null)
 }
 
-/// Applies `password`, `authorized_keys` and `groups` from Bondy's user input data.
+/// Whether the procedure is `bondy.user.enable` (otherwise `disable`).
+fn name_enables(args: &Args) -> bool {
+    args.procedure.ends_with(".enable")
+}
+
+/// After a change to a user (argument `arity - 1`, after the optional realm): if the user is
+/// now disabled, closes its sessions with GOODBYE `wamp.close.killed`, except the caller's own
+/// (a disabled user cannot join again; the caller still gets its result).
+fn close_if_disabled(admin: &Admin<'_>, args: &Args, arity: usize) {
+    let Ok((realm, offset)) = admin.target(args, arity) else { return };
+    let Ok(name) = args.string(offset, "username") else { return };
+    if realm.security().users.get(name).is_none_or(|u| u.enabled) {
+        return;
+    }
+    let goodbye = junction_wire::message::Goodbye {
+        details: dict! { "message" => format!("user \"{name}\" was disabled") },
+        reason: "wamp.close.killed".into(),
+    };
+    let caller = admin.caller.map(|c| c.id);
+    for peer in realm.sessions() {
+        let info = peer.info();
+        if info.authid == name && info.authmethod != "anonymous" && Some(info.id) != caller {
+            realm.kill(&peer, goodbye.clone(), admin.now.wall);
+        }
+    }
+}
+
+/// Applies `password`, `authorized_keys` and `groups` from Bondy's user input data, and
+/// Junction's `wampcra_unsalted` (whether the user gets unsalted WAMP-CRA challenges).
 fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
+    let unsalted = match data.get("wampcra_unsalted") {
+        None | Some(Value::Null) => None,
+        Some(flag) => Some(flag.as_bool().ok_or("wampcra_unsalted must be a boolean")?),
+    };
     if let Some(password) = data.get("password") {
         let password = password.as_str().ok_or("password must be a string")?;
-        user.password = Some(StoredPassword::new(password));
+        // Without the flag, a new password keeps the user's choice.
+        let unsalted = unsalted.unwrap_or_else(|| has_unsalted_cra(user));
+        user.password = Some(StoredPassword::new_with(password, unsalted));
+    } else if unsalted == Some(false) {
+        if let Some(stored) = &mut user.password {
+            stored.unsalted_cra = None;
+        }
+    } else if unsalted == Some(true) && !has_unsalted_cra(user) {
+        // The unsalted key is derived from the password, which the router does not keep.
+        return Err("wampcra_unsalted: true needs the password in the same call".into());
     }
     if let Some(keys) = data.get("authorized_keys") {
         user.authorized_keys = strings_of(Some(keys), "authorized_keys")?
@@ -299,6 +362,9 @@ fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
     if let Some(groups) = data.get("groups") {
         user.groups = strings_of(Some(groups), "groups")?;
     }
+    if let Some(enabled) = data.get("enabled") {
+        user.enabled = enabled.as_bool().ok_or("enabled must be a boolean")?;
+    }
     Ok(())
 }
 
@@ -308,11 +374,18 @@ fn describe_user(user: &User) -> Value {
         "type" => "user",
         "username" => user.authid.as_str(),
         "groups" => Value::List(user.groups.iter().map(|g| Value::from(g.as_str())).collect()),
+        "enabled" => user.enabled,
         "has_password" => user.password.is_some(),
+        "wampcra_unsalted" => has_unsalted_cra(user),
         "has_authorized_keys" => !user.authorized_keys.is_empty(),
         "authorized_keys" => Value::List(user.authorized_keys.iter().map(|k| Value::from(hex::encode(k))).collect()),
         "meta" => Dict::new(),
     })
+}
+
+/// Whether the user opted in to unsalted WAMP-CRA (and has the key for it).
+fn has_unsalted_cra(user: &User) -> bool {
+    user.password.as_ref().is_some_and(|p| p.unsalted_cra.is_some())
 }
 
 fn describe_group(group: &Group) -> Value {

@@ -295,10 +295,27 @@ impl Dealer {
 
     /// Cancels a caller's call in flight. A callee that did not announce call canceling is
     /// treated as `skip`, as the spec says. Unknown calls (already answered) are ignored.
-    pub(crate) fn cancel(&self, caller: &Peer, request: RequestId, mode: CancelMode) {
+    ///
+    /// `authorize` checks the `wamp.cancel` permission on the called procedure. A refused
+    /// CANCEL ends the call for the caller with that refusal (an ERROR for its CALL: clients
+    /// expect one after CANCEL, and the WAMP ERROR has no form for CANCEL), and the callee is
+    /// not interrupted: its answer is discarded, as with `skip`.
+    pub(crate) fn cancel(
+        &self,
+        caller: &Peer,
+        request: RequestId,
+        mode: CancelMode,
+        authorize: impl FnOnce(&Uri) -> Result<(), Error>,
+    ) {
         let mut calls = self.lock_calls();
         let Some(&callee_key) = calls.by_caller.get(&(caller.id(), request)) else { return };
         let Some(pending) = calls.invocations.get(&callee_key) else { return };
+        if let Err(refusal) = authorize(&pending.procedure) {
+            calls.finish(callee_key);
+            drop(calls);
+            caller.send(error_for_call(request, &refusal));
+            return;
+        }
         let callee = Arc::clone(&pending.callee);
         let mode = if can_cancel(&callee) { mode } else { CancelMode::Skip };
         if mode != CancelMode::Kill {

@@ -82,6 +82,9 @@ pub struct User {
     pub authorized_keys: Vec<[u8; 32]>,
     /// Groups the user belongs to; the first is the session's `authrole`.
     pub groups: Vec<String>,
+    /// Whether the user may authenticate (Bondy's `enabled`). A disabled user is refused like
+    /// an unknown one, with every method, and its sessions are closed when it is disabled.
+    pub enabled: bool,
 }
 
 /// A group of users (and of other groups).
@@ -107,6 +110,11 @@ pub struct Grant {
 }
 
 impl Security {
+    /// The user `authid`, if it exists and is enabled: who may authenticate.
+    pub fn enabled_user(&self, authid: &str) -> Option<&User> {
+        self.users.get(authid).filter(|u| u.enabled)
+    }
+
     /// Whether the realm accepts `method` (anonymous excepted, see the realm config).
     pub fn allows_method(&self, method: &str) -> bool {
         self.authmethods.iter().any(|m| m == method)

@@ -122,7 +122,9 @@ impl Established {
             Message::Call(m) => self.call(router, now, m),
             Message::Cancel(m) => {
                 let mode = CancelMode::parse(&m.options)?;
-                self.realm.dealer.cancel(&self.peer, m.request, mode);
+                self.realm.dealer.cancel(&self.peer, m.request, mode, |procedure| {
+                    self.authorize(Permission::Cancel, procedure, MatchPolicy::Exact)
+                });
                 Ok(())
             }
             Message::Yield(m) => {

@@ -119,7 +119,7 @@ impl Establishing {
                     // No credential: the source rule vouches for the address.
                     let known = authid
                         .as_deref()
-                        .and_then(|a| security.users.get(a))
+                        .and_then(|a| security.enabled_user(a))
                         .filter(|u| from_here(Some(&u.authid)));
                     let Some(user) = known else {
                         refused_here.push("trust");
@@ -161,7 +161,7 @@ impl Establishing {
                         security
                             .users
                             .values()
-                            .find(|u| u.authorized_keys.contains(&key))
+                            .find(|u| u.enabled && u.authorized_keys.contains(&key))
                             .map(|u| u.authid.clone())
                     });
                     let Some(authid) = authid else {
@@ -173,7 +173,8 @@ impl Establishing {
                         refused_here.push(method.as_str());
                         continue;
                     }
-                    let user = security.users.get(&authid).cloned();
+                    // A disabled user is challenged and refused exactly like an unknown one.
+                    let user = security.enabled_user(&authid).cloned();
                     let password = user.as_ref().and_then(|u| u.password.clone());
                     let request = ChallengeRequest {
                         method,
@@ -290,7 +291,10 @@ impl Challenging {
                 }
             }
         };
-        let user = match (verified, self.user) {
+        let security = self.realm.security();
+        // Disabled (or deleted) while it was answering the challenge: refused all the same.
+        let still_enabled = security.enabled_user(&self.authid).is_some();
+        let user = match (verified && still_enabled, self.user) {
             (true, Some(user)) => user,
             _ => {
                 metrics::counter!("junction_authentication_failures_total", "method" => method)
@@ -301,7 +305,6 @@ impl Challenging {
                 )));
             }
         };
-        let security = self.realm.security();
         let identity =
             Identity { authextra, ticket_id, ..Identity::user(&security, &user, method) };
         welcome(
@@ -429,12 +432,13 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
             };
             let password = stored_or_decoy();
             let challenge = cra::Challenge::new(&identity, &password);
-            let extra = dict! {
-                "challenge" => challenge.challenge.as_str(),
-                "salt" => challenge.salt.as_str(),
-                "iterations" => u64::from(challenge.iterations),
-                "keylen" => challenge.keylen,
-            };
+            let mut extra = dict! { "challenge" => challenge.challenge.as_str() };
+            // Without a salt, Autobahn and xconn sign with the secret itself (unsalted).
+            if let Some(salting) = &challenge.salting {
+                extra.insert("salt".into(), salting.salt.as_str().into());
+                extra.insert("iterations".into(), u64::from(salting.iterations).into());
+                extra.insert("keylen".into(), salting.keylen.into());
+            }
             (Pending::Cra(challenge, password), extra)
         }
         _ => {

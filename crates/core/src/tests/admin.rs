@@ -18,6 +18,7 @@ fn router() -> Arc<Router> {
         password: Some(StoredPassword::new("rootpw")),
         authorized_keys: vec![],
         groups: vec![],
+        enabled: true,
     };
     let all = Grant {
         permissions: Permission::ALL.to_vec(),
@@ -89,7 +90,7 @@ fn a_realm_and_user_created_by_the_admin_api_can_log_in_at_once() {
     );
     assert_eq!(
         user[3][0],
-        json!({"type": "user", "username": "joe", "groups": ["staff"], "has_password": true, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
+        json!({"type": "user", "username": "joe", "groups": ["staff"], "enabled": true, "has_password": true, "wampcra_unsalted": false, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
     );
     let (_joe, welcome) = login(&router, "com.example", "joe", "s3cret");
     assert_eq!((welcome[0].clone(), welcome[2]["authrole"].clone()), (json!(2), json!("staff")));
@@ -191,6 +192,175 @@ fn users_added_and_passwords_changed_by_the_admin_api_get_scram_credentials() {
         "wamp.error.authentication_failed"
     );
     assert_eq!(login_scram(&router, "com.scram", "joe", "two")[0], 2);
+}
+
+/// Joins `realm` with `wampcra`, answering as Autobahn and xconn do: with the PBKDF2 key when
+/// the challenge has a salt, with the password itself otherwise. The CHALLENGE and the reply.
+fn login_wampcra(router: &Arc<Router>, realm: &str, authid: &str, password: &str) -> (Json, Json) {
+    let mut c = Client::connect(router);
+    let hello =
+        json!([1, realm, {"roles": {"caller": {}}, "authid": authid, "authmethods": ["wampcra"]}]);
+    c.send(&hello.to_string());
+    let challenge = c.recv().expect("CHALLENGE");
+    assert_eq!(challenge[1], "wampcra", "{challenge}");
+    let extra = &challenge[2];
+    let key = match extra["salt"].as_str() {
+        Some(salt) => {
+            let iterations = extra["iterations"].as_u64().unwrap() as u32;
+            StoredPassword::with_salt(password, salt, iterations).cra_key()
+        }
+        None => password.to_owned(),
+    };
+    let signature = junction_auth::cra::sign(&key, extra["challenge"].as_str().unwrap());
+    c.send(&json!([5, signature, {}]).to_string());
+    (challenge, c.recv().expect("WELCOME or ABORT"))
+}
+
+#[test]
+fn wampcra_is_unsalted_only_for_users_added_or_updated_with_the_flag() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let realm = json!([{"uri": "com.cra", "authmethods": ["wampcra", "ticket"]}]);
+    assert_eq!(call(&mut root, "bondy.realm.create", realm)[0], 50);
+    let una = json!(["com.cra", {"username": "una", "password": "pw1", "wampcra_unsalted": true}]);
+    let added = call(&mut root, "bondy.user.add", una);
+    assert_eq!(added[3][0]["wampcra_unsalted"], true, "{added}");
+    call(&mut root, "bondy.user.add", json!(["com.cra", {"username": "sal", "password": "pw1"}]));
+
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "una", "pw1");
+    let names: Vec<&String> = challenge[2].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["challenge"], "no salt: the client signs with the password itself");
+    assert_eq!((&welcome[0], &welcome[2]["authmethod"]), (&json!(2), &json!("wampcra")));
+    let (_, wrong) = login_wampcra(&router, "com.cra", "una", "pw2");
+    assert_eq!(wrong[2], "wamp.error.authentication_failed");
+    // Ticket still works from the salted key.
+    assert_eq!(login(&router, "com.cra", "una", "pw1").1[0], 2);
+
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "sal", "pw1");
+    assert!(challenge[2]["salt"].is_string(), "salted by default: {challenge}");
+    assert_eq!(welcome[0], 2);
+
+    // A new password keeps the choice; turning the flag off goes back to salted.
+    let changed = call(&mut root, "bondy.user.change_password", json!(["com.cra", "una", "pw3"]));
+    assert_eq!(changed[0], 50, "{changed}");
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "una", "pw3");
+    assert!(challenge[2].get("salt").is_none());
+    assert_eq!(welcome[0], 2, "{welcome}");
+    let off = json!(["com.cra", "una", {"wampcra_unsalted": false}]);
+    assert_eq!(call(&mut root, "bondy.user.update", off)[3][0]["wampcra_unsalted"], false);
+    let (challenge, welcome) = login_wampcra(&router, "com.cra", "una", "pw3");
+    assert!(challenge[2]["salt"].is_string());
+    assert_eq!(welcome[0], 2, "the password is unchanged: {welcome}");
+
+    // Turning it on needs the password: the router cannot derive the key without it.
+    let on = json!(["com.cra", "sal", {"wampcra_unsalted": true}]);
+    let refused = call(&mut root, "bondy.user.update", on);
+    assert_eq!(refused[4], "wamp.error.invalid_argument", "{refused}");
+    let on = json!(["com.cra", "sal", {"wampcra_unsalted": true, "password": "pw4"}]);
+    assert_eq!(call(&mut root, "bondy.user.update", on)[3][0]["wampcra_unsalted"], true);
+    assert_eq!(login_wampcra(&router, "com.cra", "sal", "pw4").1[0], 2);
+    let not_bool = json!(["com.cra", "sal", {"wampcra_unsalted": "yes"}]);
+    assert_eq!(call(&mut root, "bondy.user.update", not_bool)[4], "wamp.error.invalid_argument");
+}
+
+#[test]
+fn a_disabled_user_is_refused_like_a_wrong_password_and_its_sessions_are_closed() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let realm = json!([{"uri": "com.off", "authmethods": ["ticket", "wampcra"]}]);
+    assert_eq!(call(&mut root, "bondy.realm.create", realm)[0], 50);
+    let dan = json!(["com.off", {"username": "dan", "password": "pw"}]);
+    assert_eq!(call(&mut root, "bondy.user.add", dan)[3][0]["enabled"], true);
+    let (live, welcome) = login(&router, "com.off", "dan", "pw");
+    assert_eq!(welcome[0], 2);
+    assert_eq!(call(&mut root, "bondy.user.is_enabled", json!(["com.off", "dan"]))[3][0], true);
+
+    let disabled = call(&mut root, "bondy.user.disable", json!(["com.off", "dan"]));
+    assert_eq!(disabled[0], 50, "{disabled}");
+    assert_eq!(
+        live.recv().expect("GOODBYE"),
+        json!([6, {"message": "user \"dan\" was disabled"}, "wamp.close.killed"])
+    );
+    assert_eq!(call(&mut root, "bondy.user.is_enabled", json!(["com.off", "dan"]))[3][0], false);
+    assert_eq!(
+        call(&mut root, "bondy.user.get", json!(["com.off", "dan"]))[3][0]["enabled"],
+        false
+    );
+    let (_, refused) = login(&router, "com.off", "dan", "pw");
+    let (_, wrong) = login(&router, "com.off", "dan", "not-pw");
+    assert_eq!(refused[2], "wamp.error.authentication_failed", "{refused}");
+    assert_eq!(refused[1], wrong[1], "the same failure as a wrong password");
+    let (challenge, refused) = login_wampcra(&router, "com.off", "dan", "pw");
+    assert!(challenge[2]["salt"].is_string());
+    assert_eq!(refused[2], "wamp.error.authentication_failed");
+
+    assert_eq!(call(&mut root, "bondy.user.enable", json!(["com.off", "dan"]))[0], 50);
+    assert_eq!(login(&router, "com.off", "dan", "pw").1[0], 2);
+    // `enabled` in bondy.user.update does the same.
+    let off = json!(["com.off", "dan", {"enabled": false}]);
+    assert_eq!(call(&mut root, "bondy.user.update", off)[3][0]["enabled"], false);
+    assert_eq!(login(&router, "com.off", "dan", "pw").1[2], "wamp.error.authentication_failed");
+
+    let ghost = call(&mut root, "bondy.user.is_enabled", json!(["com.off", "ghost"]));
+    assert_eq!(ghost[4], "wamp.error.no_such_principal");
+    assert_eq!(
+        call(&mut root, "bondy.user.disable", json!(["com.off", "ghost"]))[4],
+        "bondy.error.not_found"
+    );
+}
+
+#[test]
+fn disabling_oneself_keeps_the_calling_session_but_not_the_next_login() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let (other, _) = login(&router, "junction.admin", "root", "rootpw");
+    assert_eq!(call(&mut root, "bondy.user.disable", json!(["root"]))[0], 50);
+    assert_eq!(other.recv().expect("GOODBYE")[2], "wamp.close.killed");
+    assert_eq!(call(&mut root, "bondy.user.is_enabled", json!(["root"]))[3][0], false);
+    assert_eq!(login(&router, "junction.admin", "root", "rootpw").1[0], 3);
+}
+
+#[test]
+fn source_get_finds_one_source_and_source_match_finds_what_applies() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    call(&mut root, "bondy.realm.create", json!([{"uri": "com.src", "authmethods": ["ticket"]}]));
+    let add = |root: &mut Client, users: Json, cidr: &str, methods: Json| {
+        let source = json!(["com.src", {"usernames": users, "cidr": cidr, "authmethods": methods}]);
+        assert_eq!(call(root, "bondy.source.add", source)[0], 50);
+    };
+    add(&mut root, json!(["all"]), "10.0.0.0/8", json!(["ticket"]));
+    add(&mut root, json!(["joe", "ann"]), "192.168.1.0/24", json!(["wampcra"]));
+    add(&mut root, json!(["anonymous"]), "0.0.0.0/0", json!(["anonymous"]));
+    let describe = |users: Json, cidr: &str, methods: Json| json!({"usernames": users, "cidr": cidr, "authmethods": methods});
+    let lan = describe(json!(["joe", "ann"]), "192.168.1.0/24", json!(["wampcra"]));
+    let all = describe(json!(["all"]), "10.0.0.0/8", json!(["ticket"]));
+    let anon = describe(json!(["anonymous"]), "0.0.0.0/0", json!(["anonymous"]));
+
+    // get: by one username it names, or by the exact list; the cidr in either spelling.
+    let got = call(&mut root, "bondy.source.get", json!(["com.src", "joe", "192.168.1.7/24"]));
+    assert_eq!(got[3][0], lan, "{got}");
+    let got =
+        call(&mut root, "bondy.source.get", json!(["com.src", ["joe", "ann"], "192.168.1.0/24"]));
+    assert_eq!(got[3][0], lan);
+    let missing = call(&mut root, "bondy.source.get", json!(["com.src", "joe", "10.0.0.0/8"]));
+    assert_eq!(missing[4], "bondy.error.not_found", "joe is not named there, only all");
+    let bad = call(&mut root, "bondy.source.get", json!(["com.src", "joe", "nonsense"]));
+    assert_eq!(bad[4], "wamp.error.invalid_argument");
+
+    let matched =
+        |root: &mut Client, args: Json| call(root, "bondy.source.match", args)[3][0].clone();
+    assert_eq!(matched(&mut root, json!(["com.src"])), json!([all]), "realm only: all");
+    assert_eq!(matched(&mut root, json!(["com.src", "joe"])), json!([all, lan]));
+    assert_eq!(matched(&mut root, json!(["com.src", "bob"])), json!([all]));
+    assert_eq!(matched(&mut root, json!(["com.src", "anonymous"])), json!([anon]));
+    assert_eq!(matched(&mut root, json!(["com.src", "joe", "192.168.1.9"])), json!([lan]));
+    assert_eq!(matched(&mut root, json!(["com.src", "joe", "10.1.2.3"])), json!([all]));
+    assert_eq!(matched(&mut root, json!(["com.src", "joe", "172.16.0.1"])), json!([]));
+    let bad = call(&mut root, "bondy.source.match", json!(["com.src", "joe", "300.1.1.1"]));
+    assert_eq!(bad[4], "wamp.error.invalid_argument");
+    let nowhere = call(&mut root, "bondy.source.match", json!(["com.nowhere"]));
+    assert_eq!(nowhere[4], "bondy.error.not_found");
 }
 
 #[test]

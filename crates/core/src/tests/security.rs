@@ -24,6 +24,7 @@ fn secure_router() -> Arc<Router> {
             password: Some(StoredPassword::new("secret")),
             authorized_keys: vec![],
             groups: vec!["user".into()],
+            enabled: true,
         },
         // A password stored before `scram` existed: no SCRAM credential.
         User {
@@ -31,12 +32,14 @@ fn secure_router() -> Arc<Router> {
             password: Some(StoredPassword::with_salt("secret", "salt", 1000)),
             authorized_keys: vec![],
             groups: vec!["user".into()],
+            enabled: true,
         },
         User {
             authid: "ann".into(),
             password: None,
             authorized_keys: vec![public],
             groups: vec!["admin".into()],
+            enabled: true,
         },
     ];
     let security = Security {
@@ -305,6 +308,59 @@ fn nested_groups_inherit_grants_and_grant_changes_apply_to_live_sessions() {
     realm.set_security(security);
     ann.send(r#"[32, 3, {}, "com.app.u"]"#);
     assert_eq!(ann.recv().unwrap()[4], "wamp.error.not_authorized");
+}
+
+#[test]
+fn cancel_needs_the_cancel_permission_on_the_procedure() {
+    let router = secure_router();
+    let signing = SigningKey::from_bytes(&KEY);
+    let mut ann = Client::connect(&router);
+    let pubkey = hex::encode(signing.verifying_key().to_bytes());
+    ann.send(&json!([1, "secure", {"roles": {"callee": {"features": {"call_canceling": true}}}, "authid": "ann", "authmethods": ["cryptosign"], "authextra": {"pubkey": pubkey}}]).to_string());
+    let challenge = ann.recv().unwrap();
+    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+    ann.send(&json!([5, hex::encode(signing.sign(&bytes).to_bytes()), {}]).to_string());
+    assert_eq!(ann.recv().expect("WELCOME")[0], 2);
+    ann.send(r#"[64, 1, {}, "com.app.slow"]"#);
+    assert_eq!(ann.recv().unwrap()[0], 65);
+    let (mut joe, _) = join_ticket(&router, "joe", "secret");
+
+    // Without wamp.cancel: the call ends for joe with the refusal, ann is not interrupted and
+    // her late result goes nowhere.
+    joe.send(r#"[48, 7, {}, "com.app.slow"]"#);
+    let invocation = ann.recv().expect("INVOCATION");
+    joe.send(r#"[49, 7, {"mode": "kill"}]"#);
+    assert_eq!(
+        joe.recv().expect("ERROR"),
+        json!([
+            8,
+            48,
+            7,
+            {},
+            "wamp.error.not_authorized",
+            ["permission wamp.cancel on \"com.app.slow\" is not granted to this session"]
+        ])
+    );
+    ann.assert_silent();
+    ann.send(&json!([70, invocation[1], {}, ["late"]]).to_string());
+    joe.assert_silent();
+
+    // Granted: the same CANCEL interrupts the callee.
+    let realm = router.realm(&"secure".into()).unwrap();
+    let mut security = (*realm.security()).clone();
+    security.grants.push(Grant {
+        permissions: vec![Permission::Cancel],
+        uri: "com.app.slow".into(),
+        policy: MatchPolicy::Exact,
+        roles: vec!["joe".into()],
+    });
+    realm.set_security(security);
+    joe.send(r#"[48, 8, {}, "com.app.slow"]"#);
+    let invocation = ann.recv().expect("INVOCATION");
+    joe.send(r#"[49, 8, {"mode": "killnowait"}]"#);
+    assert_eq!(joe.recv().expect("ERROR")[4], "wamp.error.canceled");
+    let interrupt = ann.recv().expect("INTERRUPT");
+    assert_eq!((&interrupt[0], &interrupt[1]), (&json!(69), &invocation[1]));
 }
 
 #[test]

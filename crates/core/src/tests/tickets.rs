@@ -19,6 +19,7 @@ fn realm(name: &str) -> RealmConfig {
         password: Some(StoredPassword::new(password)),
         authorized_keys: vec![],
         groups: vec![],
+        enabled: true,
     };
     let security = Security {
         enabled: true,
