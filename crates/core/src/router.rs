@@ -63,14 +63,49 @@ impl Router {
         let decoy_secret = rand::random();
         let persistence = OnceLock::new();
         let tickets = crate::tickets::Tickets::new();
-        Arc::new(Self {
+        let router = Arc::new(Self {
             config,
             realms: RwLock::new(realms),
             timers,
             decoy_secret,
             persistence,
             tickets,
-        })
+        });
+        for realm in router.realms() {
+            router.attach_prototype(&realm);
+        }
+        router
+    }
+
+    /// Points `realm` at the current settings of the prototype it names, if that exists.
+    fn attach_prototype(&self, realm: &Realm) {
+        let prototype = realm.config().prototype_uri.clone();
+        realm.set_prototype(prototype.and_then(|p| self.realm(&p)).map(|p| p.config()));
+    }
+
+    /// The settings of the realm `config` names as its prototype, if it names one that exists.
+    pub(crate) fn prototype_of(&self, config: &RealmConfig) -> Option<Arc<RealmConfig>> {
+        config.prototype_uri.as_ref().and_then(|p| self.realm(p)).map(|p| p.config())
+    }
+
+    /// The realms that inherit from the realm `name`.
+    pub(crate) fn dependents(&self, name: &Uri) -> Vec<Arc<Realm>> {
+        let mut found: Vec<Arc<Realm>> = self
+            .realms()
+            .into_iter()
+            .filter(|r| r.config().prototype_uri.as_ref() == Some(name))
+            .collect();
+        found.sort_by(|a, b| a.name().cmp(b.name()));
+        found
+    }
+
+    /// After a change to the realm `prototype`: merges its new settings into every realm that
+    /// inherits from it, and withdraws what their live sessions may no longer hold.
+    pub(crate) fn propagate(&self, prototype: &Realm, now: std::time::SystemTime) {
+        for realm in self.dependents(prototype.name()) {
+            realm.set_prototype(Some(prototype.config()));
+            realm.enforce_grants(now);
+        }
     }
 
     /// Installs the driver's timer wake-up: called whenever a deadline sooner than any known
@@ -176,8 +211,11 @@ impl Router {
         if realms.contains_key(&config.name) {
             return false;
         }
+        let prototype =
+            config.prototype_uri.as_ref().and_then(|p| realms.get(p)).map(|p| p.config());
         let realm =
             Realm::new(config, Arc::clone(&self.timers), Arc::new(self.config.limits.clone()));
+        realm.set_prototype(prototype);
         realms.insert(realm.name().clone(), Arc::new(realm));
         true
     }
