@@ -82,6 +82,19 @@ pub enum Error {
     /// A peer broke the protocol; the session is aborted.
     #[error("{0}")]
     ProtocolViolation(String),
+    /// HELLO named a prototype realm, which only lends its settings to other realms.
+    #[error(
+        "realm \"{0}\" is a prototype realm: it accepts no sessions; join a realm that inherits from it"
+    )]
+    RealmIsPrototype(Uri),
+    /// HELLO named a realm whose `allow_connections` is false.
+    #[error(
+        "realm \"{0}\" does not allow connections now (allow_connections is false); sessions already joined stay"
+    )]
+    ConnectionsNotAllowed(Uri),
+    /// Admin API: the data breaks a rule that spans values or realms (prototypes).
+    #[error("{0}")]
+    InvalidData(String),
     /// HELLO named a realm this router does not have.
     #[error("no realm \"{0}\" exists on this router")]
     NoSuchRealm(Uri),
@@ -120,6 +133,11 @@ impl Error {
             Error::NoSuchSession(_) => "wamp.error.no_such_session",
             Error::ProtocolViolation(_) => "wamp.error.protocol_violation",
             Error::NoSuchRealm(_) => "wamp.error.no_such_realm",
+            // Bondy's documentation names no reason for these; a prototype is not a realm a
+            // client can join, and a closed realm refuses the client.
+            Error::RealmIsPrototype(_) => "wamp.error.no_such_realm",
+            Error::ConnectionsNotAllowed(_) => "wamp.error.not_authorized",
+            Error::InvalidData(_) => "bondy.error.invalid_data",
             Error::NoMatchingAuthMethod(_) => "wamp.error.no_matching_auth_method",
         }
     }
@@ -183,6 +201,9 @@ mod tests {
             Error::NoSuchSession(1),
             Error::ProtocolViolation("p".into()),
             Error::NoSuchRealm(uri.clone()),
+            Error::RealmIsPrototype(uri.clone()),
+            Error::ConnectionsNotAllowed(uri.clone()),
+            Error::InvalidData("d".into()),
             Error::NoMatchingAuthMethod("m".into()),
         ];
         for e in all {

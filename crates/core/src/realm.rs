@@ -45,6 +45,70 @@ pub struct RealmConfig {
     pub max_call_timeout: Option<Duration>,
     /// Topics whose events are kept for `wamp.subscription.get_events`.
     pub event_history: Vec<HistoryConfig>,
+    /// Whether new sessions are admitted (Bondy's `allow_connections`); sessions already
+    /// joined stay when it turns false. Unless [`Inherits::allow_connections`] says the
+    /// prototype's value applies.
+    pub allow_connections: bool,
+    /// A prototype realm (Bondy's `is_prototype`): it accepts no sessions and only lends its
+    /// settings, groups, grants and sources to realms that name it as `prototype_uri`. It
+    /// cannot have users nor a prototype of its own.
+    pub is_prototype: bool,
+    /// The prototype this realm inherits from (one level only: it must be a prototype).
+    pub prototype_uri: Option<Uri>,
+    /// Which settings the realm leaves to its prototype (ignored without one).
+    pub inherits: Inherits,
+}
+
+/// The settings a realm with a prototype takes from it because it does not set them itself
+/// (Bondy: "properties which a realm inherits from a prototype when those properties have not
+/// been assigned a value"). Groups, grants and sources are always merged; users never are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inherits {
+    /// `security_enabled` comes from the prototype.
+    pub security_enabled: bool,
+    /// `authmethods` (besides anonymous, which stays the realm's own) come from the prototype.
+    pub authmethods: bool,
+    /// `allow_connections` comes from the prototype.
+    pub allow_connections: bool,
+}
+
+impl Inherits {
+    /// Every inheritable setting left to the prototype.
+    pub const ALL: Inherits =
+        Inherits { security_enabled: true, authmethods: true, allow_connections: true };
+}
+
+/// Why a realm's prototype settings are refused (Bondy's `bondy.error.invalid_data`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrototypeError {
+    /// A prototype names a prototype itself: inheritance is one level deep.
+    #[error("realm \"{0}\" is a prototype and cannot have a prototype itself")]
+    PrototypeOfPrototype(Uri),
+    /// A realm names itself as its prototype.
+    #[error("realm \"{0}\" cannot be its own prototype")]
+    OwnPrototype(Uri),
+    /// The named prototype does not exist.
+    #[error("realm \"{realm}\" names prototype \"{prototype}\", which does not exist")]
+    NoSuchPrototype {
+        /// The inheriting realm.
+        realm: Uri,
+        /// The missing prototype.
+        prototype: Uri,
+    },
+    /// The named prototype is an ordinary realm.
+    #[error("realm \"{realm}\" names \"{prototype}\" as prototype, which is not a prototype realm")]
+    NotAPrototype {
+        /// The inheriting realm.
+        realm: Uri,
+        /// The ordinary realm it names.
+        prototype: Uri,
+    },
+    /// Users were given to a prototype (Bondy: users cannot be defined for a prototype).
+    #[error(
+        "realm \"{0}\" is a prototype and cannot have users; add them to the realms that inherit from it"
+    )]
+    PrototypeUsers(Uri),
 }
 
 /// Which topics keep an event history, and how much of it.
@@ -73,6 +137,59 @@ impl RealmConfig {
             default_call_timeout: None,
             max_call_timeout: None,
             event_history: Vec::new(),
+            allow_connections: true,
+            is_prototype: false,
+            prototype_uri: None,
+            inherits: Inherits::default(),
+        }
+    }
+
+    /// Checks Bondy's prototype rules for this realm, given the realm its `prototype_uri`
+    /// names (`None` if there is none of that name): one level of inheritance, irreflexive,
+    /// only from prototype realms, and no users in a prototype.
+    pub fn check_prototype(&self, prototype: Option<&RealmConfig>) -> Result<(), PrototypeError> {
+        if self.is_prototype && !self.security.users.is_empty() {
+            return Err(PrototypeError::PrototypeUsers(self.name.clone()));
+        }
+        let Some(uri) = &self.prototype_uri else { return Ok(()) };
+        if self.is_prototype {
+            return Err(PrototypeError::PrototypeOfPrototype(self.name.clone()));
+        }
+        if uri == &self.name {
+            return Err(PrototypeError::OwnPrototype(self.name.clone()));
+        }
+        match prototype {
+            None => Err(PrototypeError::NoSuchPrototype {
+                realm: self.name.clone(),
+                prototype: uri.clone(),
+            }),
+            Some(p) if !p.is_prototype => Err(PrototypeError::NotAPrototype {
+                realm: self.name.clone(),
+                prototype: uri.clone(),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The security this realm enforces: its own, merged with `prototype`'s when it has one
+    /// (see [`Security::inherit`]).
+    pub fn effective_security(&self, prototype: Option<&RealmConfig>) -> Security {
+        match prototype.filter(|_| self.prototype_uri.is_some()) {
+            Some(p) => self.security.inherit(&p.security, self.inherits),
+            None => self.security.clone(),
+        }
+    }
+
+    /// Whether the realm admits new sessions: never for a prototype; otherwise its own
+    /// `allow_connections`, or its prototype's when it leaves that setting to it.
+    pub fn admits_sessions(&self, prototype: Option<&RealmConfig>) -> bool {
+        if self.is_prototype {
+            return false;
+        }
+        match prototype.filter(|_| self.prototype_uri.is_some() && self.inherits.allow_connections)
+        {
+            Some(p) => p.allow_connections,
+            None => self.allow_connections,
         }
     }
 
@@ -216,10 +333,33 @@ pub struct Realm {
     pub(crate) broker: Broker,
     pub(crate) dealer: Dealer,
     limits: Arc<Limits>,
-    /// The current security snapshot; replaced whole when it changes.
-    security: RwLock<Arc<Security>>,
+    /// What the realm enforces now: its own settings merged with its prototype's; replaced
+    /// whole when either changes, so checks never see half of a change.
+    effective: RwLock<Arc<Effective>>,
     /// The cluster layer, when the router is one node of a cluster.
     cluster: ClusterSlot,
+}
+
+/// A realm's settings as they apply: computed from its own and its prototype's.
+#[derive(Debug)]
+struct Effective {
+    /// Users (own), groups, grants and sources (merged) that every check reads.
+    security: Arc<Security>,
+    /// Whether HELLO may open a session here.
+    admits_sessions: bool,
+    /// The prototype's settings the snapshot was computed from; kept so that a change to the
+    /// realm's own settings merges with the same prototype.
+    prototype: Option<Arc<RealmConfig>>,
+}
+
+impl Effective {
+    fn compute(config: &RealmConfig, prototype: Option<Arc<RealmConfig>>) -> Self {
+        Self {
+            security: Arc::new(config.effective_security(prototype.as_deref())),
+            admits_sessions: config.admits_sessions(prototype.as_deref()),
+            prototype,
+        }
+    }
 }
 
 impl Realm {
@@ -232,7 +372,8 @@ impl Realm {
     ) -> Self {
         let broker = Broker::new(&config.name, config.event_history.clone(), Arc::clone(&limits));
         let dealer = Dealer::new(&config.name, timers, Arc::clone(&limits));
-        let security = RwLock::new(Arc::new(config.security.clone()));
+        // The prototype is attached by the router once every realm exists.
+        let effective = RwLock::new(Arc::new(Effective::compute(&config, None)));
         Self {
             name: config.name.clone(),
             config: RwLock::new(Arc::new(config)),
@@ -241,7 +382,7 @@ impl Realm {
             broker,
             dealer,
             limits,
-            security,
+            effective,
             cluster,
         }
     }
@@ -251,19 +392,50 @@ impl Realm {
         self.cluster.get().map(|link| link.as_ref())
     }
 
-    /// The current users, groups and grants.
+    /// The users, groups, grants and sources every check uses now: the realm's own merged
+    /// with its prototype's (for its own only, see [`Realm::snapshot`]).
     pub fn security(&self) -> Arc<Security> {
-        Arc::clone(&read(&self.security))
+        Arc::clone(&read(&self.effective).security)
     }
 
-    /// The realm's settings with its current users, groups and grants (what gets stored).
+    /// Whether a new session may join now (not a prototype, `allow_connections` true).
+    pub fn admits_sessions(&self) -> bool {
+        read(&self.effective).admits_sessions
+    }
+
+    /// The settings of the prototype the realm inherits from, as merged now.
+    pub fn prototype(&self) -> Option<Arc<RealmConfig>> {
+        read(&self.effective).prototype.clone()
+    }
+
+    /// The realm's `allow_connections` as the admin API shows it: its own, or its prototype's
+    /// when it leaves that setting to it (a prototype shows its own value, which it lends;
+    /// it admits no sessions whatever the value).
+    pub fn allow_connections(&self) -> bool {
+        let config = self.config();
+        match self.prototype().filter(|_| config.inherits.allow_connections) {
+            Some(p) => p.allow_connections,
+            None => config.allow_connections,
+        }
+    }
+
+    /// The realm's own settings, users, groups and grants, without what it inherits (what
+    /// gets stored and what the admin API changes).
     pub fn snapshot(&self) -> RealmConfig {
-        RealmConfig { security: (*self.security()).clone(), ..(*self.config()).clone() }
+        (*self.config()).clone()
     }
 
-    /// Replaces the users, groups and grants; checks made afterwards use the new ones.
+    /// Replaces the realm's own users, groups and grants; checks made afterwards use the new
+    /// ones (merged with the prototype's).
     pub fn set_security(&self, security: Security) {
-        *write(&self.security) = Arc::new(security);
+        self.set_config(RealmConfig { security, ..self.snapshot() });
+    }
+
+    /// Merges the realm's settings with `prototype`'s from now on (the router calls this
+    /// when the realm is created or loaded and whenever its prototype changes).
+    pub(crate) fn set_prototype(&self, prototype: Option<Arc<RealmConfig>>) {
+        let config = self.config();
+        *write(&self.effective) = Arc::new(Effective::compute(&config, prototype));
     }
 
     /// The limits that apply here.
@@ -271,22 +443,25 @@ impl Realm {
         &self.limits
     }
 
-    /// The realm's current settings (its `security` field is the one it started with: use
-    /// [`Realm::security`]).
+    /// The realm's current own settings (its `security` field lacks what the realm inherits:
+    /// checks use [`Realm::security`]).
     pub fn config(&self) -> Arc<RealmConfig> {
         Arc::clone(&read(&self.config))
     }
 
-    /// Replaces the settings (description, anonymous access, disclosure, call timeouts) and
-    /// the security; sessions see the new ones at their next request. The name and the event
-    /// history configuration stay as they were.
+    /// Replaces the settings (description, anonymous access, disclosure, call timeouts,
+    /// `allow_connections`) and the own security; sessions see the new ones at their next
+    /// request, merged with the same prototype as before. The name and the event history
+    /// configuration stay as they were.
     pub fn set_config(&self, config: RealmConfig) {
         let config = RealmConfig {
             name: self.name.clone(),
             event_history: self.config().event_history.clone(),
             ..config
         };
-        self.set_security(config.security.clone());
+        let mut effective = write(&self.effective);
+        let prototype = effective.prototype.clone();
+        *effective = Arc::new(Effective::compute(&config, prototype));
         *write(&self.config) = Arc::new(config);
     }
 

@@ -68,7 +68,7 @@ impl Router {
         let decoy_secret = rand::random();
         let persistence = OnceLock::new();
         let tickets = crate::tickets::Tickets::new();
-        Arc::new(Self {
+        let router = Arc::new(Self {
             config,
             realms: RwLock::new(realms),
             timers,
@@ -76,7 +76,42 @@ impl Router {
             persistence,
             tickets,
             cluster,
-        })
+        });
+        for realm in router.realms() {
+            router.attach_prototype(&realm);
+        }
+        router
+    }
+
+    /// Points `realm` at the current settings of the prototype it names, if that exists.
+    fn attach_prototype(&self, realm: &Realm) {
+        let prototype = realm.config().prototype_uri.clone();
+        realm.set_prototype(prototype.and_then(|p| self.realm(&p)).map(|p| p.config()));
+    }
+
+    /// The settings of the realm `config` names as its prototype, if it names one that exists.
+    pub(crate) fn prototype_of(&self, config: &RealmConfig) -> Option<Arc<RealmConfig>> {
+        config.prototype_uri.as_ref().and_then(|p| self.realm(p)).map(|p| p.config())
+    }
+
+    /// The realms that inherit from the realm `name`.
+    pub(crate) fn dependents(&self, name: &Uri) -> Vec<Arc<Realm>> {
+        let mut found: Vec<Arc<Realm>> = self
+            .realms()
+            .into_iter()
+            .filter(|r| r.config().prototype_uri.as_ref() == Some(name))
+            .collect();
+        found.sort_by(|a, b| a.name().cmp(b.name()));
+        found
+    }
+
+    /// After a change to the realm `prototype`: merges its new settings into every realm that
+    /// inherits from it, and withdraws what their live sessions may no longer hold.
+    pub(crate) fn propagate(&self, prototype: &Realm, now: std::time::SystemTime) {
+        for realm in self.dependents(prototype.name()) {
+            realm.set_prototype(Some(prototype.config()));
+            realm.enforce_grants(now);
+        }
     }
 
     /// Makes this router one node of a cluster (once, at start, before clients connect).
@@ -87,14 +122,19 @@ impl Router {
     /// Applies a realm's settings changed on another cluster node: creates the realm, or
     /// replaces its settings and security and withdraws what the new grants no longer allow.
     pub fn apply_realm(&self, config: RealmConfig, now: std::time::SystemTime) {
-        match self.realm(&config.name) {
+        let name = config.name.clone();
+        match self.realm(&name) {
             Some(realm) => {
                 realm.set_config(config);
+                self.attach_prototype(&realm);
                 realm.enforce_grants(now);
             }
             None => {
                 self.add_realm(config);
             }
+        }
+        if let Some(realm) = self.realm(&name) {
+            self.propagate(&realm, now);
         }
     }
 
@@ -208,12 +248,15 @@ impl Router {
         if realms.contains_key(&config.name) {
             return false;
         }
+        let prototype =
+            config.prototype_uri.as_ref().and_then(|p| realms.get(p)).map(|p| p.config());
         let realm = Realm::new(
             config,
             Arc::clone(&self.timers),
             Arc::new(self.config.limits.clone()),
             Arc::clone(&self.cluster),
         );
+        realm.set_prototype(prototype);
         realms.insert(realm.name().clone(), Arc::new(realm));
         true
     }

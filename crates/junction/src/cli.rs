@@ -67,14 +67,38 @@ pub(crate) enum SourceCommand {
 pub(crate) enum RealmCommand {
     /// List realms.
     List,
+    /// Show a realm.
+    Get { name: String },
     /// Create a realm (security enabled).
     Create {
         name: String,
         /// Accepted methods: anonymous, ticket, wampcra, cryptosign, scram (repeatable).
+        /// Absent with --prototype: the prototype's.
         #[arg(long = "authmethod")]
         authmethods: Vec<String>,
         #[arg(long, default_value = "")]
         description: String,
+        /// Make it a prototype realm: no sessions, no users; other realms inherit from it.
+        #[arg(long)]
+        is_prototype: bool,
+        /// The prototype realm to inherit from.
+        #[arg(long = "prototype")]
+        prototype_uri: Option<String>,
+        /// Whether new sessions may join (absent: yes, or the prototype's value).
+        #[arg(long)]
+        allow_connections: Option<bool>,
+    },
+    /// Change a realm's settings.
+    Update {
+        name: String,
+        /// Whether new sessions may join; joined sessions stay.
+        #[arg(long)]
+        allow_connections: Option<bool>,
+        /// Accepted methods (repeatable); replaces the list (and stops inheriting it).
+        #[arg(long = "authmethod")]
+        authmethods: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
     },
     /// Delete a realm.
     Delete { name: String },
@@ -163,10 +187,47 @@ impl Admin {
     pub(crate) fn procedure(&self) -> (&'static str, serde_json::Value) {
         match self {
             Admin::Realm(RealmCommand::List) => ("bondy.realm.list", json!([])),
-            Admin::Realm(RealmCommand::Create { name, authmethods, description }) => (
-                "bondy.realm.create",
-                json!([{"uri": name, "authmethods": authmethods, "description": description}]),
-            ),
+            Admin::Realm(RealmCommand::Get { name }) => ("bondy.realm.get", json!([name])),
+            Admin::Realm(RealmCommand::Create {
+                name,
+                authmethods,
+                description,
+                is_prototype,
+                prototype_uri,
+                allow_connections,
+            }) => {
+                let mut realm =
+                    json!({"uri": name, "description": description, "is_prototype": is_prototype});
+                // Without methods, a realm with a prototype takes the prototype's.
+                if prototype_uri.is_none() || !authmethods.is_empty() {
+                    realm["authmethods"] = json!(authmethods);
+                }
+                if let Some(prototype) = prototype_uri {
+                    realm["prototype_uri"] = json!(prototype);
+                }
+                if let Some(allow) = allow_connections {
+                    realm["allow_connections"] = json!(allow);
+                }
+                ("bondy.realm.create", json!([realm]))
+            }
+            Admin::Realm(RealmCommand::Update {
+                name,
+                allow_connections,
+                authmethods,
+                description,
+            }) => {
+                let mut changes = json!({});
+                if let Some(allow) = allow_connections {
+                    changes["allow_connections"] = json!(allow);
+                }
+                if !authmethods.is_empty() {
+                    changes["authmethods"] = json!(authmethods);
+                }
+                if let Some(description) = description {
+                    changes["description"] = json!(description);
+                }
+                ("bondy.realm.update", json!([name, changes]))
+            }
             Admin::Realm(RealmCommand::Delete { name }) => ("bondy.realm.delete", json!([name])),
             Admin::User(UserCommand::List { realm }) => ("bondy.user.list", json!([realm])),
             Admin::User(UserCommand::Add {

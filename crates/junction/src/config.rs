@@ -14,7 +14,7 @@ use junction_auth::cryptosign::parse_public_key;
 use junction_auth::password::StoredPassword;
 use junction_cluster::ClusterConfig;
 use junction_core::options::MatchPolicy;
-use junction_core::realm::HistoryConfig;
+use junction_core::realm::{HistoryConfig, Inherits};
 use junction_core::security::{AUTHMETHODS, Grant, Group, Permission, Security, Source, User};
 use junction_core::{Limits as SessionLimits, RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
@@ -150,9 +150,21 @@ pub enum LogFormat {
 pub struct Realm {
     /// The realm URI.
     pub name: String,
-    /// Whether anonymous clients may join.
-    #[serde(default = "yes")]
-    pub anonymous: bool,
+    /// Whether anonymous clients may join; absent: yes, unless the realm has a prototype
+    /// (anonymous access is never inherited).
+    #[serde(default)]
+    pub anonymous: Option<bool>,
+    /// Whether new sessions may join (Bondy's `allow_connections`); absent: the prototype's
+    /// value, or yes without a prototype.
+    #[serde(default)]
+    pub allow_connections: Option<bool>,
+    /// A prototype realm: accepts no sessions, lends its settings, groups, grants and sources
+    /// to the realms naming it as `prototype_uri`; it cannot have users.
+    #[serde(default)]
+    pub is_prototype: bool,
+    /// The prototype realm this realm inherits from.
+    #[serde(default)]
+    pub prototype_uri: Option<String>,
     /// `loose` or `strict` URI rules.
     #[serde(default)]
     pub uri_rules: UriRuleSet,
@@ -181,9 +193,9 @@ pub struct Realm {
 #[serde(deny_unknown_fields)]
 pub struct RealmSecurity {
     /// Authentication methods accepted besides `anonymous`: `ticket`, `wampcra`, `cryptosign`,
-    /// `scram`.
+    /// `scram`. Absent: the prototype's, or none without a prototype.
     #[serde(default)]
-    pub authmethods: Vec<String>,
+    pub authmethods: Option<Vec<String>>,
     /// Users who can authenticate.
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -299,11 +311,11 @@ pub enum UriRuleSet {
     Strict,
 }
 
+/// The realm security of the core, with passwords turned into salted derived keys.
 fn yes() -> bool {
     true
 }
 
-/// The realm security of the core, with passwords turned into salted derived keys.
 fn security(config: &RealmSecurity) -> Security {
     let users = config
         .users
@@ -365,7 +377,7 @@ fn security(config: &RealmSecurity) -> Security {
         .collect();
     Security {
         enabled: true,
-        authmethods: config.authmethods.clone(),
+        authmethods: config.authmethods.clone().unwrap_or_default(),
         users,
         groups,
         grants,
@@ -373,10 +385,13 @@ fn security(config: &RealmSecurity) -> Security {
     }
 }
 
-/// Refuses what would fail later or silently: unknown methods and permissions, bad keys, and
-/// what the core's own validation refuses (undeclared groups, group cycles, reserved names).
-fn validate_security(config: &RealmSecurity) -> Result<(), String> {
-    if let Some(method) = config.authmethods.iter().find(|m| !AUTHMETHODS.contains(&m.as_str())) {
+/// Refuses what would fail later or silently: unknown methods and permissions, bad keys, and,
+/// with `groups`, what the core's own validation refuses (undeclared groups, group cycles,
+/// reserved names).
+fn validate_security(config: &RealmSecurity, groups: bool) -> Result<(), String> {
+    if let Some(method) =
+        config.authmethods.iter().flatten().find(|m| !AUTHMETHODS.contains(&m.as_str()))
+    {
         return Err(format!(
             "authmethods: unknown method \"{method}\" ({})",
             AUTHMETHODS.join(", ")
@@ -418,6 +433,9 @@ fn validate_security(config: &RealmSecurity) -> Result<(), String> {
             return Err(format!("sources.authmethods: unknown method \"{m}\""));
         }
     }
+    if !groups {
+        return Ok(());
+    }
     security(config).validate().map_err(|e| e.to_string())
 }
 
@@ -446,7 +464,10 @@ impl Default for Config {
             cluster: None,
             realms: vec![Realm {
                 name: "realm1".into(),
-                anonymous: true,
+                anonymous: Some(true),
+                allow_connections: None,
+                is_prototype: false,
+                prototype_uri: None,
                 uri_rules: UriRuleSet::Loose,
                 disclose_caller: true,
                 disclose_publisher: true,
@@ -576,8 +597,29 @@ impl Config {
             if !seen.insert(&realm.name) {
                 return Err(format!("realms.name: \"{}\" is declared twice", realm.name));
             }
+            if realm.is_prototype && realm.prototype_uri.is_some() {
+                return Err(format!(
+                    "realms.prototype_uri: realm \"{}\" is a prototype and cannot have one",
+                    realm.name
+                ));
+            }
+            if realm.prototype_uri.as_ref() == Some(&realm.name) {
+                return Err(format!(
+                    "realms.prototype_uri: realm \"{}\" cannot be its own prototype",
+                    realm.name
+                ));
+            }
+            let users = realm.security.as_ref().map_or(0, |s| s.users.len());
+            if realm.is_prototype && users > 0 {
+                return Err(format!(
+                    "realms.security.users: realm \"{}\" is a prototype and cannot have users",
+                    realm.name
+                ));
+            }
             if let Some(security) = &realm.security {
-                validate_security(security)
+                // A realm with a prototype may use the prototype's groups: its groups are
+                // checked with the prototype's once every realm is known (at start).
+                validate_security(security, realm.prototype_uri.is_none())
                     .map_err(|e| format!("realms.security: {e} (realm \"{}\")", realm.name))?;
             }
             for history in &realm.event_history {
@@ -610,7 +652,18 @@ impl Config {
             .map(|r| RealmConfig {
                 name: Uri::from(r.name.as_str()),
                 description: String::new(),
-                allow_anonymous: r.anonymous,
+                allow_anonymous: r.anonymous.unwrap_or(r.prototype_uri.is_none()),
+                allow_connections: r.allow_connections.unwrap_or(true),
+                is_prototype: r.is_prototype,
+                prototype_uri: r.prototype_uri.as_deref().map(Uri::from),
+                inherits: match &r.prototype_uri {
+                    Some(_) => Inherits {
+                        security_enabled: r.security.is_none(),
+                        authmethods: r.security.as_ref().is_none_or(|s| s.authmethods.is_none()),
+                        allow_connections: r.allow_connections.is_none(),
+                    },
+                    None => Inherits::default(),
+                },
                 uri_rules: match r.uri_rules {
                     UriRuleSet::Loose => UriRules::Loose,
                     UriRuleSet::Strict => UriRules::Strict,
@@ -709,7 +762,7 @@ mod tests {
         let config = load_in_jail(None, &[], Overrides::default()).expect("defaults are valid");
         assert_eq!(config.listen, vec![SocketAddr::from(([127, 0, 0, 1], 8080))]);
         assert_eq!(config.realms.len(), 1);
-        assert!(config.realms[0].anonymous);
+        assert_eq!(config.realms[0].anonymous, Some(true));
         assert!(!config.realms_from_file, "the built-in realm must not be stored");
     }
 
@@ -781,6 +834,43 @@ mod tests {
         assert!(una.password.as_ref().unwrap().unsalted_cra.is_none(), "salted by default");
         let error = load_toml(&user("wampcra_unsalted = true\n")).unwrap_err();
         assert!(error.contains("users.wampcra_unsalted"), "{error}");
+    }
+
+    #[test]
+    fn a_realm_with_a_prototype_inherits_what_it_does_not_set() {
+        let config = load_toml(
+            "[[realms]]\nname = \"com.proto\"\nis_prototype = true\nallow_connections = false\n\
+             [realms.security]\nauthmethods = [\"ticket\"]\n\
+             [[realms]]\nname = \"com.child\"\nprototype_uri = \"com.proto\"\n\
+             [[realms]]\nname = \"com.own\"\nprototype_uri = \"com.proto\"\nallow_connections = true\n\
+             [realms.security]\nauthmethods = [\"wampcra\"]\n",
+        )
+        .expect("valid");
+        let realms = config.router().realms;
+        assert!(realms[0].is_prototype && !realms[0].allow_connections);
+        let child = &realms[1];
+        assert_eq!(child.prototype_uri.as_ref().map(Uri::as_str), Some("com.proto"));
+        assert_eq!(child.inherits, Inherits::ALL);
+        assert!(!child.allow_anonymous, "anonymous access is not inherited and defaults to no");
+        assert!(!child.admits_sessions(Some(&realms[0])), "allow_connections comes from com.proto");
+        let own = &realms[2];
+        assert_eq!(own.inherits, Inherits::default());
+        assert!(own.admits_sessions(Some(&realms[0])));
+        assert_eq!(own.effective_security(Some(&realms[0])).authmethods, ["wampcra"]);
+    }
+
+    #[test]
+    fn a_prototype_with_users_or_a_prototype_is_refused() {
+        let error = load_toml(
+            "[[realms]]\nname = \"p\"\nis_prototype = true\n[realms.security]\n\
+             [[realms.security.users]]\nauthid = \"joe\"\n",
+        )
+        .unwrap_err();
+        assert!(error.contains("cannot have users"), "{error}");
+        let error =
+            load_toml("[[realms]]\nname = \"p\"\nis_prototype = true\nprototype_uri = \"q\"\n")
+                .unwrap_err();
+        assert!(error.contains("realms.prototype_uri"), "{error}");
     }
 
     #[test]

@@ -51,7 +51,22 @@ pub(crate) fn reconcile(
         store.save_realm(&admin)?;
         realms.push(admin);
     }
+    check_prototypes(&realms)?;
     Ok(realms)
+}
+
+/// Checks every realm against the prototype it names (Bondy's rules: it exists, is a
+/// prototype, one level only), and its users, groups and grants merged with the prototype's.
+fn check_prototypes(realms: &[RealmConfig]) -> anyhow::Result<()> {
+    for realm in realms {
+        let prototype =
+            realm.prototype_uri.as_ref().and_then(|p| realms.iter().find(|r| &r.name == p));
+        realm.check_prototype(prototype).map_err(|e| anyhow::anyhow!("realms: {e}"))?;
+        realm.effective_security(prototype).validate().map_err(|e| {
+            anyhow::anyhow!("realms.security: {e} (realm \"{}\", with its prototype)", realm.name)
+        })?;
+    }
+    Ok(())
 }
 
 /// The declared realm's settings, with stored users, groups and grants kept unless the

@@ -11,6 +11,8 @@
 //! - Issued tickets (`tickets`, id → claims JSON) and the key that signs them (`keys`):
 //!   tables added within format version 1; a revoked ticket is deleted, so revocation is as
 //!   durable as issuing.
+//! - Format version 2: realm records may carry `allow_connections`, `is_prototype`,
+//!   `prototype_uri` and `inherited`; version 1 stores are read and upgraded in place.
 //!
 //! Sessions, registrations and subscriptions are not stored: they end with their connections.
 #![forbid(unsafe_code)]
@@ -25,8 +27,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use junction_auth::ticket::Claims;
 use junction_core::{Persistence, RealmConfig};
 
-/// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The on-disk format this build writes. Version 2 added prototype realms and
+/// `allow_connections` to the realm records (members older records lack and read with their
+/// defaults); a version 1 store is marked version 2 when opened, so that an older build, which
+/// would drop those members and with them what a realm inherits, refuses it.
+pub const FORMAT_VERSION: u64 = 2;
+
+/// The oldest format this build reads (and upgrades).
+const OLDEST_READABLE: u64 = 1;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REALMS: TableDefinition<&str, &[u8]> = TableDefinition::new("realms");
@@ -86,11 +94,11 @@ impl Store {
             let found =
                 meta.get("format_version").map_err(|e| database(&self.path, e))?.map(|v| v.value());
             match found {
-                None => {
+                Some(v) if v == FORMAT_VERSION => {}
+                None | Some(OLDEST_READABLE..FORMAT_VERSION) => {
                     meta.insert("format_version", FORMAT_VERSION)
                         .map_err(|e| database(&self.path, e))?;
                 }
-                Some(v) if v == FORMAT_VERSION => {}
                 Some(found) => return Err(StoreError::Version { path: self.path.clone(), found }),
             }
             tx.open_table(REALMS).map_err(|e| database(&self.path, e))?;
@@ -349,6 +357,60 @@ mod tests {
         assert!(password.unsalted_cra.is_none());
         assert!(password.matches("secret"));
         assert!(realm.security.users["joe"].enabled, "users stored before `enabled` are enabled");
+    }
+
+    #[test]
+    fn prototype_links_and_allow_connections_read_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = RealmConfig {
+            allow_connections: false,
+            prototype_uri: Some("com.proto".into()),
+            inherits: junction_core::realm::Inherits {
+                security_enabled: true,
+                authmethods: false,
+                allow_connections: true,
+            },
+            ..realm()
+        };
+        let proto = RealmConfig { is_prototype: true, ..RealmConfig::open("com.proto") };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.save_realm(&child).unwrap();
+            store.save_realm(&proto).unwrap();
+        }
+        let mut realms = Store::open(dir.path()).unwrap().realms().unwrap();
+        realms.sort_by(|a, b| a.name.cmp(&b.name));
+        let (child_back, proto_back) = (&realms[0], &realms[1]);
+        assert_eq!(child_back.prototype_uri, child.prototype_uri);
+        assert_eq!(child_back.inherits, child.inherits);
+        assert!(!child_back.allow_connections && !child_back.is_prototype);
+        assert!(proto_back.is_prototype && proto_back.prototype_uri.is_none());
+        assert_eq!(proto_back.inherits, junction_core::realm::Inherits::default());
+    }
+
+    #[test]
+    fn a_version_1_store_is_read_and_upgraded_with_realms_admitting_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        // A store as format version 1 wrote it: its version, and a realm record without the
+        // prototype members.
+        let json = br#"{"name":"old","allow_anonymous":false,"strict_uris":false,
+            "disclose_caller":false,"disclose_publisher":false,"default_call_timeout_ms":0,
+            "max_call_timeout_ms":0,"security_enabled":true,"authmethods":["ticket"]}"#;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let tx = store.db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("format_version", 1).unwrap();
+            tx.open_table(REALMS).unwrap().insert("old", json.as_slice()).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let realms = store.realms().unwrap();
+        assert_eq!(realms.len(), 1);
+        assert!(realms[0].allow_connections && !realms[0].is_prototype);
+        assert!(realms[0].prototype_uri.is_none());
+        let tx = store.db.begin_read().unwrap();
+        let version = tx.open_table(META).unwrap().get("format_version").unwrap().unwrap().value();
+        assert_eq!(version, FORMAT_VERSION);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use junction_auth::password::StoredPassword;
 use junction_auth::scram::ScramCredential;
 use junction_core::RealmConfig;
 use junction_core::options::MatchPolicy;
-use junction_core::realm::HistoryConfig;
+use junction_core::realm::{HistoryConfig, Inherits};
 use junction_core::security::{Grant, Group, Permission, Security, Source, User};
 use junction_wire::{Uri, UriRules};
 
@@ -38,7 +38,25 @@ pub(crate) struct RealmRecord {
     grants: Vec<GrantRecord>,
     #[serde(default)]
     sources: Vec<SourceRecord>,
+    /// Absent before format version 2: realms then always admitted sessions.
+    #[serde(default = "yes")]
+    allow_connections: bool,
+    #[serde(default)]
+    is_prototype: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prototype_uri: Option<String>,
+    /// The settings left to the prototype: `security_enabled`, `authmethods`,
+    /// `allow_connections`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    inherited: Vec<String>,
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// The names of [`Inherits`]'s settings in a record.
+const INHERITABLE: [&str; 3] = ["security_enabled", "authmethods", "allow_connections"];
 
 #[derive(Serialize, Deserialize)]
 struct SourceRecord {
@@ -186,6 +204,19 @@ impl RealmRecord {
                     authmethods: src.authmethods.clone(),
                 })
                 .collect(),
+            allow_connections: realm.allow_connections,
+            is_prototype: realm.is_prototype,
+            prototype_uri: realm.prototype_uri.as_ref().map(ToString::to_string),
+            inherited: {
+                let i = realm.inherits;
+                let flags = [i.security_enabled, i.authmethods, i.allow_connections];
+                INHERITABLE
+                    .iter()
+                    .zip(flags)
+                    .filter(|(_, inherited)| *inherited)
+                    .map(|(name, _)| (*name).to_owned())
+                    .collect()
+            },
         }
     }
 
@@ -279,7 +310,20 @@ impl RealmRecord {
                 })
             })
             .collect::<Result<_, String>>()?;
+        if let Some(unknown) = self.inherited.iter().find(|n| !INHERITABLE.contains(&n.as_str())) {
+            return Err(format!("unknown inherited setting {unknown}"));
+        }
+        let inherited = |name: &str| self.inherited.iter().any(|n| n == name);
+        let inherits = Inherits {
+            security_enabled: inherited("security_enabled"),
+            authmethods: inherited("authmethods"),
+            allow_connections: inherited("allow_connections"),
+        };
         Ok(RealmConfig {
+            allow_connections: self.allow_connections,
+            is_prototype: self.is_prototype,
+            prototype_uri: self.prototype_uri.as_deref().map(Uri::from),
+            inherits,
             name: Uri::from(self.name.as_str()),
             description: self.description,
             allow_anonymous: self.allow_anonymous,

@@ -17,7 +17,7 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
     Some((|| {
         let (realm, offset) = admin.target(args, 2)?;
         let grants = parse(args.dict(offset, "grant")?).map_err(|e| args.wrong(&e))?;
-        let mut security = (*realm.security()).clone();
+        let mut security = realm.snapshot().security;
         for grant in grants {
             if create {
                 security.grants.push(grant);

@@ -118,18 +118,31 @@ impl Admin<'_> {
         )
     }
 
-    /// Validates a realm's new settings and security, makes them durable, then swaps them in.
+    /// Validates a realm's new settings and security, makes them durable, then swaps them in,
+    /// for the realm and for the realms that inherit from it.
     fn commit_config(&self, realm: &Realm, config: crate::realm::RealmConfig) -> Result<(), Error> {
-        config.security.validate().map_err(|e| match e {
+        self.check(&config)?;
+        self.router.persist_config(&config).map_err(Error::Internal)?;
+        realm.set_config(config);
+        realm.enforce_grants(self.now.wall);
+        self.router.propagate(realm, self.now.wall);
+        Ok(())
+    }
+
+    /// Checks a realm's settings before they are stored: the prototype rules, then its users,
+    /// groups and grants as merged with its prototype's (a user may be in a group the
+    /// prototype defines).
+    fn check(&self, config: &crate::realm::RealmConfig) -> Result<(), Error> {
+        let prototype = self.router.prototype_of(config);
+        config
+            .check_prototype(prototype.as_deref())
+            .map_err(|e| Error::InvalidData(e.to_string()))?;
+        config.effective_security(prototype.as_deref()).validate().map_err(|e| match e {
             crate::security::SecurityError::NoSuchGroups(groups) => {
                 Error::NoSuchGroups(groups.join(", "))
             }
             other => Error::InvalidArgument(other.to_string()),
-        })?;
-        self.router.persist_config(&config).map_err(Error::Internal)?;
-        realm.set_config(config);
-        realm.enforce_grants(self.now.wall);
-        Ok(())
+        })
     }
 
     /// Publishes an admin event in the managed realm and in the admin realm.

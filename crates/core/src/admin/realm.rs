@@ -6,7 +6,7 @@ use junction_wire::{Dict, Uri, UriRules, Value, dict};
 
 use super::{Admin, Args, strings_of};
 use crate::error::Error;
-use crate::realm::{Realm, RealmConfig};
+use crate::realm::{Inherits, Realm, RealmConfig};
 use crate::security::{AUTHMETHODS, Security};
 
 /// Answers `bondy.realm.<name>`, or `None` if there is no such procedure.
@@ -44,8 +44,9 @@ fn visible(admin: &Admin<'_>) -> Vec<std::sync::Arc<Realm>> {
     }
 }
 
-/// `bondy.realm.create({uri, description, authmethods, security_enabled, allow_anonymous})`:
-/// only from the admin realm.
+/// `bondy.realm.create({uri, description, authmethods, security_enabled, allow_anonymous,
+/// allow_connections, is_prototype, prototype_uri})`: only from the admin realm. A realm with a
+/// prototype inherits every inheritable setting the data does not set.
 fn create(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     if !admin.is_admin_realm() {
         return Err(Error::NotAuthorized("realms are created from the admin realm".into()));
@@ -57,14 +58,19 @@ fn create(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     if !uri.is_valid(UriRules::Loose, false) {
         return Err(Error::InvalidUri { uri, reason: "not a valid realm URI" });
     }
+    let (is_prototype, prototype_uri) = prototype_fields(data).map_err(|e| args.wrong(&e))?;
     let mut config = RealmConfig {
         disclose_caller: false,
         disclose_publisher: false,
         allow_anonymous: false,
         security: Security { enabled: true, ..Security::default() },
+        is_prototype: is_prototype.unwrap_or(false),
+        inherits: if prototype_uri.is_some() { Inherits::ALL } else { Inherits::default() },
+        prototype_uri,
         ..RealmConfig::open(uri.as_str())
     };
     apply(&mut config, data).map_err(|e| args.wrong(&e))?;
+    admin.check(&config)?;
     if !admin.router.create_realm(config).map_err(Error::Internal)? {
         return Err(Error::AlreadyExists(format!("realm \"{uri}\" already exists")));
     }
@@ -73,15 +79,43 @@ fn create(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     Ok(describe(&realm))
 }
 
-/// `bondy.realm.update(uri, changes)`: the settings [`apply`] knows, live for every session.
+/// `bondy.realm.update(uri, changes)`: the settings [`apply`] knows, live for every session
+/// (of the realms inheriting from it too). `is_prototype` and `prototype_uri` are fixed when
+/// the realm is created (Bondy); repeating their current values is accepted.
 fn update(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     let (realm, offset) = admin.target(args, 2)?;
     let data = args.dict(offset, "changes")?;
     let mut config = realm.snapshot();
+    let (is_prototype, prototype_uri) = prototype_fields(data).map_err(|e| args.wrong(&e))?;
+    if is_prototype.is_some_and(|p| p != config.is_prototype) {
+        return Err(Error::InvalidData(format!(
+            "is_prototype of realm \"{}\" cannot change after it is created",
+            realm.name()
+        )));
+    }
+    if data.contains_key("prototype_uri") && prototype_uri != config.prototype_uri {
+        return Err(Error::InvalidData(format!(
+            "prototype_uri of realm \"{}\" cannot change after it is created",
+            realm.name()
+        )));
+    }
     apply(&mut config, data).map_err(|e| args.wrong(&e))?;
     admin.commit_config(&realm, config)?;
     admin.announce(&realm, "bondy.realm.updated", vec![Value::from(realm.name().as_str())]);
     Ok(describe(&realm))
+}
+
+/// `is_prototype` and `prototype_uri` from the input data (`null` = absent).
+fn prototype_fields(data: &Dict) -> Result<(Option<bool>, Option<Uri>), String> {
+    let is_prototype = match data.get("is_prototype") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_bool().ok_or("is_prototype must be a boolean")?),
+    };
+    let prototype_uri = match data.get("prototype_uri") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Uri::from(v.as_str().ok_or("prototype_uri must be a string")?)),
+    };
+    Ok((is_prototype, prototype_uri))
 }
 
 /// `bondy.realm.delete(uri)`: closes the realm's sessions with `wamp.close.close_realm`.
@@ -91,6 +125,15 @@ fn delete(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
         return Err(Error::NotAuthorized(
             "realms are deleted from the admin realm, which cannot delete itself".into(),
         ));
+    }
+    let dependents = admin.router.dependents(realm.name());
+    if !dependents.is_empty() {
+        let names: Vec<&str> = dependents.iter().map(|r| r.name().as_str()).collect();
+        return Err(Error::InvalidData(format!(
+            "realm \"{}\" is the prototype of [{}]; delete those realms first",
+            realm.name(),
+            names.join(", ")
+        )));
     }
     let force = args.kwargs.get("force").and_then(Value::as_bool).unwrap_or(false);
     let users = realm.security().users.len();
@@ -107,9 +150,10 @@ fn delete(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
 }
 
 fn set_enabled(admin: &Admin<'_>, realm: &Realm, enabled: bool) -> Result<(), Error> {
-    let mut security = (*realm.security()).clone();
-    security.enabled = enabled;
-    admin.commit(realm, security)?;
+    let mut config = realm.snapshot();
+    config.security.enabled = enabled;
+    config.inherits.security_enabled = false;
+    admin.commit_config(realm, config)?;
     admin.announce(realm, "bondy.realm.updated", vec![Value::from(realm.name().as_str())]);
     Ok(())
 }
@@ -142,12 +186,18 @@ fn apply(config: &mut RealmConfig, data: &Dict) -> Result<(), String> {
         }
         config.allow_anonymous = methods.iter().any(|m| m == "anonymous");
         config.security.authmethods = methods.into_iter().filter(|m| m != "anonymous").collect();
+        config.inherits.authmethods = false;
     }
     if let Some(v) = flag("allow_anonymous")? {
         config.allow_anonymous = v;
     }
     if let Some(v) = flag("security_enabled")? {
         config.security.enabled = v;
+        config.inherits.security_enabled = false;
+    }
+    if let Some(v) = flag("allow_connections")? {
+        config.allow_connections = v;
+        config.inherits.allow_connections = false;
     }
     if let Some(v) = flag("disclose_caller")? {
         config.disclose_caller = v;
@@ -164,27 +214,33 @@ fn apply(config: &mut RealmConfig, data: &Dict) -> Result<(), String> {
     Ok(())
 }
 
-/// Bondy's `realm` type, as far as Junction has it.
+/// Bondy's `realm` type, as far as Junction has it: the settings as they apply (inherited
+/// ones included), with the realm's own user and group counts.
 fn describe(realm: &Realm) -> Value {
     let security = realm.security();
+    let config = realm.config();
     let mut authmethods: Vec<Value> =
         security.authmethods.iter().map(|m| Value::from(m.as_str())).collect();
-    if realm.config().allow_anonymous {
+    if config.allow_anonymous {
         authmethods.insert(0, Value::from("anonymous"));
     }
-    let config = realm.config();
-    Value::Dict(dict! {
+    let mut described = dict! {
         "uri" => realm.name().as_str(),
         "description" => config.description.as_str(),
         "authmethods" => Value::List(authmethods),
         "security_enabled" => security.enabled,
-        "is_prototype" => false,
-        "allow_connections" => true,
-        "users" => security.users.len(),
-        "groups" => security.groups.len(),
+        "security_status" => if security.enabled { "enabled" } else { "disabled" },
+        "is_prototype" => config.is_prototype,
+        "allow_connections" => realm.allow_connections(),
+        "users" => config.security.users.len(),
+        "groups" => config.security.groups.len(),
         "disclose_caller" => config.disclose_caller,
         "disclose_publisher" => config.disclose_publisher,
         "default_call_timeout_ms" => config.default_call_timeout.map_or(0, |d| d.as_millis() as u64),
         "max_call_timeout_ms" => config.max_call_timeout.map_or(0, |d| d.as_millis() as u64),
-    })
+    };
+    if let Some(prototype) = &config.prototype_uri {
+        described.insert("prototype_uri".into(), Value::from(prototype.as_str()));
+    }
+    Value::Dict(described)
 }

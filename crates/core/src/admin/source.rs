@@ -33,7 +33,7 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
             }
             let source = Source { users, cidr, authmethods };
             let described = describe(&source);
-            let mut security = (*realm.security()).clone();
+            let mut security = realm.snapshot().security;
             security.sources.retain(|s| !(s.users == source.users && s.cidr == source.cidr));
             security.sources.push(source);
             admin.commit(&realm, security)?;
@@ -49,7 +49,7 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
             let users = args.strings(offset, "usernames")?;
             let cidr = args.string(offset + 1, "cidr")?;
             let range = parse_cidr(cidr).map_err(|e| args.wrong(&e))?;
-            let mut security = (*realm.security()).clone();
+            let mut security = realm.snapshot().security;
             let before = security.sources.len();
             security.sources.retain(|s| !(s.users == users && s.cidr == range));
             if security.sources.len() == before {

@@ -171,7 +171,7 @@ fn change(
     result: impl FnOnce(&Security, &str) -> Option<Value>,
 ) -> Result<Value, Error> {
     let (realm, offset) = admin.target(args, arity)?;
-    let mut security = (*realm.security()).clone();
+    let mut security = realm.snapshot().security;
     let name = apply(&mut security, args, offset)?;
     let described = result(&security, &name).unwrap_or(Value::Null);
     admin.commit(&realm, security)?;
@@ -191,7 +191,7 @@ fn add(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
         .get("username")
         .and_then(Value::as_str)
         .ok_or_else(|| args.wrong("username is required"))?;
-    let mut security = (*realm.security()).clone();
+    let mut security = realm.snapshot().security;
     if security.users.contains_key(name) {
         return Err(Error::AlreadyExists(format!("user \"{name}\" already exists")));
     }
@@ -221,7 +221,7 @@ fn add_group(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     let name =
         data.get("name").and_then(Value::as_str).ok_or_else(|| args.wrong("name is required"))?;
     let groups = strings_of(data.get("groups"), "groups").map_err(|e| args.wrong(&e))?;
-    let mut security = (*realm.security()).clone();
+    let mut security = realm.snapshot().security;
     if security.groups.contains_key(name) {
         return Err(Error::AlreadyExists(format!("group \"{name}\" already exists")));
     }
@@ -254,7 +254,7 @@ fn change_password(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     let name = args.string(offset, "username")?;
     let new = args.string(offset + 1, "new_password")?;
     let old = args.list.get(offset + 2).and_then(Value::as_str);
-    let mut security = (*realm.security()).clone();
+    let mut security = realm.snapshot().security;
     let user = security.users.get_mut(name).ok_or_else(|| no_user(name))?;
     if let (Some(old), Some(stored)) = (old, &user.password)
         && !stored.matches(old)
@@ -287,7 +287,7 @@ fn membership(
     } else {
         vec![args.string(offset + 1, "group")?.to_owned()]
     };
-    let mut security = (*realm.security()).clone();
+    let mut security = realm.snapshot().security;
     let groups = groups_of(&mut security, name)?;
     if procedure.starts_with("add") {
         groups.extend(changed.into_iter().filter(|g| !groups.contains(g)).collect::<Vec<_>>());

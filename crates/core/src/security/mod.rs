@@ -198,6 +198,28 @@ impl Security {
         found
     }
 
+    /// The security of a realm that inherits from a prototype whose security is `prototype`
+    /// (Bondy's rules): the realm's own users only; the prototype's groups, replaced by the
+    /// realm's groups of the same name (at every level of membership, since groups are
+    /// looked up by name in the merged set); the prototype's grants and sources followed by
+    /// the realm's; `enabled` and `authmethods` from the prototype where `inherits` says so.
+    pub fn inherit(&self, prototype: &Security, inherits: crate::realm::Inherits) -> Security {
+        let mut groups = prototype.groups.clone();
+        groups.extend(self.groups.iter().map(|(name, g)| (name.clone(), g.clone())));
+        Security {
+            enabled: if inherits.security_enabled { prototype.enabled } else { self.enabled },
+            authmethods: if inherits.authmethods {
+                prototype.authmethods.clone()
+            } else {
+                self.authmethods.clone()
+            },
+            users: self.users.clone(),
+            groups,
+            grants: prototype.grants.iter().chain(&self.grants).cloned().collect(),
+            sources: prototype.sources.iter().chain(&self.sources).cloned().collect(),
+        }
+    }
+
     /// The names grants are matched against for a session of `authid`, from the users and
     /// groups as they are now: the authid, its user's groups (nested included), `all`, and
     /// `anonymous` for anonymous sessions. Not the authrole: a user in no group is shown

@@ -90,6 +90,13 @@ impl Establishing {
     ) -> Result<State, Error> {
         let realm =
             router.realm(&hello.realm).ok_or_else(|| Error::NoSuchRealm(hello.realm.clone()))?;
+        if !realm.admits_sessions() {
+            return Err(if realm.config().is_prototype {
+                Error::RealmIsPrototype(hello.realm)
+            } else {
+                Error::ConnectionsNotAllowed(hello.realm)
+            });
+        }
         if !matches!(hello.details.get("roles"), Some(Value::Dict(roles)) if !roles.is_empty()) {
             return Err(Error::ProtocolViolation(
                 "HELLO.Details.roles must announce at least one role".into(),

@@ -12,7 +12,7 @@ use crate::{RealmConfig, Router, RouterConfig, Status};
 
 /// A router with an admin realm (user "root", password "rootpw", may call everything) and an
 /// open realm1.
-fn router() -> Arc<Router> {
+pub(super) fn router() -> Arc<Router> {
     let root = User {
         authid: "root".into(),
         password: Some(StoredPassword::new("rootpw")),
@@ -44,7 +44,12 @@ fn router() -> Arc<Router> {
     })
 }
 
-fn login(router: &Arc<Router>, realm: &str, authid: &str, password: &str) -> (Client, Json) {
+pub(super) fn login(
+    router: &Arc<Router>,
+    realm: &str,
+    authid: &str,
+    password: &str,
+) -> (Client, Json) {
     let mut c = Client::connect(router);
     let hello = json!([1, realm, {"roles": {"caller": {}, "subscriber": {}}, "authid": authid, "authmethods": ["ticket"]}]);
     assert_eq!(c.try_send(&hello.to_string()), Status::Open);
@@ -57,7 +62,7 @@ fn login(router: &Arc<Router>, realm: &str, authid: &str, password: &str) -> (Cl
     (c, reply)
 }
 
-fn call(c: &mut Client, procedure: &str, args: Json) -> Json {
+pub(super) fn call(c: &mut Client, procedure: &str, args: Json) -> Json {
     c.send(&json!([48, 1, {}, procedure, args]).to_string());
     loop {
         let reply = c.recv().expect("RESULT or ERROR");

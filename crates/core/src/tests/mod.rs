@@ -6,6 +6,7 @@ mod advanced;
 mod harness;
 mod limits;
 mod meta;
+mod prototype;
 mod pubsub;
 mod rpc;
 mod security;
