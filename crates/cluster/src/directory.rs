@@ -17,7 +17,9 @@ use serde_json::Value as Json;
 use junction_core::cluster::stable_hash;
 use junction_core::options::{MatchPolicy, RegisterOptions, SubscribeOptions};
 use junction_core::{SessionInfo, TransportInfo, TransportKind};
-use junction_wire::{Dict, Serializer, SessionId, Uri, Value, dict};
+use junction_wire::{
+    Dict, RegistrationId, Serializer, SessionId, SubscriptionId, Uri, Value, dict,
+};
 
 use crate::json;
 
@@ -28,9 +30,9 @@ pub(crate) const BUCKET: &str = "junction_directory";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Key {
     Heartbeat { node: String },
-    Session { node: String, session: u64 },
-    Subscription { node: String, session: u64, id: u64 },
-    Registration { node: String, session: u64, id: u64 },
+    Session { node: String, session: SessionId },
+    Subscription { node: String, session: SessionId, id: SubscriptionId },
+    Registration { node: String, session: SessionId, id: RegistrationId },
     Claim,
 }
 
@@ -39,14 +41,33 @@ impl Key {
         let parts: Vec<&str> = key.split('.').collect();
         let n = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok());
         let node = || parts.get(1).map(|n| n.to_string());
+        let session = || n(2).and_then(SessionId::new);
         Some(match (parts.first()?, parts.len()) {
             (&"n", 2) => Key::Heartbeat { node: node()? },
-            (&"s", 3) => Key::Session { node: node()?, session: n(2)? },
-            (&"u", 4) => Key::Subscription { node: node()?, session: n(2)?, id: n(3)? },
-            (&"r", 4) => Key::Registration { node: node()?, session: n(2)?, id: n(3)? },
+            (&"s", 3) => Key::Session { node: node()?, session: session()? },
+            (&"u", 4) => Key::Subscription {
+                node: node()?,
+                session: session()?,
+                id: n(3).and_then(SubscriptionId::new)?,
+            },
+            (&"r", 4) => Key::Registration {
+                node: node()?,
+                session: session()?,
+                id: n(3).and_then(RegistrationId::new)?,
+            },
             (&"c", 2) => Key::Claim,
             _ => return None,
         })
+    }
+
+    /// The session whose key this is, if any.
+    pub(crate) fn session(&self) -> Option<SessionId> {
+        match self {
+            Key::Session { session, .. }
+            | Key::Subscription { session, .. }
+            | Key::Registration { session, .. } => Some(*session),
+            Key::Heartbeat { .. } | Key::Claim => None,
+        }
     }
 
     /// The node whose key this is (claims belong to none).
@@ -69,11 +90,11 @@ pub(crate) fn session_key(node: &str, session: SessionId) -> String {
     format!("s.{node}.{session}")
 }
 
-pub(crate) fn subscription_key(node: &str, session: SessionId, id: u64) -> String {
+pub(crate) fn subscription_key(node: &str, session: SessionId, id: SubscriptionId) -> String {
     format!("u.{node}.{session}.{id}")
 }
 
-pub(crate) fn registration_key(node: &str, session: SessionId, id: u64) -> String {
+pub(crate) fn registration_key(node: &str, session: SessionId, id: RegistrationId) -> String {
     format!("r.{node}.{session}.{id}")
 }
 
@@ -163,10 +184,10 @@ impl SessionRecord {
 /// A subscription of a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SubscriptionRecord {
-    pub(crate) realm: String,
-    pub(crate) topic: String,
+    realm: String,
+    topic: String,
     #[serde(rename = "match")]
-    pub(crate) policy: String,
+    policy: String,
 }
 
 impl SubscriptionRecord {
@@ -174,18 +195,21 @@ impl SubscriptionRecord {
         Self { realm: realm.to_string(), topic: topic.to_string(), policy: policy.name().into() }
     }
 
-    pub(crate) fn policy(&self) -> Option<MatchPolicy> {
-        let options = dict! { "match" => self.policy.as_str() };
-        SubscribeOptions::parse(&options).ok().map(|o| o.match_policy)
+    /// The topic and match policy a stored record names.
+    pub(crate) fn read(value: &[u8]) -> Option<(Uri, MatchPolicy)> {
+        let record: Self = serde_json::from_slice(value).ok()?;
+        let options = dict! { "match" => record.policy.as_str() };
+        let policy = SubscribeOptions::parse(&options).ok()?.match_policy;
+        Some((Uri::from(record.topic.as_str()), policy))
     }
 }
 
 /// A registration of a session, with the options its first callee gave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RegistrationRecord {
-    pub(crate) realm: String,
-    pub(crate) procedure: String,
-    pub(crate) options: Json,
+    realm: String,
+    procedure: String,
+    options: Json,
 }
 
 impl RegistrationRecord {
@@ -205,8 +229,11 @@ impl RegistrationRecord {
         }
     }
 
-    pub(crate) fn options(&self) -> Option<RegisterOptions> {
-        RegisterOptions::parse(&json::to_dict(&self.options)).ok()
+    /// The procedure and options a stored record names.
+    pub(crate) fn read(value: &[u8]) -> Option<(Uri, RegisterOptions)> {
+        let record: Self = serde_json::from_slice(value).ok()?;
+        let options = RegisterOptions::parse(&json::to_dict(&record.options)).ok()?;
+        Some((Uri::from(record.procedure.as_str()), options))
     }
 }
 
@@ -230,17 +257,18 @@ mod tests {
     #[test]
     fn keys_parse_back() {
         let session = SessionId::new(42).unwrap();
+        let (sub, reg) = (SubscriptionId::new(7).unwrap(), RegistrationId::new(8).unwrap());
         assert_eq!(
             Key::parse(&session_key("n-1", session)),
-            Some(Key::Session { node: "n-1".into(), session: 42 })
+            Some(Key::Session { node: "n-1".into(), session })
         );
         assert_eq!(
-            Key::parse(&subscription_key("a", session, 7)),
-            Some(Key::Subscription { node: "a".into(), session: 42, id: 7 })
+            Key::parse(&subscription_key("a", session, sub)),
+            Some(Key::Subscription { node: "a".into(), session, id: sub })
         );
         assert_eq!(
-            Key::parse(&registration_key("a", session, 8)),
-            Some(Key::Registration { node: "a".into(), session: 42, id: 8 })
+            Key::parse(&registration_key("a", session, reg)),
+            Some(Key::Registration { node: "a".into(), session, id: reg })
         );
         assert_eq!(Key::parse(&heartbeat_key("b")), Some(Key::Heartbeat { node: "b".into() }));
         assert_eq!(Key::parse("s.a.notanumber"), None);
@@ -264,6 +292,7 @@ mod tests {
             force_reregister: false,
         };
         let record = RegistrationRecord::new(&Uri::from("r"), &Uri::from("p"), &options);
-        assert_eq!(record.options(), Some(options));
+        let stored = serde_json::to_vec(&record).unwrap();
+        assert_eq!(RegistrationRecord::read(&stored), Some((Uri::from("p"), options)));
     }
 }

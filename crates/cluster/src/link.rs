@@ -115,13 +115,13 @@ impl ClusterLink for Node {
         }
         if let Some((topic, policy)) = realm.subscription_key(subscription) {
             let record = SubscriptionRecord::new(realm.name(), &topic, policy);
-            self.put(directory::subscription_key(&self.name, session, subscription.get()), &record);
+            self.put(directory::subscription_key(&self.name, session, subscription), &record);
         }
     }
 
     fn unsubscribed(&self, _realm: &Realm, session: SessionId, subscription: SubscriptionId) {
         if self.is_local(session) {
-            self.delete(directory::subscription_key(&self.name, session, subscription.get()));
+            self.delete(directory::subscription_key(&self.name, session, subscription));
         }
     }
 
@@ -131,7 +131,7 @@ impl ClusterLink for Node {
         }
         let Some((procedure, options)) = realm.registration_key(registration) else { return };
         let record = RegistrationRecord::new(realm.name(), &procedure, &options);
-        self.put(directory::registration_key(&self.name, session, registration.get()), &record);
+        self.put(directory::registration_key(&self.name, session, registration), &record);
         if options.invoke == InvokePolicy::Single {
             let key = directory::claim_key(realm.name(), &procedure, options.match_policy);
             if let Some(local) = self.state().local.get_mut(&session) {
@@ -146,7 +146,7 @@ impl ClusterLink for Node {
         if !self.is_local(session) {
             return;
         }
-        self.delete(directory::registration_key(&self.name, session, registration.get()));
+        self.delete(directory::registration_key(&self.name, session, registration));
         if realm.registration_key(registration).is_some() {
             return;
         }

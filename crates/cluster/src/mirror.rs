@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 use async_nats::jetstream::kv::{Entry, Operation};
 use futures_util::StreamExt;
 
-use junction_wire::{RegistrationId, SessionId, SubscriptionId, Uri};
+use junction_core::Realm;
+use junction_core::realm::Peer;
+use junction_wire::SessionId;
 
 use crate::ClusterError;
 use crate::directory::{Key, RegistrationRecord, SessionRecord, SubscriptionRecord};
@@ -71,7 +73,6 @@ impl Node {
             }
             Key::Heartbeat { .. } => self.node_gone(&node),
             Key::Session { session, .. } => {
-                let Some(session) = SessionId::new(session) else { return };
                 if put {
                     self.mirror_session(node, entry, now);
                 } else {
@@ -85,74 +86,59 @@ impl Node {
                     }
                 }
             }
-            Key::Subscription { session, id, .. } => {
-                let (Some(session), Some(id)) = (SessionId::new(session), SubscriptionId::new(id))
-                else {
-                    return;
-                };
-                let Some(realm) = self.remote_realm(session) else {
-                    return self.keep_orphan(entry);
-                };
-                if !put {
-                    return realm.unsubscribe_remote(session, id, now);
-                }
-                let Ok(record) = serde_json::from_slice::<SubscriptionRecord>(&entry.value) else {
-                    return;
-                };
-                if let (Some(peer), Some(policy)) = (realm.session(session), record.policy())
-                    && let Err(error) =
-                        realm.subscribe_remote(&peer, Uri::from(record.topic.as_str()), policy, now)
-                {
-                    tracing::warn!(%error, %session, "remote subscription not mirrored");
-                }
-            }
-            Key::Registration { session, id, .. } => {
-                let (Some(session), Some(id)) = (SessionId::new(session), RegistrationId::new(id))
-                else {
-                    return;
-                };
-                let Some(realm) = self.remote_realm(session) else {
-                    return self.keep_orphan(entry);
-                };
-                if !put {
-                    return realm.unregister_remote(session, id, now);
-                }
-                let Ok(record) = serde_json::from_slice::<RegistrationRecord>(&entry.value) else {
-                    return;
-                };
-                if let (Some(peer), Some(options)) = (realm.session(session), record.options())
-                    && let Err(error) = realm.register_remote(
-                        &peer,
-                        Uri::from(record.procedure.as_str()),
-                        &options,
-                        now,
-                    )
-                {
-                    tracing::warn!(%error, %session, "remote registration not mirrored");
-                }
-            }
+            Key::Subscription { session, id, .. } => self.mirror_holding(
+                session,
+                entry,
+                |realm| realm.unsubscribe_remote(session, id, now),
+                |realm, peer, value| {
+                    let (topic, policy) = SubscriptionRecord::read(value).ok_or("unreadable")?;
+                    realm.subscribe_remote(peer, topic, policy, now).map_err(|e| e.to_string())
+                },
+            ),
+            Key::Registration { session, id, .. } => self.mirror_holding(
+                session,
+                entry,
+                |realm| realm.unregister_remote(session, id, now),
+                |realm, peer, value| {
+                    let (procedure, options) =
+                        RegistrationRecord::read(value).ok_or("unreadable")?;
+                    realm.register_remote(peer, procedure, &options, now).map_err(|e| e.to_string())
+                },
+            ),
             Key::Claim => {}
+        }
+    }
+
+    /// Mirrors a subscription or registration of a remote session (`add`), or ends it
+    /// (`remove`); one of a session still waiting for its realm waits with it.
+    fn mirror_holding(
+        &self,
+        session: SessionId,
+        entry: Entry,
+        remove: impl FnOnce(&Realm),
+        add: impl FnOnce(&Realm, &Arc<Peer>, &[u8]) -> Result<(), String>,
+    ) {
+        let Some(realm) = self.remote_realm(session) else { return self.keep_orphan(entry) };
+        if entry.operation != Operation::Put {
+            return remove(&realm);
+        }
+        let Some(peer) = realm.session(session) else { return };
+        if let Err(error) = add(&realm, &peer, &entry.value) {
+            tracing::warn!(%error, key = %entry.key, "remote holding not mirrored");
         }
     }
 
     /// Whether this node still holds what one of its own directory keys names (if so, its
     /// deletion was another node's doing).
     pub(crate) fn still_held(&self, key: &Key) -> bool {
-        let (session, item) = match *key {
-            Key::Session { session, .. } => (session, None),
-            Key::Subscription { session, id, .. } => (session, Some((true, id))),
-            Key::Registration { session, id, .. } => (session, Some((false, id))),
-            // A node's own heartbeat is always current; claims are found by their holder.
-            Key::Heartbeat { .. } => return true,
-            Key::Claim => return false,
-        };
-        let Some(session) = SessionId::new(session) else { return false };
+        // A node's own heartbeat is always current; claims are found by their holder.
+        let Some(session) = key.session() else { return matches!(key, Key::Heartbeat { .. }) };
         let Some(realm) = self.local_realm(session) else { return false };
         let (subscriptions, registrations) = realm.held_by(session);
-        match item {
-            None => realm.session(session).is_some(),
-            Some((true, id)) => subscriptions.iter().any(|s| s.get() == id),
-            Some((false, id)) => registrations.iter().any(|r| r.get() == id),
+        match key {
+            Key::Subscription { id, .. } => subscriptions.contains(id),
+            Key::Registration { id, .. } => registrations.contains(id),
+            _ => realm.session(session).is_some(),
         }
     }
 
@@ -193,11 +179,7 @@ impl Node {
 
     /// Keeps a subscription or registration of a session waiting for its realm.
     fn keep_orphan(&self, entry: Entry) {
-        let session = match Key::parse(&entry.key) {
-            Some(Key::Subscription { session, .. } | Key::Registration { session, .. }) => session,
-            _ => return,
-        };
-        let Some(session) = SessionId::new(session) else { return };
+        let Some(session) = Key::parse(&entry.key).and_then(|k| k.session()) else { return };
         if let Some(orphan) = self.state().orphans.get_mut(&session) {
             orphan.entries.push(entry);
         }

@@ -106,15 +106,13 @@ impl Realm {
         Ok(())
     }
 
-    /// Ends a mirrored registration; calls waiting on it fail for their callers.
+    /// Ends a mirrored registration.
     pub fn unregister_remote(&self, session: SessionId, id: RegistrationId, now: SystemTime) {
         if let Ok(deleted) = self.dealer.unregister(session, id) {
             self.meta_unregistered(session, id, deleted, now);
         }
     }
-}
 
-impl Realm {
     /// Removes a mirrored session that left its node (or whose node is gone): its
     /// subscriptions and registrations go, calls waiting on it fail, `on_leave` is announced.
     pub fn detach_remote(&self, session: SessionId, now: SystemTime) {
