@@ -1,12 +1,16 @@
 'use strict';
-// Realm security with Autobahn|JS: ticket, salted and unsalted WAMP-CRA authentication, refused
-// credentials, and grants (see docs/security.md; spec: advanced/authentication_*.md).
+// Realm security with Autobahn|JS: ticket, salted and unsalted WAMP-CRA authentication over
+// plain WebSocket and RawSocket and over WebSocket with TLS (wss://), refused credentials, and
+// grants (see docs/security.md; spec: advanced/authentication_*.md).
 //
 // The suite starts its own router with CONFIG: realm `secure` admits no anonymous sessions and
 // accepts ticket and wampcra; joe is a user, carl an admin (admins are users too), una a user
-// who opted in to unsalted WAMP-CRA.
+// who opted in to unsalted WAMP-CRA. The router also has a TLS listener with a self-signed
+// certificate made for the run; wss:// clients trust it through an `https.Agent` given to
+// Autobahn|JS's WebSocket transport (`agent`, passed on to `ws`).
 
 const assert = require('node:assert/strict');
+const https = require('node:https');
 const { describe, before, after, test } = require('node:test');
 
 const h = require('./lib/harness');
@@ -59,6 +63,12 @@ permissions = ["wamp.register", "wamp.publish"]
 uri = "com.app."
 match = "prefix"
 roles = ["admin"]
+
+# So that a session can read its own transport (tls or not).
+[[realms.security.grants]]
+permissions = ["wamp.call"]
+uri = "wamp.session.get"
+roles = ["user"]
 `;
 
 /** onchallenge for ticket: the secret itself. Records the challenges it sees in `seen`. */
@@ -78,6 +88,14 @@ function wampcra(secret, seen = []) {
   };
 }
 
+/** onchallenge for unsalted WAMP-CRA (no salt in the challenge): sign() keyed with the secret. */
+function unsaltedWampcra(secret, seen = []) {
+  return (session, method, extra) => {
+    seen.push({ method, extra });
+    return autobahn.auth_cra.sign(secret, extra.challenge);
+  };
+}
+
 function serializerOptions(name) {
   const serializers = {
     json: ['wamp.2.json', autobahn.serializer.JSONSerializer],
@@ -92,9 +110,11 @@ function serializerOptions(name) {
  * Open a connection that authenticates. Resolves to {outcome: 'joined', client} once WELCOME
  * came, or to {outcome: 'closed', reason, details} if the connection closed first (ABORT:
  * details.reason and details.message carry the ABORT's reason and message). Bounded.
+ * `transport` 'wss' is WebSocket over TLS; `agent` replaces the agent that trusts the router's
+ * certificate.
  */
 function open(router, { authid, authmethods, onchallenge, serializer = 'json',
-  transport = 'websocket', realm = REALM }) {
+  transport = 'websocket', realm = REALM, agent = undefined }) {
   const options = {
     realm,
     authid,
@@ -106,6 +126,10 @@ function open(router, { authid, authmethods, onchallenge, serializer = 'json',
   };
   if (transport === 'websocket') {
     options.url = router.wsUrl;
+  } else if (transport === 'wss') {
+    // Autobahn|JS hands `agent` to `ws` only from a transport's own options.
+    options.transports = [{ type: 'websocket', url: router.wssUrl,
+      agent: agent || router.tlsAgent() }];
   } else {
     options.transports = [{ type: 'rawsocket', host: '127.0.0.1', port: router.port }];
   }
@@ -159,7 +183,7 @@ describe('Autobahn|JS realm security', () => {
   ), what);
 
   before(async () => {
-    router = await h.startRouter({ config: CONFIG });
+    router = await h.startRouter({ config: CONFIG, tls: true });
   });
 
   after(async () => {
@@ -213,19 +237,66 @@ describe('Autobahn|JS realm security', () => {
   it('unsalted wampcra authenticates una, signing with the secret itself', async () => {
     const seen = [];
     // No salt in the challenge: Autobahn|JS's sign() keyed with the plain secret.
-    const onchallenge = (session, method, extra) => {
-      seen.push({ method, extra });
-      return autobahn.auth_cra.sign(UNA_SECRET, extra.challenge);
-    };
-    const { details } = await join({ authid: 'una', authmethods: ['wampcra'], onchallenge });
+    const { details } = await join({ authid: 'una', authmethods: ['wampcra'],
+      onchallenge: unsaltedWampcra(UNA_SECRET, seen) });
 
     assert.deepEqual(Object.keys(seen[0].extra), ['challenge'], JSON.stringify(seen));
     assert.deepEqual([details.authid, details.authrole, details.authmethod],
       ['una', 'user', 'wampcra']);
     const wrong = await refusal({ authid: 'una', authmethods: ['wampcra'],
-      onchallenge: (session, method, extra) => autobahn.auth_cra.sign('not-it', extra.challenge) });
+      onchallenge: unsaltedWampcra('not-it') });
     assert.equal(wrong.reason, 'wamp.error.authentication_failed', JSON.stringify(wrong));
   });
+
+  // Over wss://: each method with the kind of challenge it must get (ticket: nothing; salted
+  // WAMP-CRA: salt, iterations and keylen; unsalted: the challenge alone), on a session whose
+  // transport the router reports as TLS; and the same users with a wrong secret are refused.
+  const overTls = [
+    { authid: 'joe', authmethods: ['ticket'], answer: ticket, secret: JOE_SECRET,
+      serializer: 'json', authrole: 'user', extraKeys: [] },
+    { authid: 'carl', authmethods: ['wampcra'], answer: wampcra, secret: CARL_SECRET,
+      serializer: 'msgpack', authrole: 'admin',
+      extraKeys: ['challenge', 'iterations', 'keylen', 'salt'] },
+    { authid: 'una', authmethods: ['wampcra'], answer: unsaltedWampcra, secret: UNA_SECRET,
+      serializer: 'cbor', authrole: 'user', extraKeys: ['challenge'] },
+  ];
+  for (const { authid, authmethods, answer, secret, serializer, authrole, extraKeys } of overTls) {
+    const [method] = authmethods;
+    it(`${method} authenticates ${authid} over wss:// (${serializer}), and a wrong secret is ` +
+      'refused there', async () => {
+      const seen = [];
+      const { session, details } = await join({ authid, authmethods, transport: 'wss',
+        serializer, onchallenge: answer(secret, seen) });
+
+      assert.deepEqual(seen.map(({ extra }) => Object.keys(extra).sort()), [extraKeys],
+        JSON.stringify(seen));
+      assert.deepEqual([details.realm, details.authid, details.authrole, details.authmethod],
+        [REALM, authid, authrole, method]);
+      const own = await within(session.call('wamp.session.get', [session.id]),
+        'wamp.session.get');
+      assert.deepEqual([own.transport.type, own.transport.tls], ['websocket', true],
+        JSON.stringify(own.transport));
+
+      const wrong = await refusal({ authid, authmethods, transport: 'wss', serializer,
+        onchallenge: answer('not-it') });
+      assert.equal(wrong.reason, 'wamp.error.authentication_failed', JSON.stringify(wrong));
+    });
+  }
+
+  it('plain WebSocket sessions report no TLS; a wss:// client must trust the certificate',
+    async () => {
+      const { session } = await join({ authid: 'joe', authmethods: ['ticket'],
+        onchallenge: ticket(JOE_SECRET) });
+      const own = await within(session.call('wamp.session.get', [session.id]),
+        'wamp.session.get');
+      assert.equal(own.transport.tls, false, JSON.stringify(own.transport));
+
+      // An agent with Node's default trust store does not know the self-signed certificate.
+      const untrusting = await open(router, { authid: 'joe', authmethods: ['ticket'],
+        onchallenge: ticket(JOE_SECRET), transport: 'wss', agent: new https.Agent() });
+      assert.equal(untrusting.outcome, 'closed', 'joined without trusting the certificate');
+      assert.equal(untrusting.reason, 'unreachable', JSON.stringify(untrusting));
+    });
 
   it('a wrong ticket, a wrong wampcra secret and an unknown user are refused alike', async () => {
     const attempts = [

@@ -658,6 +658,18 @@ def wampcra_answer(secret: str):
     return respond
 
 
+def wampcra_unsalted_answer(secret: str):
+    """An onChallenge answer for unsalted WAMP-CRA: ``compute_wcs`` keyed with the secret itself.
+    Fails the join if the challenge carries a salt (or anything but ``challenge``)."""
+    from autobahn.wamp.auth import compute_wcs
+
+    def respond(challenge):
+        assert set(challenge.extra) == {"challenge"}, challenge.extra
+        return compute_wcs(secret, challenge.extra["challenge"])
+
+    return respond
+
+
 def scram(authid: str, password: str):
     """Autobahn's WAMP-SCRAM client (``AuthScram``) for ``authid``, and an onChallenge answer
     computed by it. Its ``authextra`` (the client nonce) goes into HELLO; its ``on_welcome``

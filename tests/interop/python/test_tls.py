@@ -1,7 +1,8 @@
 """TLS end to end: WebSocket over TLS (wss://), RawSocket over TLS and HTTPS on the ``[tls]``
 listen address, with Autobahn|Python (its ``ApplicationSession`` and its ``Component`` with a
-``tls`` endpoint) and xconn, authenticating with ticket, WAMP-CRA and Cryptosign; the session
-reports ``transport.tls``; SIGHUP reloads the certificate (docs/security.md, docs/configuration.md).
+``tls`` endpoint) and xconn, authenticating with ticket, salted and unsalted WAMP-CRA,
+Cryptosign and WAMP-SCRAM (wrong secrets are refused over TLS too); the session reports
+``transport.tls``; SIGHUP reloads the certificate (docs/security.md, docs/configuration.md).
 
 Each test makes its own self-signed certificate for 127.0.0.1 with the ``cryptography`` package
 (installed with ``autobahn[encryption]``) and starts a router whose configuration names a free
@@ -33,12 +34,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from wampproto.exception import ApplicationError as XconnAbort
 from xconn.async_client import connect as xconn_connect
 
 from conftest import ClientPool
 from junction_harness import (
     RECV_TIMEOUT,
     STARTUP_TIMEOUT,
+    JoinFailed,
     RouterProcess,
     RouterStartError,
     cryptosign_answer,
@@ -49,13 +52,21 @@ from junction_harness import (
     scram,
     ticket_answer,
     wampcra_answer,
+    wampcra_unsalted_answer,
     xconn_serializer,
 )
 
 SECURE = "secure"
 JOE_SECRET = "joe-tls-secret"
+UNA_SECRET = "una-tls-secret-unsalted"
 ANN_SEED = os.urandom(32)
 ANN_KEY = CryptosignKey.from_bytes(ANN_SEED)
+
+# TlsClients.join's name for WAMP-CRA as una, whose challenges carry no salt.
+UNSALTED_WAMPCRA = "wampcra-unsalted"
+AUTHMETHOD = {UNSALTED_WAMPCRA: "wampcra"}
+
+AUTHENTICATION_FAILED = "wamp.error.authentication_failed"
 
 RELOADED = "TLS certificate reloaded"
 NOT_RELOADED = "TLS certificate not reloaded"
@@ -123,6 +134,13 @@ authmethods = ["ticket", "wampcra", "cryptosign", "scram"]
 [[realms.security.users]]
 authid = "joe"
 password = "{JOE_SECRET}"
+groups = ["user"]
+
+# Opted in to unsalted WAMP-CRA: her challenges carry no salt.
+[[realms.security.users]]
+authid = "una"
+password = "{UNA_SECRET}"
+wampcra_unsalted = true
 groups = ["user"]
 
 [[realms.security.users]]
@@ -218,14 +236,19 @@ class TlsClients(ClientPool):
         self.tls = router
 
     async def join(self, method: str, transport: str = "websocket", serializer: str = "json",
-                   context: ssl.SSLContext | None = None, tls: bool = True):
+                   context: ssl.SSLContext | None = None, tls: bool = True,
+                   secret: str | None = None):
+        """Join realm secure with ``method``: ticket, (salted) wampcra or scram as joe,
+        cryptosign as ann, or ``UNSALTED_WAMPCRA`` (wampcra as una). ``secret`` replaces the
+        user's password. JoinFailed on ABORT."""
         if method == "scram":
-            authenticator, answer = scram("joe", JOE_SECRET)
+            authenticator, answer = scram("joe", secret or JOE_SECRET)
             authid, extra = "joe", authenticator.authextra
         else:
             authid, answer, extra = {
-                "ticket": ("joe", ticket_answer(JOE_SECRET), None),
-                "wampcra": ("joe", wampcra_answer(JOE_SECRET), None),
+                "ticket": ("joe", ticket_answer(secret or JOE_SECRET), None),
+                "wampcra": ("joe", wampcra_answer(secret or JOE_SECRET), None),
+                UNSALTED_WAMPCRA: ("una", wampcra_unsalted_answer(secret or UNA_SECRET), None),
                 "cryptosign": ("ann", cryptosign_answer(ANN_KEY),
                                {"pubkey": ANN_KEY.public_key()}),
             }[method]
@@ -234,8 +257,8 @@ class TlsClients(ClientPool):
             where = {"port": self.tls.tls_port, "ssl": context}
         else:
             where = {}
-        session = await join_autobahn_auth(self.router, SECURE, [method], authid, answer,
-                                           authextra=extra, transport=transport,
+        session = await join_autobahn_auth(self.router, SECURE, [AUTHMETHOD.get(method, method)],
+                                           authid, answer, authextra=extra, transport=transport,
                                            serializer=serializer, **where)
         self._autobahn.append(session)
         return session
@@ -287,15 +310,25 @@ async def wait_for_log(process: RouterProcess, text: str, count: int) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["ticket", "wampcra", "cryptosign", "scram"])
+@pytest.mark.parametrize("method", ["ticket", "wampcra", UNSALTED_WAMPCRA, "cryptosign", "scram"])
 @pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
 async def test_autobahn_authenticates_over_tls_and_the_session_knows_it(tls, transport, method):
     session = await tls.join(method, transport)
     details = session.joined.result()
-    assert (details.realm, details.authmethod) == (SECURE, method), details
+    assert (details.realm, details.authmethod) == (SECURE, AUTHMETHOD.get(method, method)), (
+        details)
+    assert details.authid == {UNSALTED_WAMPCRA: "una", "cryptosign": "ann"}.get(method, "joe")
     transport_info = await own_transport(session)
     assert transport_info["tls"] is True, transport_info
     assert transport_info["type"] == transport, transport_info
+
+
+@pytest.mark.parametrize("method", ["ticket", "wampcra", UNSALTED_WAMPCRA, "scram"])
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+async def test_a_wrong_secret_is_refused_over_tls(tls, transport, method):
+    with pytest.raises(JoinFailed) as refused:
+        await tls.join(method, transport, secret="not-the-secret")
+    assert refused.value.reason == AUTHENTICATION_FAILED, refused.value
 
 
 @pytest.mark.parametrize("transport,serializer",
@@ -336,20 +369,55 @@ async def test_autobahn_component_with_a_tls_endpoint(tls_router, kind):
     assert (transport["type"], transport["tls"]) == (kind, True), transport
 
 
+class RecordingWampCra(xconn.WAMPCRAAuthenticator):
+    """xconn's WAMP-CRA authenticator (salted when the challenge has a salt, else keyed with the
+    secret itself), keeping the ``extra`` of each CHALLENGE it answers."""
+
+    def __init__(self, authid: str, secret: str):
+        super().__init__(authid, secret, {})
+        self.challenges = []
+
+    def authenticate(self, challenge):
+        self.challenges.append(challenge.extra)
+        return super().authenticate(challenge)
+
+
 async def test_xconn_over_wss(tls, tls_router, monkeypatch):
     """xconn takes no SSL context: its wss:// connections use Python's default trust store,
-    which ``SSL_CERT_FILE`` points at the test certificate."""
+    which ``SSL_CERT_FILE`` points at the test certificate. joe's WAMP-CRA challenge is salted,
+    una's is not."""
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_router.cert_path))
-    for authenticator, serializer in [
-        (xconn.TicketAuthenticator("joe", JOE_SECRET, {}), "json"),
-        (xconn.WAMPCRAAuthenticator("joe", JOE_SECRET, {}), "msgpack"),
-        (xconn.CryptoSignAuthenticator("ann", ANN_SEED.hex(), {}), "cbor"),
+    salted = RecordingWampCra("joe", JOE_SECRET)
+    unsalted = RecordingWampCra("una", UNA_SECRET)
+    for authenticator, serializer, authid in [
+        (xconn.TicketAuthenticator("joe", JOE_SECRET, {}), "json", "joe"),
+        (salted, "msgpack", "joe"),
+        (unsalted, "json", "una"),
+        (xconn.CryptoSignAuthenticator("ann", ANN_SEED.hex(), {}), "cbor", "ann"),
     ]:
         session = await tls.xconn_wss(authenticator, serializer)
-        sid = session._base_session.session_details.session_id
-        result = await asyncio.wait_for(session.call("wamp.session.get", [sid]), RECV_TIMEOUT)
+        details = session._base_session.session_details
+        assert (details.realm, details.authid) == (SECURE, authid), details
+        result = await asyncio.wait_for(session.call("wamp.session.get", [details.session_id]),
+                                        RECV_TIMEOUT)
         transport = result.args[0]["transport"]
         assert (transport["type"], transport["tls"]) == ("websocket", True), transport
+    [salted_extra] = salted.challenges
+    assert {"challenge", "salt", "iterations", "keylen"} <= set(salted_extra), salted_extra
+    assert [set(extra) for extra in unsalted.challenges] == [{"challenge"}], unsalted.challenges
+
+
+async def test_xconn_over_wss_refuses_wrong_secrets(tls, tls_router, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_router.cert_path))
+    for authenticator in [
+        xconn.TicketAuthenticator("joe", "not-the-secret", {}),
+        xconn.WAMPCRAAuthenticator("joe", "not-the-secret", {}),
+        xconn.WAMPCRAAuthenticator("una", "not-the-secret", {}),
+        xconn.CryptoSignAuthenticator("ann", os.urandom(32).hex(), {}),
+    ]:
+        with pytest.raises(XconnAbort) as refused:
+            await tls.xconn_wss(authenticator)
+        assert refused.value.message == AUTHENTICATION_FAILED, (authenticator, refused.value)
 
 
 async def test_a_client_that_does_not_trust_the_certificate_is_refused(tls):

@@ -2,9 +2,10 @@
 // Test harness for the Autobahn|JS interop tests: start the real `junction` binary on a free
 // loopback port with its own data directory, and open Autobahn|JS sessions to it.
 
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const https = require('node:https');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -75,6 +76,31 @@ function withTimeout(promise, ms, message) {
   return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Writes a self-signed certificate for 127.0.0.1 and localhost, and its key, into `dir` with
+ * the openssl command line (as docs/security.md shows); returns {certPath, keyPath, certPem}.
+ */
+function makeCertificate(dir) {
+  const certPath = path.join(dir, 'cert.pem');
+  const keyPath = path.join(dir, 'key.pem');
+  try {
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-days', '1', '-keyout', keyPath, '-out', certPath, '-subj', '/CN=junction-js-test',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    throw new Error(`cannot make a test certificate with openssl: ${e.message}`);
+  }
+  return { certPath, keyPath, certPem: fs.readFileSync(certPath, 'utf8') };
+}
+
+/** The `[tls]` section of a configuration file: a TLS listener on `port`. */
+function tlsConfig(port, { certPath, keyPath }) {
+  return `[tls]\nlisten = ["127.0.0.1:${port}"]\ncert = ${JSON.stringify(certPath)}\n` +
+    `key = ${JSON.stringify(keyPath)}\n\n`;
+}
+
 /** A configuration file (docs/configuration.md) that opens `realms` to anonymous clients. */
 function realmsConfig(realms) {
   return realms.map((name) => `[[realms]]\nname = ${JSON.stringify(name)}\n\n`).join('');
@@ -83,21 +109,34 @@ function realmsConfig(realms) {
 class Router {
   /**
    * `realms`: realms to open instead of the default `realm1` (written to a config file);
-   * `config`: a whole configuration file (TOML) instead, which takes precedence over `realms`.
+   * `config`: a whole configuration file (TOML) instead, which takes precedence over `realms`;
+   * `tls`: also listen with TLS on a second port (`wssUrl`), with a self-signed certificate
+   * made for this router (`tlsAgent()` trusts it).
    */
-  constructor({ realms = null, config = null } = {}) {
+  constructor({ realms = null, config = null, tls = false } = {}) {
     this.workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'junction-js-'));
     this.dataDir = path.join(this.workdir, 'data');
     this.logPath = path.join(this.workdir, 'router.log');
     this.realms = realms;
     this.config = config;
+    this.certificate = tls ? makeCertificate(this.workdir) : null;
     this.port = null;
+    this.tlsPort = null;
     this.proc = null;
     this.exit = null; // {code, signal} once the process has exited
   }
 
   get wsUrl() {
     return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  get wssUrl() {
+    return `wss://127.0.0.1:${this.tlsPort}/ws`;
+  }
+
+  /** An HTTPS agent that trusts this router's certificate (and nothing else). */
+  tlsAgent() {
+    return new https.Agent({ ca: this.certificate.certPem });
   }
 
   async start() {
@@ -107,16 +146,23 @@ class Router {
         '`cargo build -p junction --bin junction` or set JUNCTION_BIN');
     }
     fs.mkdirSync(this.dataDir, { recursive: true });
+    const configPath = path.join(this.workdir, 'junction.toml');
     const configArgs = [];
-    if (this.config !== null || this.realms !== null) {
-      const config = path.join(this.workdir, 'junction.toml');
-      fs.writeFileSync(config, this.config !== null ? this.config : realmsConfig(this.realms));
-      configArgs.push('--config', config);
+    if (this.config !== null || this.realms !== null || this.certificate !== null) {
+      configArgs.push('--config', configPath);
     }
     // A port picked by freePort() can be taken by a parallel test before the router binds it;
-    // the router then exits early and we try another port.
+    // the router then exits early and we try other ports.
     for (let attempt = 0; attempt < 3; attempt++) {
       this.port = await freePort();
+      if (configArgs.length > 0) {
+        let config = this.config !== null ? this.config : realmsConfig(this.realms || [REALM]);
+        if (this.certificate !== null) {
+          this.tlsPort = await freePort();
+          config = tlsConfig(this.tlsPort, this.certificate) + config;
+        }
+        fs.writeFileSync(configPath, config);
+      }
       const log = fs.openSync(this.logPath, 'a');
       this.exit = null;
       this.proc = spawn(binary, [
@@ -129,7 +175,8 @@ class Router {
       this.exited = exited;
       const deadline = Date.now() + STARTUP_TIMEOUT;
       while (Date.now() < deadline && this.exit === null) {
-        if (await canConnect(this.port)) return this;
+        if (await canConnect(this.port)
+          && (this.tlsPort === null || await canConnect(this.tlsPort))) return this;
         await delay(50);
       }
       await this.kill();
