@@ -228,18 +228,23 @@ fn round(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ratios_compare_junction_with_each_baseline() {
-        let outcome = |target: &str, rate: f64| Outcome {
+    /// A report of `scenario` with the headline rate of each system.
+    fn report(scenario: &str, op: &'static str, rates: &[(&str, f64)]) -> Report {
+        let outcome = |&(target, rate): &(&str, f64)| Outcome {
             target: target.into(),
-            op: "call",
+            op,
             ops_per_s: rate,
             ..Outcome::default()
         };
-        let report = Report::new(
+        Report::new(scenario, serde_json::json!({}), rates.iter().map(outcome).collect())
+    }
+
+    #[test]
+    fn ratios_compare_junction_with_each_baseline() {
+        let report = report(
             "rpc-throughput",
-            serde_json::json!({}),
-            vec![outcome("relay", 200.0), outcome("junction", 150.0), outcome("crossbar", 10.0)],
+            "call",
+            &[("relay", 200.0), ("junction", 150.0), ("crossbar", 10.0)],
         );
         assert_eq!(report.ratios["junction/relay calls/s"], 0.75);
         assert_eq!(report.ratios["junction/crossbar calls/s"], 15.0);
@@ -248,19 +253,13 @@ mod tests {
 
     #[test]
     fn cross_node_figures_are_compared_with_single_node_ones() {
-        let outcome = |target: &str, rate: f64| Outcome {
-            target: target.into(),
-            op: "event",
-            ops_per_s: rate,
-            ..Outcome::default()
-        };
-        let report = Report::new(
+        let report = report(
             "pubsub-fanout",
-            serde_json::json!({}),
-            vec![
-                outcome("junction", 100.0),
-                outcome("junction (cluster, one node)", 80.0),
-                outcome("junction (cross-node)", 40.0),
+            "event",
+            &[
+                ("junction", 100.0),
+                ("junction (cluster, one node)", 80.0),
+                ("junction (cross-node)", 40.0),
             ],
         );
         assert_eq!(report.ratios["junction (cross-node)/junction events/s"], 0.4);
