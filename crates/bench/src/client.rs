@@ -92,6 +92,17 @@ impl Client {
         }
     }
 
+    /// Calls `procedure` and waits for the answer.
+    pub async fn call(&mut self, procedure: &Uri, payload: &Payload) -> anyhow::Result<Message> {
+        let call = Call {
+            request: self.request_id(),
+            options: Dict::new(),
+            procedure: procedure.clone(),
+            payload: payload.clone(),
+        };
+        self.request(call.into()).await
+    }
+
     /// Sends GOODBYE and closes, without waiting for the answer.
     pub async fn leave(mut self) {
         let goodbye = Goodbye { details: Dict::new(), reason: Uri::new("wamp.close.normal") };

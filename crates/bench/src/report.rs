@@ -1,5 +1,5 @@
 //! Results: one [`Outcome`] per system under test, printed as a table with ratios against the
-//! relay and Crossbar.io, or as JSON.
+//! relay and Crossbar.io (and cross-node against single node), or as JSON.
 
 use std::fmt::Write as _;
 
@@ -8,7 +8,8 @@ use serde::Serialize;
 /// What one scenario measured on one system.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {
-    /// `junction`, `relay`, `crossbar` or `external`.
+    /// `junction`, `relay`, `crossbar`, `external`, or a cluster's `… (cross-node)` and
+    /// `junction (cluster, one node)`.
     pub target: String,
     /// What one operation is: `call`, `event` (one delivery to one subscriber) or `join` (one
     /// session established).
@@ -80,6 +81,17 @@ impl Latency {
     }
 }
 
+/// The ratios a report gives, as (system, baseline), when both ran: Junction against the relay
+/// and Crossbar.io, and a cluster across nodes against a standalone router and against the same
+/// cluster on one node.
+const RATIOS: [(&str, &str); 5] = [
+    ("junction", "relay"),
+    ("junction", "crossbar"),
+    ("junction (cross-node)", "junction"),
+    ("junction (cross-node)", "junction (cluster, one node)"),
+    ("external (cross-node)", "external"),
+];
+
 /// A whole report: the scenario, its parameters, an outcome per system and the ratios.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -89,8 +101,9 @@ pub struct Report {
     pub params: serde_json::Value,
     /// One outcome per system, in the order they ran.
     pub results: Vec<Outcome>,
-    /// `junction/relay` and `junction/crossbar` for the headline figure (and for p99 in RPC
-    /// scenarios, and memory per session in `sessions`).
+    /// `junction/relay`, `junction/crossbar` and each cross-node figure against its single-node
+    /// counterparts (see [`RATIOS`]) for the headline figure (and for p99 in RPC scenarios,
+    /// memory per session in `sessions` and instructions with callgrind).
     pub ratios: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -99,28 +112,22 @@ impl Report {
     pub fn new(scenario: &str, params: serde_json::Value, results: Vec<Outcome>) -> Self {
         let mut ratios = serde_json::Map::new();
         let find = |name: &str| results.iter().find(|o| o.target == name);
-        if let Some(junction) = find("junction") {
-            for base in ["relay", "crossbar"] {
-                let Some(other) = find(base) else { continue };
-                let mut add = |metric: &str, a: f64, b: f64| {
-                    if b > 0.0 {
-                        ratios.insert(format!("junction/{base} {metric}"), round(a / b).into());
-                    }
-                };
-                add(&junction.op_rate_name(), junction.ops_per_s, other.ops_per_s);
-                if let (Some(a), Some(b)) = (&junction.latency_us, &other.latency_us) {
-                    add("p99", a.p99 as f64, b.p99 as f64);
+        for (name, base) in RATIOS {
+            let (Some(this), Some(other)) = (find(name), find(base)) else { continue };
+            let mut add = |metric: &str, a: f64, b: f64| {
+                if b > 0.0 {
+                    ratios.insert(format!("{name}/{base} {metric}"), round(a / b).into());
                 }
-                if let (Some(a), Some(b)) =
-                    (junction.rss_per_session_bytes, other.rss_per_session_bytes)
-                {
-                    add("memory per session", a, b);
-                }
-                if let (Some(a), Some(b)) =
-                    (junction.instructions_per_op, other.instructions_per_op)
-                {
-                    add("instructions per op", a, b);
-                }
+            };
+            add(&this.op_rate_name(), this.ops_per_s, other.ops_per_s);
+            if let (Some(a), Some(b)) = (&this.latency_us, &other.latency_us) {
+                add("p99", a.p99 as f64, b.p99 as f64);
+            }
+            if let (Some(a), Some(b)) = (this.rss_per_session_bytes, other.rss_per_session_bytes) {
+                add("memory per session", a, b);
+            }
+            if let (Some(a), Some(b)) = (this.instructions_per_op, other.instructions_per_op) {
+                add("instructions per op", a, b);
             }
         }
         Self { scenario: scenario.to_owned(), params, results, ratios }
@@ -221,22 +228,46 @@ fn round(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ratios_compare_junction_with_each_baseline() {
-        let outcome = |target: &str, rate: f64| Outcome {
+    /// A report of `scenario` with the headline rate of each system.
+    fn report(scenario: &str, op: &'static str, rates: &[(&str, f64)]) -> Report {
+        let outcome = |&(target, rate): &(&str, f64)| Outcome {
             target: target.into(),
-            op: "call",
+            op,
             ops_per_s: rate,
             ..Outcome::default()
         };
-        let report = Report::new(
+        Report::new(scenario, serde_json::json!({}), rates.iter().map(outcome).collect())
+    }
+
+    #[test]
+    fn ratios_compare_junction_with_each_baseline() {
+        let report = report(
             "rpc-throughput",
-            serde_json::json!({}),
-            vec![outcome("relay", 200.0), outcome("junction", 150.0), outcome("crossbar", 10.0)],
+            "call",
+            &[("relay", 200.0), ("junction", 150.0), ("crossbar", 10.0)],
         );
         assert_eq!(report.ratios["junction/relay calls/s"], 0.75);
         assert_eq!(report.ratios["junction/crossbar calls/s"], 15.0);
         assert!(report.table().contains("junction/relay calls/s: 0.75"));
+    }
+
+    #[test]
+    fn cross_node_figures_are_compared_with_single_node_ones() {
+        let report = report(
+            "pubsub-fanout",
+            "event",
+            &[
+                ("junction", 100.0),
+                ("junction (cluster, one node)", 80.0),
+                ("junction (cross-node)", 40.0),
+            ],
+        );
+        assert_eq!(report.ratios["junction (cross-node)/junction events/s"], 0.4);
+        assert_eq!(
+            report.ratios["junction (cross-node)/junction (cluster, one node) events/s"],
+            0.5
+        );
+        assert_eq!(report.ratios.len(), 2);
     }
 
     #[test]

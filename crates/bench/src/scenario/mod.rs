@@ -7,6 +7,11 @@
 //!    is no warm-up and the window is the whole run);
 //! 4. the load stops, what is in flight drains (bounded), the sessions close.
 //!
+//! In cross-node runs the far side (callees, subscribers) joins another node of a cluster than
+//! the near side (callers, publishers), and step 1 also waits until the near side's node routes
+//! to every far session: a node learns of the other nodes' registrations and subscriptions a
+//! moment after they are made.
+//!
 //! - [`rpc`]: `rpc-latency` and `rpc-throughput` (callers × echo callees, window of calls).
 //! - [`pubsub`]: `pubsub-fanout` and `pubsub-throughput` (publishers × subscribers × topics).
 //! - [`sessions`]: `sessions` (idle sessions: join rate and router memory per session).
@@ -34,13 +39,25 @@ pub struct Timing {
 
 /// What every scenario needs to know about the system it drives.
 pub struct Run<'a> {
-    /// Where to connect.
+    /// Where callers and publishers connect.
     pub endpoint: Endpoint,
+    /// Where callees and subscribers connect: `endpoint`, or another node of its cluster.
+    pub far: Endpoint,
     /// The system, for `/proc` readings and instruction counts.
     pub target: &'a Target,
     /// When to stop.
     pub timing: Timing,
 }
+
+impl Run<'_> {
+    /// Whether the two sides of the scenario are on different routers.
+    pub fn cross_node(&self) -> bool {
+        self.far.addr != self.endpoint.addr
+    }
+}
+
+/// How long the near side's router may take to learn of the far side's sessions.
+pub const PROPAGATION: Duration = Duration::from_secs(30);
 
 /// Readings taken when the window opened.
 pub struct Window {

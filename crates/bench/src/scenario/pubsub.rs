@@ -1,7 +1,8 @@
 //! `pubsub-fanout` and `pubsub-throughput`: P publishers, S subscribers, T topics
 //! (`bench.topic.<t>`). Subscriber `s` subscribes to topic `s mod T`; publisher `p` publishes to
 //! the topics in turn starting at `p mod T`, without acknowledgement. `pubsub-fanout` is one
-//! publisher and one topic.
+//! publisher and one topic. The subscribers join the far endpoint: in cross-node runs, another
+//! node than the publishers'.
 //!
 //! Flow control: the publishers may be at most `window` publications per publisher ahead of the
 //! subscribers, counted in deliveries (the load generator sees both ends). A router that drops
@@ -10,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::sync::{Notify, watch};
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use junction_wire::{Payload, Serializer, Uri};
 
-use super::{Run, join_all, start};
+use super::{PROPAGATION, Run, join_all, start};
 use crate::client::{self, Client};
 use crate::link::Incoming;
 use crate::report::Outcome;
@@ -96,6 +97,13 @@ impl Shared {
         }
     }
 
+    /// Forgets the deliveries owed and made so far (before the load starts).
+    fn reset(&self) {
+        for counter in [&self.expected, &self.delivered, &self.written_off] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Waits until every owed event has arrived, or none has for [`STALL`].
     async fn drain(&self) {
         loop {
@@ -143,7 +151,7 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     let subscribed = join_all(params.subscribers, 64, |s| {
         let topic = topics.get(s % topics.len()).map(|(t, _)| t.clone());
         async move {
-            let mut client = Client::join(endpoint, params.subscriber_serializer, None).await?;
+            let mut client = Client::join(&run.far, params.subscriber_serializer, None).await?;
             client.subscribe(topic.context("topic")?.as_str()).await?;
             Ok(client)
         }
@@ -155,10 +163,15 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     }
 
     let payload = client::payload(params.publisher_serializer, params.payload)?;
-    let clients = join_all(params.publishers, 64, |_| {
+    let mut clients = join_all(params.publishers, 64, |_| {
         Client::join(endpoint, params.publisher_serializer, None)
     })
     .await?;
+    if run.cross_node()
+        && let Some(first) = clients.first_mut()
+    {
+        await_subscribers(first, &topics, &payload, &shared).await?;
+    }
     let (go, ready) = watch::channel(false);
     let mut publishers = JoinSet::new();
     for (index, client) in clients.into_iter().enumerate() {
@@ -215,6 +228,39 @@ async fn collect(publishers: &mut JoinSet<anyhow::Result<()>>, errors: &mut Vec<
             Ok(Ok(())) => {}
             Ok(Err(error)) => errors.push(error),
             Err(panic) => errors.push(panic.into()),
+        }
+    }
+}
+
+/// Publishes to every topic through `client` until every subscriber gets the event, then
+/// forgets the counts: in a cluster, the publishers' node learns of subscriptions on another
+/// node a moment after they are made.
+async fn await_subscribers(
+    client: &mut Client,
+    topics: &[(Uri, u64)],
+    payload: &Payload,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PROPAGATION;
+    loop {
+        shared.reset();
+        for (topic, fanout) in topics {
+            let request = client.request_id();
+            shared.expected.fetch_add(*fanout, Ordering::Relaxed);
+            client
+                .writer
+                .send(client::publish(client.serializer, request, topic, payload)?)
+                .await?;
+        }
+        shared.drain().await;
+        let delivered = shared.delivered.load(Ordering::Relaxed);
+        let expected = shared.expected.load(Ordering::Relaxed);
+        if delivered >= expected {
+            shared.reset();
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the publishers' router reaches {delivered} of {expected} subscribers");
         }
     }
 }

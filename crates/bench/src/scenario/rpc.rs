@@ -3,6 +3,8 @@
 //! procedures in turn. The callee answers each INVOCATION with a YIELD carrying the same payload,
 //! in order, and flushes once per batch of what it has read. `rpc-latency` is one caller, one
 //! callee and a window of one.
+//!
+//! The callees join the far endpoint: in cross-node runs, another node than the callers'.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +17,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use junction_wire::{Payload, Serializer, Uri};
+use junction_wire::{Message, Payload, Serializer, Uri};
 
-use super::{Run, join_all, start};
+use super::{PROPAGATION, Run, join_all, start};
 use crate::client::{self, CallOutcome, Client};
 use crate::link::Incoming;
 use crate::report::{Latency, Outcome};
@@ -87,7 +89,7 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     let joined = join_all(params.callees, 64, |k| {
         let procedure = procedures.get(k).cloned();
         async move {
-            let mut client = Client::join(endpoint, params.callee_serializer, None).await?;
+            let mut client = Client::join(&run.far, params.callee_serializer, None).await?;
             client.register(procedure.context("procedure")?.as_str()).await?;
             Ok(client)
         }
@@ -104,9 +106,14 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     });
     let (go, ready) = watch::channel(false);
     let payload = client::payload(params.caller_serializer, params.payload)?;
-    let clients =
+    let mut clients =
         join_all(params.callers, 64, |_| Client::join(endpoint, params.caller_serializer, None))
             .await?;
+    if run.cross_node()
+        && let Some(first) = clients.first_mut()
+    {
+        await_procedures(first, &procedures, &payload).await?;
+    }
     let mut callers = JoinSet::new();
     for (index, client) in clients.into_iter().enumerate() {
         let caller = Caller {
@@ -149,6 +156,28 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     outcome.errors = shared.failed.load(Ordering::Relaxed);
     outcome.latency_us = Some(Latency::from_histogram(&histogram));
     Ok(outcome)
+}
+
+/// Calls each procedure through `client` until it answers: in a cluster, the callers' node
+/// learns of a registration on another node a moment after it is made.
+async fn await_procedures(
+    client: &mut Client,
+    procedures: &[Uri],
+    payload: &Payload,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PROPAGATION;
+    for procedure in procedures {
+        loop {
+            match client.call(procedure, payload).await? {
+                Message::Result(_) => break,
+                Message::Error(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                other => bail!("calling {procedure} from the callers' router: {other:?}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Microseconds from 1 µs to one minute, three significant digits.
