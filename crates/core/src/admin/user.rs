@@ -38,10 +38,9 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
             3,
             "bondy.user.updated",
             |s, args, offset| {
-                let name = args.string(offset, "username")?;
-                let user = s.users.get_mut(name).ok_or_else(|| no_user(name))?;
-                apply_user(user, args.dict(offset + 1, "changes")?).map_err(|e| args.wrong(&e))?;
-                Ok(name.to_owned())
+                edit_user(s, args, offset, |user| {
+                    apply_user(user, args.dict(offset + 1, "changes")?).map_err(|e| args.wrong(&e))
+                })
             },
             |s, name| s.users.get(name).map(describe_user),
         )
@@ -52,10 +51,10 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
             2,
             "bondy.user.updated",
             |s, args, offset| {
-                let name = args.string(offset, "username")?;
-                let user = s.users.get_mut(name).ok_or_else(|| no_user(name))?;
-                user.enabled = name_enables(args);
-                Ok(name.to_owned())
+                edit_user(s, args, offset, |user| {
+                    user.enabled = name_enables(args);
+                    Ok(())
+                })
             },
             |_, _| None,
         )
@@ -137,6 +136,18 @@ pub(super) fn call_group(
         ),
         _ => return None,
     })
+}
+
+/// Applies `edit` to the user the argument at `offset` names; returns the username.
+fn edit_user(
+    security: &mut Security,
+    args: &Args,
+    offset: usize,
+    edit: impl FnOnce(&mut User) -> Result<(), Error>,
+) -> Result<String, Error> {
+    let name = args.string(offset, "username")?;
+    edit(security.users.get_mut(name).ok_or_else(|| no_user(name))?)?;
+    Ok(name.to_owned())
 }
 
 fn no_user(name: &str) -> Error {
