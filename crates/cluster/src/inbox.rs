@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use futures_util::StreamExt;
 
-use junction_core::{Outbound, SharedMessage};
+use junction_core::SharedMessage;
 use junction_wire::message::{Error as ErrorMessage, Interrupt};
 use junction_wire::{Dict, Message, MessageType, Serializer, SessionId, Uri};
 
@@ -40,11 +40,10 @@ impl Node {
         };
         match kind.as_str() {
             kind::EVENT => {
-                let event = Arc::new(SharedMessage::new(message));
-                for session in sessions {
-                    if let Some(peer) = self.local_peer(session) {
-                        peer.push(Outbound::Event(Arc::clone(&event)));
-                    }
+                // One publication's recipients are all in one realm.
+                let realm = sessions.iter().find_map(|s| self.local_realm(*s));
+                if let Some(realm) = realm {
+                    realm.deliver_local(&sessions, Arc::new(SharedMessage::new(message)));
                 }
             }
             kind::MESSAGE => {

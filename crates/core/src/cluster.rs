@@ -14,8 +14,8 @@ use junction_wire::{Message, RegistrationId, SessionId, SubscriptionId, Uri};
 
 use crate::error::Error;
 use crate::options::{MatchPolicy, RegisterOptions};
-use crate::outbox::Outbox;
-use crate::realm::{Peer, Realm};
+use crate::outbox::{Outbound, Outbox, SharedMessage};
+use crate::realm::{Peer, Realm, read};
 use crate::session::SessionInfo;
 
 /// What the core tells a cluster layer about local sessions, and the one thing it asks.
@@ -118,6 +118,15 @@ impl Realm {
     pub fn detach_remote(&self, session: SessionId, now: SystemTime) {
         if let Some(peer) = self.session(session).filter(|p| p.is_remote()) {
             self.detach(&peer, now);
+        }
+    }
+
+    /// Queues an event from another node for the local sessions among `sessions`, under one
+    /// look-up of the realm's session table.
+    pub fn deliver_local(&self, sessions: &[SessionId], event: Arc<SharedMessage>) {
+        let attached = read(&self.sessions);
+        for peer in sessions.iter().filter_map(|id| attached.get(id)).filter(|p| !p.is_remote()) {
+            peer.push(Outbound::Event(Arc::clone(&event)));
         }
     }
 

@@ -327,7 +327,7 @@ pub struct Realm {
     /// The settings; replaced whole by `bondy.realm.update`.
     config: RwLock<Arc<RealmConfig>>,
     /// Attached sessions. Read on every meta query and written on join/leave only.
-    sessions: RwLock<HashMap<SessionId, Arc<Peer>>>,
+    pub(crate) sessions: RwLock<HashMap<SessionId, Arc<Peer>>>,
     /// How many of `sessions` are this node's own.
     local_sessions: AtomicUsize,
     pub(crate) broker: Broker,
