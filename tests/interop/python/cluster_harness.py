@@ -13,7 +13,10 @@ nodes joined to it through their ``[cluster]`` section (issue #7).
   server (node ``nK`` talks to the K-th NATS server only, so traffic between nodes crosses NATS
   routes). ``kill_node`` sends SIGKILL to one node. ``stop`` ends every process and removes the
   temporary directory (set ``JUNCTION_KEEP_CLUSTER_DIRS=1`` to keep it for inspection).
-* ``ClusterClients`` opens Autobahn sessions on any node and closes them all at teardown.
+  ``NatsServer.kill9`` and ``restart`` take a NATS server away with SIGKILL and bring it back
+  on the same ports with the same JetStream store (the NATS outage and failover tests).
+* ``ClusterClients`` opens Autobahn sessions and hand-written peers (``RawPeer``, for what
+  Autobahn cannot send) on any node and closes them all at teardown.
 
 ``JUNCTION_CLUSTER_SINGLE_NODE=1`` is a self-check of the tests, not of the router: no NATS is
 started and every node index names one router without ``[cluster]``. Tests that only need "one
@@ -42,6 +45,7 @@ from pathlib import Path
 
 from junction_harness import (
     STOP_TIMEOUT,
+    RawPeer,
     RouterProcess,
     RouterStartError,
     close_xconn,
@@ -130,7 +134,9 @@ class NatsServer:
         self.port = 0          # client port
         self.cluster_port = 0  # route port
         self.http_port = 0     # monitoring port
+        self.routes: list[str] = []
         self.proc: subprocess.Popen | None = None
+        self.killed = False  # by the test, with kill9
         self.log_title = f"nats-server {name} log"
 
     @property
@@ -145,6 +151,8 @@ class NatsServer:
         self.port, self.cluster_port, self.http_port = free_port(), free_port(), free_port()
 
     def start(self, routes: list[str]) -> None:
+        self.routes = list(routes)
+        self.killed = False
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
@@ -209,6 +217,19 @@ class NatsServer:
 
     def stop(self) -> None:
         _stop_process(self.proc)
+
+    def kill9(self) -> None:
+        """SIGKILL: no lame-duck mode; its clients and routes see their connections drop."""
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def restart(self) -> None:
+        """Starts the server again after ``kill9``: same name, ports, routes and JetStream store
+        directory. Returns at once; ``ready`` tells when it is up again."""
+        with open(self.log_path, "ab") as log:
+            log.write(b"\n----- restarted by the test -----\n")
+        self.start(self.routes)
 
     def log_tail(self, max_chars: int = 6000) -> str:
         return _tail(self.log_path, max_chars)
@@ -385,7 +406,7 @@ class JunctionCluster:
                 dead.append(f"junction node {node.node} exited with code {node.proc.poll()}; "
                             f"log:\n{node.log_tail()}")
         for server in self.nats.servers:
-            if not server.is_running():
+            if not server.killed and not server.is_running():
                 dead.append(f"{server.name} exited; log:\n{server.log_tail()}")
         return dead
 
@@ -423,12 +444,14 @@ class JunctionCluster:
 
 
 class ClusterClients:
-    """Autobahn sessions on any node of a cluster, all closed at teardown."""
+    """Autobahn sessions and hand-written peers on any node of a cluster, all closed at
+    teardown."""
 
     def __init__(self, cluster: JunctionCluster):
         self.cluster = cluster
         self._autobahn = []
         self._xconn = []
+        self._raw = []
 
     def _node(self, node) -> RouterProcess:
         return self.cluster[node] if isinstance(node, int) else node
@@ -446,6 +469,12 @@ class ClusterClients:
         self._autobahn.append(session)
         return session
 
+    async def raw(self, node, transport: str = "websocket", serializer: str = "json") -> RawPeer:
+        """A hand-written peer connected to ``node`` (not joined yet: send HELLO yourself)."""
+        peer = await RawPeer.open(self._node(node), transport, serializer)
+        self._raw.append(peer)
+        return peer
+
     def forget(self, session) -> None:
         """A session the test already closed (or whose node it killed)."""
         if session in self._autobahn:
@@ -455,3 +484,4 @@ class ClusterClients:
         await asyncio.gather(*(s.close() for s in self._autobahn), return_exceptions=True)
         for session in self._xconn:
             await close_xconn(session)
+        await asyncio.gather(*(p.close() for p in self._raw), return_exceptions=True)

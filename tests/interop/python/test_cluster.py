@@ -5,7 +5,9 @@ processes routed to each other, and three Junction nodes n1, n2, n3, node ``nK``
 the K-th NATS server only. Clients join whichever node a test names and must see one router:
 
 * RPC across nodes: plain calls, every invocation policy of shared registrations
-  (single/roundrobin/random/first/last), progressive results, cancel, timeout, errors;
+  (single/roundrobin/random/first/last), progressive results, cancel, timeout, errors, and with
+  hand-written peers (what Autobahn|Python cannot send) progressive call invocations and the
+  three cancel modes;
 * pub/sub across nodes: exact, prefix and wildcard subscriptions get an event exactly once with
   the publication id the publisher was given, black/white listing by session id, the order of one
   publisher's events, subscription and registration ids shared by every node;
@@ -16,6 +18,10 @@ the K-th NATS server only. Clients join whichever node a test names and must see
 * a node killed with SIGKILL (its own cluster, ``doomed_cluster``): the others withdraw its
   sessions, registrations and subscriptions, fail calls waiting on its callees with
   ``wamp.error.canceled``, and keep working meanwhile;
+* NATS going away (clusters of their own too): with all three NATS servers killed, each node
+  keeps serving its own sessions and refuses only ``single`` registrations; once they are started
+  again the nodes mirror each other again (a session that left meanwhile is gone everywhere) and
+  nobody is taken for dead; a node whose NATS server alone dies fails over to another one;
 * and a router without ``[cluster]`` still works with no NATS anywhere.
 
 Timing. A cluster spreads state asynchronously: a subscription made on n3 reaches n1 a moment
@@ -24,12 +30,15 @@ the router shows the state has arrived — a probe event is delivered, a call is
 expected callee, a meta procedure lists it — and then check the behaviour itself. Configuration
 changes are held to the issue's "within a second" (``CONFIG_PROPAGATION_TIMEOUT``, with a little
 slack for a loaded machine). Checks that something is *not* delivered publish a later marker from
-the same publisher and assert what had arrived when the marker did.
+the same publisher and assert what had arrived when the marker did. One exception: after NATS
+trouble the tests watch the cluster for a fixed time (``STAY_WHOLE``), since taking a live node
+for dead is itself a matter of time (its heartbeat missing for ``node_timeout_ms``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -37,12 +46,19 @@ import pytest_asyncio
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, SubscribeOptions
 
-from cluster_harness import ClusterClients, JunctionCluster
+from cluster_harness import ClusterClients, JunctionCluster, http_get
 from junction_harness import (
+    CALL,
+    ERROR,
+    INVOCATION,
     RECV_TIMEOUT,
+    RESULT,
+    WELCOME,
+    YIELD,
     Collector,
     JoinFailed,
     RouterProcess,
+    assert_error,
     connect_autobahn,
     junction_binary,
     subscribe_collector,
@@ -54,6 +70,18 @@ PROPAGATION_TIMEOUT = 5.0
 CONFIG_PROPAGATION_TIMEOUT = 1.5
 # The issue: when a node dies "the others notice within a few seconds".
 NODE_DEATH_TIMEOUT = 10.0
+# After all NATS servers were killed and started again: JetStream needs up to ~10 s to elect its
+# leaders, the nodes ~2 s more to write their records anew (docs/cluster.md).
+NATS_RECOVERY_TIMEOUT = 30.0
+# A node whose NATS server died reconnects to another server of the NATS cluster.
+NATS_FAILOVER_TIMEOUT = 5.0
+# How long the cluster must stay whole after NATS trouble: a node takes another for dead after
+# node_timeout_ms (3 s by default) without its heartbeat, and async-nats notices a lost watch of
+# the directory only after twice its 5 s idle heartbeat.
+STAY_WHOLE = 10.0
+
+# Message types the hand-written peers need beyond junction_harness's.
+CANCEL, INTERRUPT = 49, 69
 
 ADMIN = "junction.admin"
 ROOT_SECRET = "root-secret-cluster"
@@ -164,17 +192,26 @@ def cluster_health(request):
 
 @pytest.fixture
 def doomed_cluster(request):
-    """A cluster of its own for the test that kills a node. Its JetStream buckets have three
-    replicas, as docs/cluster.md recommends for production (the module's cluster uses the
-    default, the issue's minimal ``[cluster]``)."""
+    """A cluster of its own for a test that kills a node or NATS servers. Its JetStream buckets
+    have three replicas, as docs/cluster.md recommends for production (the module's cluster uses
+    the default, the issue's minimal ``[cluster]``), so that they survive the loss of one NATS
+    server."""
     c = start_cluster("replicas = 3\n")
     request.node.junction_routers = getattr(request.node, "junction_routers", []) + list(
         c.processes)
     yield c
-    dead = c.crashed()  # n3, killed by the test, does not count
+    dead = c.crashed()  # what the test killed does not count
     c.stop()
     if dead:
         pytest.fail("\n\n".join(dead), pytrace=False)
+
+
+@pytest_asyncio.fixture
+async def doomed_clients(doomed_cluster):
+    """Clients of ``doomed_cluster``, closed before it stops."""
+    pool = ClusterClients(doomed_cluster)
+    yield pool
+    await asyncio.wait_for(pool.close(), 30)
 
 
 @pytest_asyncio.fixture
@@ -540,6 +577,123 @@ async def test_call_timeout_across_nodes_fails_the_call_and_interrupts_the_calle
     assert error.error == "wamp.error.timeout", error
     assert 0.39 <= elapsed < 3.0, f"timed out after {elapsed:.3f}s for a 400 ms timeout"
     await asyncio.wait_for(asyncio.shield(interrupted), RECV_TIMEOUT)
+
+
+# Hand-written peers for what Autobahn|Python cannot send: progressive CALLs (CALL with
+# ``progress: true``) and CANCEL with a mode (its cancel() sends none, which means killnowait).
+
+
+async def raw_join(clients, node, transport: str = "websocket", serializer: str = "json",
+                   **features: dict):
+    """A hand-written peer joined to realm1 on ``node``; ``features`` per role, for instance
+    ``callee={"call_canceling": True}``."""
+    peer = await clients.raw(node, transport, serializer)
+    roles = {role: {"features": features.get(role, {})}
+             for role in ("caller", "callee", "publisher", "subscriber")}
+    welcome = await peer.hello("realm1", {"roles": roles})
+    assert welcome[0] == WELCOME, f"expected WELCOME on n{node}, got {welcome!r}"
+    return peer
+
+
+async def received(peer, kind: int, what: str) -> list:
+    """The peer's next message, which must be of type ``kind``."""
+    message = await peer.recv()
+    assert message[0] == kind, f"{what}: expected message type {kind}, got {message!r}"
+    return message
+
+
+async def until_registered_on(clients, node, procedure: str) -> int:
+    """Waits until the meta API of ``node`` knows ``procedure``; its registration id."""
+    asker = await clients.autobahn(node)
+    return await eventually(lambda: call(asker, "wamp.registration.lookup", procedure),
+                            lambda r: r is not None, f"n{node} to know {procedure}")
+
+
+async def marker_call(caller, callee, procedure: str, registration: int) -> None:
+    """The caller calls ``procedure`` of the callee. The callee's next message must be that
+    INVOCATION and the caller's next one its RESULT: whatever the router was going to send
+    either of them before (INTERRUPT, a late answer) would have come first, since messages
+    between two nodes keep their order."""
+    request = caller.next_request_id()
+    await caller.send([CALL, request, {}, procedure, ["marker"]])
+    invocation = await received(callee, INVOCATION, "callee: the marker call")
+    assert invocation[2] == registration, f"callee: expected the marker, got {invocation!r}"
+    await callee.send([YIELD, invocation[1], {}, ["marker done"]])
+    reply = await received(caller, RESULT, "caller: the marker's RESULT")
+    assert reply[1] == request, f"caller: expected the marker's RESULT, got {reply!r}"
+
+
+async def test_progressive_call_invocations_from_n1_reach_the_callee_on_n3_as_one_invocation(
+    clients
+):
+    procedure = "com.cl.rpc.upload"
+    callee = await raw_join(clients, 3, "rawsocket", "msgpack",
+                            callee={"progressive_call_invocations": True, "call_canceling": True})
+    caller = await raw_join(clients, 1, caller={"progressive_call_invocations": True})
+    registration = await callee.register(procedure)
+    await until_registered_on(clients, 1, procedure)
+    chunks = [f"chunk-{n}" for n in range(1, 6)]
+
+    # Every chunk is sent at once: they cross n1 -> n3 back to back.
+    request = caller.next_request_id()
+    for n, chunk in enumerate(chunks, 1):
+        options = {"progress": True} if n < len(chunks) else {}
+        await caller.send([CALL, request, options, procedure, [chunk]])
+    invocations = [await received(callee, INVOCATION, f"callee on n3, {chunk}")
+                   for chunk in chunks]
+
+    assert len({inv[1] for inv in invocations}) == 1, (
+        f"the chunks of one call must share one INVOCATION request id: {invocations!r}")
+    assert all(inv[2] == registration for inv in invocations), invocations
+    assert [inv[4] for inv in invocations] == [[chunk] for chunk in chunks], invocations
+    assert [bool(inv[3].get("progress")) for inv in invocations] == [True] * 4 + [False], (
+        invocations)
+    await callee.send([YIELD, invocations[-1][1], {}, [f"{len(chunks)} chunks"]])
+    reply = await received(caller, RESULT, "caller on n1")
+    assert reply[1] == request and reply[3] == ["5 chunks"], reply
+
+
+@pytest.mark.parametrize("mode", ["kill", "killnowait", "skip"])
+async def test_cancel_modes_of_a_caller_on_n1_apply_to_the_callee_on_n2(clients, mode):
+    slow, marker = f"com.cl.rpc.cancel_{mode}", f"com.cl.rpc.cancel_{mode}_marker"
+    callee = await raw_join(clients, 2, callee={"call_canceling": True})
+    caller = await raw_join(clients, 1, "rawsocket", "cbor", caller={"call_canceling": True})
+    slow_registration = await callee.register(slow)
+    marker_registration = await callee.register(marker)
+    # n2 writes its registrations in order: once n1 knows the marker, it knows both.
+    await until_registered_on(clients, 1, marker)
+    request = caller.next_request_id()
+    await caller.send([CALL, request, {}, slow, ["work"]])
+    invocation = await received(callee, INVOCATION, "callee on n2")
+    assert invocation[2] == slow_registration, invocation
+
+    await caller.send([CANCEL, request, {"mode": mode}])
+
+    if mode == "kill":
+        interrupt = await received(callee, INTERRUPT, "callee on n2")
+        assert interrupt[1] == invocation[1] and interrupt[2].get("mode") == "kill", interrupt
+        # The caller is told nothing until the callee answers...
+        await marker_call(caller, callee, marker, marker_registration)
+        # ... and then gets the callee's ERROR.
+        await callee.send([ERROR, INVOCATION, invocation[1], {}, "wamp.error.canceled",
+                           ["stopped at 42%"]])
+        reply = await caller.recv()
+        assert_error(reply, CALL, request, "wamp.error.canceled")
+        assert reply[5:6] == [["stopped at 42%"]], f"the callee's ERROR arguments: {reply!r}"
+        return
+    # killnowait and skip: the caller gets ERROR at once.
+    assert_error(await caller.recv(), CALL, request, "wamp.error.canceled")
+    if mode == "killnowait":
+        interrupt = await received(callee, INTERRUPT, "callee on n2")
+        assert interrupt[1] == invocation[1], interrupt
+        assert interrupt[2].get("mode") == "killnowait", interrupt
+        await callee.send([ERROR, INVOCATION, invocation[1], {}, "wamp.error.canceled"])
+    else:
+        # skip: no INTERRUPT before the marker's INVOCATION; the late answer is dropped.
+        await marker_call(caller, callee, marker, marker_registration)
+        await callee.send([YIELD, invocation[1], {}, ["too late"]])
+    # Whatever the callee answered is not forwarded: the marker's RESULT comes first.
+    await marker_call(caller, callee, marker, marker_registration)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1086,12 +1240,10 @@ async def test_group_and_source_changes_on_one_node_apply_on_the_others_within_a
 # ------------------------------------------------------------------------------------------------
 
 
-async def test_killed_node_is_withdrawn_and_the_rest_of_the_cluster_keeps_working(doomed_cluster):
-    pool = ClusterClients(doomed_cluster)
-    try:
-        await node_death_scenario(doomed_cluster, pool)
-    finally:
-        await asyncio.wait_for(pool.close(), 30)
+async def test_killed_node_is_withdrawn_and_the_rest_of_the_cluster_keeps_working(
+    doomed_cluster, doomed_clients
+):
+    await node_death_scenario(doomed_cluster, doomed_clients)
 
 
 async def node_death_scenario(cluster: JunctionCluster, clients: ClusterClients) -> None:
@@ -1181,6 +1333,207 @@ async def node_death_scenario(cluster: JunctionCluster, clients: ClusterClients)
         await events.wait_until(lambda items: any(a == ("still here",) for a, _, _ in items),
                                 "an event from n2 after n3 was withdrawn")
     assert canceled_after < NODE_DEATH_TIMEOUT
+
+
+# ------------------------------------------------------------------------------------------------
+# NATS goes away
+# ------------------------------------------------------------------------------------------------
+
+
+async def until_logged(node, text: str, since: int, timeout: float = NODE_DEATH_TIMEOUT) -> None:
+    """Waits until the log of ``node``, past its first ``since`` characters, says ``text``."""
+    deadline = time.monotonic() + timeout
+    while text not in node.log_path.read_text(errors="replace")[since:]:
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{node.node} did not log {text!r} within {timeout}s", pytrace=False)
+        await asyncio.sleep(0.1)
+
+
+async def stays_whole(caller, procedure: str, answer: str, askers: dict, everyone: set,
+                      seconds: float, what: str) -> None:
+    """For ``seconds``: ``procedure`` keeps answering ``answer`` to ``caller``, and
+    ``wamp.session.list`` lists ``everyone`` on the node of each asker (``{"n1": session}``)."""
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        try:
+            got = await call(caller, procedure)
+        except ApplicationError as e:
+            got = e
+        assert got == answer, f"{elapsed:.1f}s {what}, {procedure} answered {got!r}"
+        for node, asker in askers.items():
+            ids = set(await call(asker, "wamp.session.list"))
+            assert ids == everyone, (f"{elapsed:.1f}s {what}, {node} lists {sorted(ids)}, "
+                                     f"missing {sorted(everyone - ids)}")
+        await asyncio.sleep(0.25)
+
+
+def nats_state(cluster: JunctionCluster) -> str:
+    """What each NATS server says of itself, for a failure message."""
+    return "; ".join(f"{s.name}: {s.ready(len(cluster.nats.servers) - 1)[1]}"
+                     for s in cluster.nats.servers)
+
+
+async def test_nats_outage_keeps_local_traffic_and_the_nodes_resync_after_it(
+    doomed_cluster, doomed_clients
+):
+    await nats_outage_scenario(doomed_cluster, doomed_clients)
+
+
+async def nats_outage_scenario(cluster: JunctionCluster, clients: ClusterClients) -> None:
+    topic = "com.cl.outage.local_news"
+    # n3: a callee registered before the outage, and a session that asks the meta API.
+    callee3 = await clients.autobahn(3)
+    await register_named(callee3, "n3", "com.cl.outage.where")
+    asker3 = await clients.autobahn(3)
+    # n1: a caller, a callee and a subscriber of its own, a watcher, and a session that will
+    # leave while NATS is down.
+    caller1 = await clients.autobahn(1)
+    callee1 = await clients.autobahn(1, "rawsocket", "cbor")
+    await register_named(callee1, "n1", "com.cl.outage.local")
+    subscriber1 = await clients.autobahn(1)
+    events1, _ = await subscribe_collector(subscriber1, topic)
+    leaver1 = await clients.autobahn(1)
+    watcher1 = await clients.autobahn(1)
+    leaves1 = await watch(watcher1, ["wamp.session.on_leave"])
+    await until_answered_by(caller1, "com.cl.outage.where", "n3")
+    everyone = {sid(s) for s in (callee3, asker3, caller1, callee1, subscriber1, leaver1,
+                                 watcher1)}
+    for asker, node in [(caller1, "n1"), (asker3, "n3")]:
+        await eventually(lambda: call(asker, "wamp.session.list"),
+                         lambda ids: set(ids) == everyone, f"{node} to list every session")
+    logs = {k: len(cluster[k].log_path.read_text(errors="replace")) for k in (1, 3)}
+
+    for server in cluster.nats.servers:
+        server.kill9()
+    killed_at = time.monotonic()
+    for k in (1, 3):
+        await until_logged(cluster[k], "cannot write to the cluster directory", logs[k])
+
+    # While no NATS server answers: a session leaves n1 and another one joins it...
+    leaver_id = sid(leaver1)
+    await asyncio.wait_for(leaver1.close(), RECV_TIMEOUT)
+    clients.forget(leaver1)
+    joiner1 = await clients.autobahn(1)
+    everyone = everyone - {leaver_id} | {sid(joiner1)}
+    # ... calls and events between sessions of n1 work...
+    assert await call(caller1, "com.cl.outage.local") == "n1"
+    caller1.publish(topic, "during the outage")
+    await events1.wait_until(lambda items: any(a == ("during the outage",) for a, _, _ in items),
+                             "an event between two sessions of n1 while NATS is down")
+    # ... a single registration is refused (its uniqueness cannot be checked)...
+    try:
+        registration = await register_named(callee1, "solo", "com.cl.outage.solo")
+        pytest.fail(f"a single REGISTER succeeded while NATS was down: {registration!r}")
+    except ApplicationError as e:
+        refused = e
+    print(f"single REGISTER while NATS is down: {refused.error} {refused.args!r}")
+    assert "NATS" in str(refused.args) or "cluster directory" in str(refused.args), refused
+    assert (await call_error(caller1, "com.cl.outage.solo")).error == (
+        "wamp.error.no_such_procedure")
+    # ... and a shared one is not.
+    await register_named(callee1, "shared", "com.cl.outage.shared", invoke="roundrobin")
+    assert await call(caller1, "com.cl.outage.shared") == "shared"
+    outage = time.monotonic() - killed_at
+
+    for server in cluster.nats.servers:
+        server.restart()
+    restarted_at = time.monotonic()
+
+    def left() -> float:
+        return max(0.5, restarted_at + NATS_RECOVERY_TIMEOUT - time.monotonic())
+
+    # A call from n1 reaches the callee n3 registered before the outage.
+    try:
+        await eventually(
+            lambda: call(caller1, "com.cl.outage.where", options=CallOptions(timeout=1000)),
+            lambda r: r == "n3", "n1 to reach the callee on n3 again", left(), interval=0.2)
+    finally:
+        print(f"NATS was down {outage:.1f}s; {time.monotonic() - restarted_at:.1f}s after "
+              f"the restart: {nats_state(cluster)}")
+    # n3 lists n1's sessions again: the one that joined meanwhile, not the one that left.
+    await eventually(lambda: call(asker3, "wamp.session.list"), lambda ids: set(ids) == everyone,
+                     f"n3 to list {sorted(everyone)} (without {leaver_id}, which left n1 during "
+                     "the outage)", left())
+    assert await call(asker3, "wamp.session.count") == len(everyone)
+    assert set(await call(caller1, "wamp.session.list")) == everyone
+    recovered_after = time.monotonic() - restarted_at
+    print(f"recovered {recovered_after:.1f}s after the NATS servers were started again")
+
+    # Nobody is taken for dead once the nodes judge each other again: calls keep crossing,
+    # both nodes keep listing everyone, and n1 announced no on_leave but the leaver's.
+    await stays_whole(caller1, "com.cl.outage.where", "n3", {"n1": caller1, "n3": asker3},
+                      everyone, STAY_WHOLE, "after the recovery")
+    names = {sid(callee3): "callee3", sid(asker3): "asker3", sid(caller1): "caller1",
+             sid(callee1): "callee1", sid(subscriber1): "subscriber1", sid(watcher1): "watcher1",
+             leaver_id: "leaver1", sid(joiner1): "joiner1"}
+    assert [names.get(about(a), about(a)) for _, a in leaves1.items] == ["leaver1"], (
+        f"on_leave announced on n1: {leaves1.items}")
+
+
+def nats_servers_holding(cluster: JunctionCluster, client_name: str) -> list[str]:
+    """The running NATS servers that list a client connection named ``client_name``."""
+    holding = []
+    for server in cluster.nats.servers:
+        if server.is_running():
+            status, body = server.monitor("/connz")
+            if status == 200 and any(c.get("name") == client_name
+                                     for c in json.loads(body).get("connections") or []):
+                holding.append(server.name)
+    return holding
+
+
+async def test_node_whose_nats_server_dies_fails_over_without_being_taken_for_dead(
+    doomed_cluster, doomed_clients
+):
+    await nats_failover_scenario(doomed_cluster, doomed_clients)
+
+
+async def nats_failover_scenario(cluster: JunctionCluster, clients: ClusterClients) -> None:
+    callee2 = await clients.autobahn(2)
+    await register_named(callee2, "n2", "com.cl.failover.where")
+    caller1 = await clients.autobahn(1)
+    idle1 = await clients.autobahn(1)
+    watcher2 = await clients.autobahn(2)
+    leaves2 = await watch(watcher2, ["wamp.session.on_leave"])
+    await until_session_events_reach([await watch(watcher2, ["wamp.session.on_join"])],
+                                     clients, 1)
+    await until_answered_by(caller1, "com.cl.failover.where", "n2")
+    everyone = {sid(s) for s in (callee2, caller1, idle1, watcher2)}
+    await eventually(lambda: call(watcher2, "wamp.session.list"), lambda ids: set(ids) == everyone,
+                     "n2 to list the sessions of n1")
+    assert set(await call(caller1, "wamp.session.list")) == everyone
+    nats1 = cluster.nats.servers[0]
+    assert nats_servers_holding(cluster, "junction-n1") == [nats1.name]
+
+    nats1.kill9()
+    killed_at = time.monotonic()
+
+    # n1 was configured with nats1 only, but its client learned the other servers of the NATS
+    # cluster: calls to n2 work again within seconds...
+    await eventually(
+        lambda: call(caller1, "com.cl.failover.where", options=CallOptions(timeout=1000)),
+        lambda r: r == "n2", "n1 to reach the callee on n2 after its NATS server died",
+        NATS_FAILOVER_TIMEOUT, interval=0.1)
+    print(f"calls crossed again {time.monotonic() - killed_at:.2f}s after nats1 died")
+    holding = nats_servers_holding(cluster, "junction-n1")
+    assert len(holding) == 1 and holding[0] != nats1.name, holding
+    # ... and keep working past the time after which a silent node is taken for dead.
+    await stays_whole(caller1, "com.cl.failover.where", "n2", {"n1": caller1, "n2": watcher2},
+                      everyone, STAY_WHOLE - (time.monotonic() - killed_at),
+                      "after nats1 died")
+
+    # n2 withdrew none of n1's sessions: the first on_leave of one it announces is that of a
+    # session that leaves n1 now.
+    idle_id = sid(idle1)
+    await asyncio.wait_for(idle1.close(), RECV_TIMEOUT)
+    clients.forget(idle1)
+    await leaves2.wait_until(lambda items: meta_events(leaves2, "wamp.session.on_leave", idle_id),
+                             "on_leave of the session that left n1, on n2")
+    names = {idle_id: "idle1", sid(caller1): "caller1", sid(callee2): "callee2",
+             sid(watcher2): "watcher2"}
+    left = [names[about(a)] for _, a in leaves2.items if about(a) in names]
+    assert left == ["idle1"], f"on_leave announced on n2 after nats1 died: {leaves2.items}"
+    assert sid(caller1) in await call(watcher2, "wamp.session.list")
 
 
 # ------------------------------------------------------------------------------------------------
