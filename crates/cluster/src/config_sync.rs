@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use async_nats::jetstream::kv::{self, Operation};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use junction_auth::ticket::Claims;
@@ -16,6 +15,7 @@ use junction_core::{Persistence, RealmConfig};
 use junction_wire::Uri;
 
 use crate::ClusterError;
+use crate::follow::{Staleness, follow};
 use crate::node::{Node, Write};
 
 /// The configuration bucket.
@@ -45,21 +45,11 @@ fn realm_of(key: &str) -> Option<String> {
 
 /// Starts applying other nodes' changes, from the bucket's current state on.
 pub(crate) async fn start(node: &Arc<Node>) -> Result<(), ClusterError> {
-    let mut watch = node
-        .configs
-        .watch_with_history(">")
+    let staleness = Staleness::Renewed(Arc::clone(&node.watches_renewed));
+    let follower = Arc::clone(node);
+    follow(node.configs.clone(), staleness, move |entry| follower.apply_config(entry))
         .await
-        .map_err(|e| ClusterError::Bucket { bucket: BUCKET, reason: e.to_string() })?;
-    let node = Arc::clone(node);
-    tokio::spawn(async move {
-        while let Some(entry) = watch.next().await {
-            match entry {
-                Ok(entry) => node.apply_config(entry),
-                Err(error) => tracing::warn!(%error, "cluster configuration watch"),
-            }
-        }
-    });
-    Ok(())
+        .map_err(|e| ClusterError::Bucket { bucket: BUCKET, reason: e.to_string() })
 }
 
 impl Node {

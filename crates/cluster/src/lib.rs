@@ -8,6 +8,8 @@
 //! - [`directory`]: the JetStream key-value bucket every node writes its sessions,
 //!   subscriptions, registrations and heartbeats to, and watches to build its mirror.
 //! - [`mirror`]: applies directory changes to the local realms; withdraws dead nodes.
+//! - [`follow`]: watching a bucket through NATS server failures.
+//! - [`liveness`]: heartbeats, and withdrawing the nodes that stop them.
 //! - [`forward`]: remote peers' outboxes and the per-node forwarders (one NATS message per
 //!   publication and node, however many subscribers it reaches there).
 //! - [`inbox`]: what other nodes send this one (events, invocations and their answers,
@@ -21,10 +23,12 @@
 mod config;
 mod config_sync;
 mod directory;
+mod follow;
 mod forward;
 mod inbox;
 mod json;
 mod link;
+mod liveness;
 mod mirror;
 mod node;
 

@@ -2,10 +2,9 @@
 //! realms as remote peers, kept in step with the directory bucket.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::kv::{Entry, Operation};
-use futures_util::StreamExt;
 
 use junction_core::Realm;
 use junction_core::realm::Peer;
@@ -13,20 +12,24 @@ use junction_wire::SessionId;
 
 use crate::ClusterError;
 use crate::directory::{Key, RegistrationRecord, SessionRecord, SubscriptionRecord};
+use crate::follow::{Staleness, follow};
 use crate::forward::RemoteOutbox;
+use crate::liveness::Seen;
 use crate::node::{Node, Orphan, Remote};
 
 /// How long a joining node waits for the directory's current state before serving.
 const CATCH_UP: Duration = Duration::from_secs(5);
 
+/// Silence after which the directory watch is taken for dead: every node writes its heartbeat
+/// each second.
+const WATCH_SILENCE: Duration = Duration::from_secs(3);
+
 impl Node {
-    /// Watches the directory from its current state on, applying each change; returns once
+    /// Follows the directory from its current state on, applying each change; returns once
     /// the current state is mirrored (or after [`CATCH_UP`]).
     pub(crate) async fn start_mirror(self: &Arc<Self>) -> Result<(), ClusterError> {
         let error =
             |e: String| ClusterError::Bucket { bucket: crate::directory::BUCKET, reason: e };
-        let mut watch =
-            self.directory.watch_with_history(">").await.map_err(|e| error(e.to_string()))?;
         let status = self.directory.status().await.map_err(|e| error(e.to_string()))?;
         let (caught_up, ready) = tokio::sync::oneshot::channel();
         let mut caught_up = Some(caught_up);
@@ -34,23 +37,16 @@ impl Node {
             caught_up.take().map(|tx| tx.send(()));
         }
         let node = Arc::clone(self);
-        tokio::spawn(async move {
-            while let Some(entry) = watch.next().await {
-                match entry {
-                    Ok(entry) => {
-                        let current = entry.delta == 0;
-                        node.apply(entry);
-                        if current {
-                            caught_up.take().map(|tx| tx.send(()));
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "cluster directory watch"),
-                }
+        let staleness = Staleness::Silence(WATCH_SILENCE, Arc::clone(&self.watches_renewed));
+        follow(self.directory.clone(), staleness, move |entry| {
+            let current = entry.delta == 0;
+            node.apply(entry);
+            if current {
+                caught_up.take().map(|tx| tx.send(()));
             }
-            tracing::error!(
-                "cluster directory watch ended; this node no longer follows the others"
-            );
-        });
+        })
+        .await
+        .map_err(|e| error(e.to_string()))?;
         let _ = tokio::time::timeout(CATCH_UP, ready).await;
         Ok(())
     }
@@ -68,10 +64,10 @@ impl Node {
         let Some(node) = key.node().map(str::to_owned) else { return };
         let now = SystemTime::now();
         match key {
-            Key::Heartbeat { .. } if put => {
-                self.state().nodes.insert(node, Instant::now());
-            }
-            Key::Heartbeat { .. } => self.node_gone(&node),
+            // A deleted heartbeat means another node took this one for dead: each node
+            // judges for itself (its sessions' records go with it anyway).
+            Key::Heartbeat { .. } if put => self.heard(&node, entry.revision),
+            Key::Heartbeat { .. } => {}
             Key::Session { session, .. } => {
                 if put {
                     self.mirror_session(node, entry, now);
@@ -172,7 +168,7 @@ impl Node {
         if realm.attach_remote(info, outbox, now).is_some() {
             let mut state = self.state();
             // A node is given one timeout's grace to send its first heartbeat.
-            state.nodes.entry(node.clone()).or_insert_with(Instant::now);
+            state.nodes.entry(node.clone()).or_insert_with(Seen::now);
             state.remote.insert(session, Remote { node, realm });
         }
     }

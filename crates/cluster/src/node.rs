@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use junction_core::{Realm, Router};
 use junction_store::Store;
@@ -18,10 +18,8 @@ use junction_wire::{RequestId, SessionId};
 use crate::config::ClusterConfig;
 use crate::directory::{self, Key};
 use crate::forward::{self, Forward};
+use crate::liveness::{self, Seen};
 use crate::{ClusterError, config_sync, inbox};
-
-/// How often a node tells the others it is alive.
-const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// This router as one node of a cluster.
 pub struct Node {
@@ -35,10 +33,12 @@ pub struct Node {
     /// Directory and configuration writes, applied in order by one task.
     writes: mpsc::UnboundedSender<Write>,
     pub(crate) runtime: tokio::runtime::Handle,
-    node_timeout: Duration,
+    pub(crate) node_timeout: Duration,
     state: Mutex<State>,
     /// A resync of this node's records is on its way (see `mirror`).
     pub(crate) resync_pending: AtomicBool,
+    /// Told when the directory watch had to be renewed (see `follow`).
+    pub(crate) watches_renewed: Arc<Notify>,
     /// This node, for tasks it spawns.
     me: Weak<Node>,
 }
@@ -51,8 +51,8 @@ pub(crate) struct State {
     pub(crate) local: HashMap<SessionId, Local>,
     /// Sessions of other nodes mirrored here.
     pub(crate) remote: HashMap<SessionId, Remote>,
-    /// Other nodes, by when their last heartbeat (or first record) arrived.
-    pub(crate) nodes: HashMap<String, Instant>,
+    /// Other nodes, with their last heartbeat seen.
+    pub(crate) nodes: HashMap<String, Seen>,
     /// Invocations of local callees on behalf of other nodes: (callee, our request id) → the
     /// caller's node and its request id.
     pub(crate) relayed: HashMap<(SessionId, RequestId), Relayed>,
@@ -136,6 +136,7 @@ pub async fn join(
         node_timeout: Duration::from_millis(config.node_timeout_ms),
         state: Mutex::default(),
         resync_pending: AtomicBool::new(false),
+        watches_renewed: Arc::default(),
         me: me.clone(),
     });
     node.prune_own_keys().await;
@@ -144,7 +145,7 @@ pub async fn join(
     node.start_mirror().await?;
     config_sync::start(&node).await?;
     router.set_cluster(Arc::clone(&node) as Arc<dyn junction_core::cluster::ClusterLink>);
-    tokio::spawn(heartbeat(Arc::clone(&node)));
+    tokio::spawn(liveness::run(Arc::clone(&node)));
     tracing::info!(node = %node.name, nats = %servers, "joined the cluster");
     Ok(node)
 }
@@ -187,47 +188,6 @@ async fn apply_writes(mut pending: mpsc::UnboundedReceiver<Write>) {
         };
         if let Err(error) = outcome {
             tracing::warn!(%error, "cluster directory write failed");
-        }
-    }
-}
-
-/// Puts this node's heartbeat every second, and withdraws the nodes that stopped putting
-/// theirs.
-async fn heartbeat(node: Arc<Node>) {
-    let key = directory::heartbeat_key(&node.name);
-    let mut ticks = tokio::time::interval(HEARTBEAT);
-    let mut healthy = true;
-    loop {
-        ticks.tick().await;
-        // A node that cannot write its own heartbeat (NATS or JetStream unreachable, or still
-        // recovering) cannot tell who is alive: it serves its own sessions and judges nobody.
-        let beat = Bytes::from(directory::now_ms().to_string());
-        let written = tokio::time::timeout(HEARTBEAT, node.directory.put(&key, beat)).await;
-        if !matches!(written, Ok(Ok(_))) {
-            if healthy {
-                tracing::warn!(node = %node.name, "cannot write to the cluster directory");
-            }
-            healthy = false;
-            continue;
-        }
-        if !healthy {
-            healthy = true;
-            tracing::info!(node = %node.name, "the cluster directory answers again; resuming");
-            node.state().nodes.values_mut().for_each(|seen| *seen = Instant::now());
-            node.resync().await;
-            continue;
-        }
-        let silent: Vec<String> = node
-            .state()
-            .nodes
-            .iter()
-            .filter(|(_, seen)| seen.elapsed() > node.node_timeout)
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in silent {
-            tracing::warn!(node = %name, "cluster node is silent; withdrawing its sessions");
-            node.node_gone(&name);
-            node.delete_keys_of(name);
         }
     }
 }
@@ -305,7 +265,7 @@ impl Node {
     }
 
     /// Deletes every directory key of a dead node (any survivor may; deleting twice is fine).
-    fn delete_keys_of(&self, name: String) {
+    pub(crate) fn delete_keys_of(&self, name: String) {
         let Some(node) = self.myself() else { return };
         self.runtime.spawn(async move {
             for (raw, _) in node.keys_of(&name).await.unwrap_or_default() {

@@ -100,6 +100,11 @@ impl Realm {
         options: &RegisterOptions,
         now: SystemTime,
     ) -> Result<(), Error> {
+        // A node writes its records again after an outage: what is mirrored already stays.
+        let held = self.dealer.lookup(&procedure, options.match_policy);
+        if held.is_some_and(|id| self.dealer.held_by(peer.id()).contains(&id)) {
+            return Ok(());
+        }
         if let Some(registered) = self.dealer.register(peer, procedure, options, now)? {
             self.meta_registered(peer.id(), registered.id, registered.created, now);
         }
