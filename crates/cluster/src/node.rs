@@ -231,6 +231,18 @@ impl Node {
         tx
     }
 
+    /// Leaves the cluster on shutdown: removes this node's records (its sessions are gone
+    /// by now), so the others withdraw them at once instead of after the node timeout.
+    pub async fn leave(&self) {
+        let removal = async {
+            self.prune_own_keys().await;
+            let _ = self.directory.delete(directory::heartbeat_key(&self.name)).await;
+        };
+        if tokio::time::timeout(Duration::from_secs(3), removal).await.is_err() {
+            tracing::warn!(node = %self.name, "left the cluster without removing its records");
+        }
+    }
+
     /// Deletes this node's directory keys that name nothing it holds (at start: everything
     /// a previous run left behind after a crash). JetStream may still be recovering (after a
     /// NATS restart): retried until it answers, or for half a minute.

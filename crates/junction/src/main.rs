@@ -186,11 +186,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let realms =
         realms::reconcile(&store, config.router().realms, config.realms_from_file, &admin_realm)?;
     let router = Router::new(RouterConfig { realms, ..config.router() });
-    let persistence: Arc<dyn Persistence> = match &config.cluster {
-        Some(cluster) => {
-            let node = junction_cluster::join(cluster.clone(), Arc::clone(&router), store).await?;
-            node.persistence()
-        }
+    let node = match &config.cluster {
+        Some(cluster) => Some(
+            junction_cluster::join(cluster.clone(), Arc::clone(&router), Arc::clone(&store))
+                .await?,
+        ),
+        None => None,
+    };
+    let persistence: Arc<dyn Persistence> = match &node {
+        Some(node) => node.persistence(),
         None => store,
     };
     router.set_persistence(persistence).map_err(anyhow::Error::msg)?;
@@ -276,6 +280,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ?grace,
             "grace period ran out; closing remaining connections"
         );
+    }
+    if let Some(node) = node {
+        node.leave().await;
     }
     Ok(())
 }
