@@ -212,7 +212,7 @@ impl<L: Link> Driver<'_, L> {
                         details: junction_wire::dict! { "message" => "the router is shutting down" },
                         reason: Uri::from("wamp.close.system_shutdown"),
                     };
-                    self.write_batch(Outbound::Close(goodbye)).await?
+                    self.write_batch(Outbound::close(goodbye)).await?
                 }
                 () = sleep_until(deadline.unwrap_or(handshake_deadline)), if deadline.is_some() => {
                     tracing::debug!("handshake or closing handshake timed out");
@@ -305,9 +305,11 @@ impl<L: Link> Driver<'_, L> {
                 metrics::counter!("junction_undeliverable_total", "type" => "EVENT").increment(1);
                 return Ok(());
             }
-            Outbound::Message(message) => message,
+            Outbound::Message(message) => *message,
             Outbound::Close(goodbye) => {
-                let Some(message) = self.session.close(Now::read(), goodbye) else { return Ok(()) };
+                let Some(message) = self.session.close(Now::read(), *goodbye) else {
+                    return Ok(());
+                };
                 self.closing_since.get_or_insert_with(Instant::now);
                 message
             }
