@@ -85,12 +85,16 @@ enum Flow {
 }
 
 /// Drives a connection until it closes.
-pub(crate) async fn drive(
-    link: impl Link,
+///
+/// Not an `async fn`: the set-up runs when it is called and the future only owns the
+/// [`Driver`]. An `async fn` would keep its arguments (the link, the transport description)
+/// in the task beside the driver they were moved into, for the whole life of the connection.
+pub(crate) fn drive<'a>(
+    link: impl Link + 'a,
     transport: TransportInfo,
-    services: &Services,
+    services: &'a Services,
     accepted_at: Instant,
-) {
+) -> impl Future<Output = ()> + Send + 'a {
     let open = metrics::gauge!("junction_connections_open", "transport" => transport.kind.name());
     open.increment(1.0);
     let config = &*services.config;
@@ -115,7 +119,7 @@ pub(crate) async fn drive(
         span: span.clone(),
         joined: false,
     };
-    async {
+    async move {
         if let Err(error) = driver.run(&outbox, services.shutdown.token(), accepted_at).await {
             tracing::debug!(%error, "connection ended with an error");
         }
@@ -124,10 +128,9 @@ pub(crate) async fn drive(
         if driver.joined {
             tracing::info!("session left");
         }
+        open.decrement(1.0);
     }
     .instrument(span)
-    .await;
-    open.decrement(1.0);
 }
 
 /// One connection's state: the link, the session, and the session's outbound queue.
@@ -321,8 +324,9 @@ impl<L: Link> Driver<'_, L> {
                 return self.link.send(bytes).await;
             }
             // A WELCOME too big for a client that asked for small messages: the essentials only.
+            // Boxed: a rare path whose future would otherwise make every connection's task larger.
             Ok(_) if matches!(message, Message::Welcome(_)) => {
-                return self.send_minimal_welcome(message, limit).await;
+                return Box::pin(self.send_minimal_welcome(message, limit)).await;
             }
             Ok(bytes) => Error::PayloadSizeExceeded(format!(
                 "a {kind} of {} octets exceeds the receiver's limit of {limit}",
