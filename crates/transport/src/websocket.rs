@@ -54,12 +54,14 @@ impl Subprotocol {
 /// The read buffer is allocated when the connection opens and kept for its whole life, so it is
 /// the largest part of what an idle session costs. It is also the most tungstenite reads from
 /// the socket in one call: a larger message grows the buffer to its size but is read this much
-/// per system call. 4 KiB holds a burst of small messages (8 KiB cost 4 KiB more per idle
-/// session); 2 KiB would save 2 KiB more but cost RPC with 16–64 KiB payloads about a fifth more
-/// router CPU per call (docs/benchmarks.md, "Memory per idle session").
+/// per system call. Against 8 KiB, 4 KiB saves 4 KiB per idle session and costs RPC with 64 KiB
+/// payloads nothing measurable, with 16 KiB payloads perhaps 10–25 % more router CPU per call;
+/// 2 KiB would save 2 KiB more but cost both about a fifth more (docs/benchmarks.md, "Memory per
+/// idle session").
 const READ_BUFFER: usize = 4 * 1024;
-/// The write buffer is allocated as it fills, and is written out once it holds this much (or at
-/// the driver's flush): it gathers a batch of messages into few system calls.
+/// The write buffer is allocated as it fills (and keeps its largest size), and is written out once
+/// it holds this much or at the driver's flush: it gathers a batch of messages into few system
+/// calls.
 const WRITE_BUFFER: usize = 8 * 1024;
 
 pub(crate) fn ws_config(config: &TransportConfig) -> WebSocketConfig {
