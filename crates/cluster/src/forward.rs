@@ -86,10 +86,10 @@ pub(crate) async fn run(
                     continue;
                 }
                 Forward::Item { session, item: Outbound::Message(message) } => {
-                    (kind::MESSAGE, vec![session], message)
+                    (kind::MESSAGE, vec![session], *message)
                 }
                 Forward::Item { session, item: Outbound::Close(goodbye) } => {
-                    (kind::KILL, vec![session], Message::from(goodbye))
+                    (kind::KILL, vec![session], Message::from(*goodbye))
                 }
                 Forward::Answer { callee, answer } => (kind::ANSWER, vec![callee], answer),
             };

@@ -76,7 +76,7 @@ impl Outbox for Encoding {
         let encoded = match item {
             Outbound::Message(message) => Serializer::Json.encode(&message).is_ok(),
             Outbound::Event(shared) => shared.encoded(Serializer::Cbor).is_ok(),
-            Outbound::Close(goodbye) => Serializer::MsgPack.encode(&goodbye.into()).is_ok(),
+            Outbound::Close(goodbye) => Serializer::MsgPack.encode(&(*goodbye).into()).is_ok(),
         };
         *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += usize::from(encoded);
     }

@@ -8,19 +8,37 @@ use junction_wire::message::Goodbye;
 use junction_wire::{EncodeError, Message, Payload, Serializer};
 
 /// One item for a session's outbound queue.
+///
+/// Every variant is one pointer, so the item is two words: each session's queue allocates its
+/// slots up front (32 of them in tokio's channel, even for an idle session), and a `Message`
+/// inline would make every slot 136 octets. The price is one allocation per message that is not
+/// an event (events are already shared behind their `Arc`).
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// A message for this session alone.
-    Message(Message),
+    Message(Box<Message>),
     /// An event shared by every subscriber it goes to, encoded at most once per serializer.
     /// Events may be dropped for a slow consumer (by the transport's policy); nothing else may.
     Event(Arc<SharedMessage>),
     /// The router closes the session (kill, shutdown, realm removed): send this GOODBYE, then
     /// wait for the peer's reply and close.
-    Close(Goodbye),
+    Close(Box<Goodbye>),
 }
 
+// Keep it two words (see above).
+const _: () = assert!(size_of::<Outbound>() <= 2 * size_of::<usize>());
+
 impl Outbound {
+    /// A message for this session alone.
+    pub fn message(message: impl Into<Message>) -> Self {
+        Outbound::Message(Box::new(message.into()))
+    }
+
+    /// The router closes the session with this GOODBYE.
+    pub fn close(goodbye: Goodbye) -> Self {
+        Outbound::Close(Box::new(goodbye))
+    }
+
     /// Roughly how many bytes the item will take on the wire (the payload as received, plus a
     /// fixed allowance for the header), for byte-bounded queues.
     pub fn approx_size(&self) -> usize {

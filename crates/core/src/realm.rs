@@ -275,7 +275,7 @@ impl Peer {
 
     /// Queues a message for the session.
     pub fn send(&self, message: impl Into<Message>) {
-        self.outbox.push(Outbound::Message(message.into()));
+        self.outbox.push(Outbound::message(message));
     }
 
     /// Queues any outbound item for the session.
@@ -570,7 +570,7 @@ impl Realm {
     /// connection to send `goodbye` and close.
     pub(crate) fn kill(&self, peer: &Peer, goodbye: Goodbye, now: SystemTime) {
         self.detach(peer, now);
-        peer.push(Outbound::Close(goodbye));
+        peer.push(Outbound::close(goodbye));
     }
 
     /// Closes every session of this node attached here with `reason` (realm removal,

@@ -85,12 +85,16 @@ enum Flow {
 }
 
 /// Drives a connection until it closes.
-pub(crate) async fn drive(
-    link: impl Link,
+///
+/// Not an `async fn`: the set-up runs when it is called and the future only owns the
+/// [`Driver`]. An `async fn` would keep its arguments (the link, the transport description)
+/// in the task beside the driver they were moved into, for the whole life of the connection.
+pub(crate) fn drive<'a>(
+    link: impl Link + 'a,
     transport: TransportInfo,
-    services: &Services,
+    services: &'a Services,
     accepted_at: Instant,
-) {
+) -> impl Future<Output = ()> + Send + 'a {
     let open = metrics::gauge!("junction_connections_open", "transport" => transport.kind.name());
     open.increment(1.0);
     let config = &*services.config;
@@ -115,7 +119,7 @@ pub(crate) async fn drive(
         span: span.clone(),
         joined: false,
     };
-    async {
+    async move {
         if let Err(error) = driver.run(&outbox, services.shutdown.token(), accepted_at).await {
             tracing::debug!(%error, "connection ended with an error");
         }
@@ -124,10 +128,9 @@ pub(crate) async fn drive(
         if driver.joined {
             tracing::info!("session left");
         }
+        open.decrement(1.0);
     }
     .instrument(span)
-    .await;
-    open.decrement(1.0);
 }
 
 /// One connection's state: the link, the session, and the session's outbound queue.
@@ -212,7 +215,7 @@ impl<L: Link> Driver<'_, L> {
                         details: junction_wire::dict! { "message" => "the router is shutting down" },
                         reason: Uri::from("wamp.close.system_shutdown"),
                     };
-                    self.write_batch(Outbound::Close(goodbye)).await?
+                    self.write_batch(Outbound::close(goodbye)).await?
                 }
                 () = sleep_until(deadline.unwrap_or(handshake_deadline)), if deadline.is_some() => {
                     tracing::debug!("handshake or closing handshake timed out");
@@ -305,9 +308,11 @@ impl<L: Link> Driver<'_, L> {
                 metrics::counter!("junction_undeliverable_total", "type" => "EVENT").increment(1);
                 return Ok(());
             }
-            Outbound::Message(message) => message,
+            Outbound::Message(message) => *message,
             Outbound::Close(goodbye) => {
-                let Some(message) = self.session.close(Now::read(), goodbye) else { return Ok(()) };
+                let Some(message) = self.session.close(Now::read(), *goodbye) else {
+                    return Ok(());
+                };
                 self.closing_since.get_or_insert_with(Instant::now);
                 message
             }
@@ -319,8 +324,9 @@ impl<L: Link> Driver<'_, L> {
                 return self.link.send(bytes).await;
             }
             // A WELCOME too big for a client that asked for small messages: the essentials only.
+            // Boxed: a rare path whose future would otherwise make every connection's task larger.
             Ok(_) if matches!(message, Message::Welcome(_)) => {
-                return self.send_minimal_welcome(message, limit).await;
+                return Box::pin(self.send_minimal_welcome(message, limit)).await;
             }
             Ok(bytes) => Error::PayloadSizeExceeded(format!(
                 "a {kind} of {} octets exceeds the receiver's limit of {limit}",

@@ -151,8 +151,10 @@ fn upgrade(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> 
     };
     let path = request.uri().path().to_owned();
     let tracker = services.shutdown.tracker().clone();
+    // Taken out of the request here, so that the connection's task does not keep the request.
+    let on_upgrade = hyper::upgrade::on(request);
     tracker.spawn(async move {
-        let upgraded = match hyper::upgrade::on(request).await {
+        let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => return tracing::debug!(%error, "WebSocket upgrade failed"),
         };

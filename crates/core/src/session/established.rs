@@ -56,7 +56,7 @@ impl Established {
                     details: Dict::new(),
                     reason: Uri::from("wamp.close.goodbye_and_out"),
                 };
-                outbox.push(Outbound::Message(reply.into()));
+                outbox.push(Outbound::message(reply));
                 return (State::Closed, Status::Closed);
             }
             Message::Abort(_) => {
@@ -79,7 +79,7 @@ impl Established {
             Ok(()) => (State::Established(self), Status::Open),
             Err(error @ Error::ProtocolViolation(_)) => {
                 self.detach(now);
-                outbox.push(Outbound::Message(abort_message(&error)));
+                outbox.push(Outbound::message(abort_message(&error)));
                 (State::Closed, Status::Closed)
             }
             Err(error) => {

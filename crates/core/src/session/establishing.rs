@@ -195,9 +195,7 @@ impl Establishing {
                         now,
                     };
                     let (pending, extra) = challenge(request)?;
-                    outbox.push(Outbound::Message(
-                        Challenge { authmethod: method.clone(), extra }.into(),
-                    ));
+                    outbox.push(Outbound::message(Challenge { authmethod: method.clone(), extra }));
                     let transport = self.transport;
                     let challenging =
                         Challenging { transport, realm, hello, session, authid, user, pending };
@@ -335,7 +333,7 @@ fn settle(result: Result<State, Error>, outbox: &Arc<dyn Outbox>) -> (State, Sta
         Err(error) => {
             metrics::counter!("junction_handshake_refusals_total", "reason" => error.uri())
                 .increment(1);
-            outbox.push(Outbound::Message(abort_message(&error)));
+            outbox.push(Outbound::message(abort_message(&error)));
             (State::Closed, Status::Closed)
         }
     }
@@ -562,7 +560,7 @@ fn welcome(
     if !identity.authextra.is_empty() {
         details.insert("authextra".into(), Value::Dict(identity.authextra));
     }
-    outbox.push(Outbound::Message(Welcome { session: id, details }.into()));
+    outbox.push(Outbound::message(Welcome { session: id, details }));
     let peer = Arc::new(Peer::new(info, Arc::clone(outbox), identity.anonymous));
     realm.attach(Arc::clone(&peer), now.wall);
     Ok(Established::new(Arc::clone(realm), peer))

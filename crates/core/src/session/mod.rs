@@ -108,7 +108,7 @@ impl Session {
             e.detach(now);
         }
         if !matches!(self.state, State::Closed | State::Closing) {
-            self.outbox.push(Outbound::Message(abort_message(error)));
+            self.outbox.push(Outbound::message(abort_message(error)));
         }
         self.state = State::Closed;
         Status::Closed

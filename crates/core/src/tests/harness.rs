@@ -106,7 +106,9 @@ impl Client {
         let bytes = match item {
             Outbound::Message(m) => Serializer::Json.encode(&m).expect("encodes"),
             Outbound::Event(shared) => shared.encoded(Serializer::Json).expect("encodes"),
-            Outbound::Close(goodbye) => Serializer::Json.encode(&goodbye.into()).expect("encodes"),
+            Outbound::Close(goodbye) => {
+                Serializer::Json.encode(&(*goodbye).into()).expect("encodes")
+            }
         };
         Some(serde_json::from_slice(&bytes).expect("valid JSON"))
     }
