@@ -71,7 +71,7 @@ pub(crate) async fn run(
     while queue.recv_many(&mut batch, 256).await > 0 {
         let mut items = batch.drain(..).peekable();
         while let Some(first) = items.next() {
-            let (kind, mut sessions, message) = match first {
+            let (kind, sessions, message) = match first {
                 Forward::Item { session, item: Outbound::Event(event) } => {
                     let mut sessions = vec![session];
                     while let Some(Forward::Item { session, item: Outbound::Event(next) }) =
@@ -95,7 +95,6 @@ pub(crate) async fn run(
             };
             let bytes = Serializer::MsgPack.encode(&message);
             send(&client, &subject, &from, kind, &sessions, bytes).await;
-            sessions.clear();
         }
     }
 }

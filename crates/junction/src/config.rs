@@ -122,6 +122,8 @@ pub struct TlsConfig {
 pub struct WebSocket {
     /// The HTTP path of the WebSocket endpoint.
     pub path: String,
+    /// Octets read from a WebSocket at once, allocated per connection.
+    pub read_buffer: usize,
 }
 
 /// `[log]`
@@ -506,7 +508,8 @@ impl Default for Limits {
 
 impl Default for WebSocket {
     fn default() -> Self {
-        Self { path: TransportConfig::default().websocket_path }
+        let defaults = TransportConfig::default();
+        Self { path: defaults.websocket_path, read_buffer: defaults.websocket_read_buffer }
     }
 }
 
@@ -585,6 +588,9 @@ impl Config {
         }
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
+        }
+        if !(1024..=1024 * 1024).contains(&self.websocket.read_buffer) {
+            return Err("websocket.read_buffer: must be between 1024 and 1048576".into());
         }
         if !self.websocket.path.starts_with('/') {
             return Err(format!("websocket.path: \"{}\" must start with /", self.websocket.path));
@@ -715,6 +721,7 @@ impl Config {
             outbound_queue: self.limits.outbound_queue,
             outbound_queue_bytes: self.limits.outbound_queue_bytes,
             websocket_path: self.websocket.path.clone(),
+            websocket_read_buffer: self.websocket.read_buffer,
             disconnect_slow_consumers: self.limits.slow_consumer == SlowConsumerPolicy::Disconnect,
             ping_interval: (self.limits.ping_interval_secs > 0)
                 .then(|| Duration::from_secs(self.limits.ping_interval_secs)),
@@ -871,6 +878,14 @@ mod tests {
             load_toml("[[realms]]\nname = \"p\"\nis_prototype = true\nprototype_uri = \"q\"\n")
                 .unwrap_err();
         assert!(error.contains("realms.prototype_uri"), "{error}");
+    }
+
+    #[test]
+    fn websocket_read_buffer_is_bounded_and_reaches_the_transport() {
+        let config = load_toml("[websocket]\nread_buffer = 2048\n").unwrap();
+        assert_eq!(config.transport().websocket_read_buffer, 2048);
+        let error = load_toml("[websocket]\nread_buffer = 100\n").unwrap_err();
+        assert!(error.contains("websocket.read_buffer"), "{error}");
     }
 
     #[test]

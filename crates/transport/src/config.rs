@@ -17,6 +17,9 @@ pub struct TransportConfig {
     pub outbound_queue: usize,
     /// The HTTP path WebSocket clients connect to.
     pub websocket_path: String,
+    /// Octets tungstenite reads from a WebSocket at once, allocated per connection for its
+    /// whole life (see `websocket::ws_config`).
+    pub websocket_read_buffer: usize,
     /// Approximate bytes of events that may wait in a session's outbound queue.
     pub outbound_queue_bytes: usize,
     /// Close a session whose queue is full of events, instead of dropping the new events.
@@ -38,6 +41,7 @@ impl Default for TransportConfig {
             outbound_queue: 4096,
             outbound_queue_bytes: 4 * 1024 * 1024,
             websocket_path: "/ws".into(),
+            websocket_read_buffer: 4 * 1024,
             disconnect_slow_consumers: false,
             ping_interval: Some(Duration::from_secs(30)),
             ping_timeout: Duration::from_secs(10),

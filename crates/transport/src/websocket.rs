@@ -51,14 +51,13 @@ impl Subprotocol {
 /// Buffers are sized on purpose: the library defaults (128 KiB each) would dominate the memory of
 /// an idle session.
 ///
-/// The read buffer is allocated when the connection opens and kept for its whole life, so it is
-/// the largest part of what an idle session costs. It is also the most tungstenite reads from
-/// the socket in one call: a larger message grows the buffer to its size but is read this much
-/// per system call. Against 8 KiB, 4 KiB saves 4 KiB per idle session and costs RPC with 64 KiB
-/// payloads nothing measurable, with 16 KiB payloads perhaps 10–25 % more router CPU per call;
-/// 2 KiB would save 2 KiB more but cost both about a fifth more (docs/benchmarks.md, "Memory per
-/// idle session").
-const READ_BUFFER: usize = 4 * 1024;
+/// The read buffer (`websocket.read_buffer`, 4 KiB by default) is allocated when the connection
+/// opens and kept for its whole life, so it is the largest part of what an idle session costs.
+/// It is also the most tungstenite reads from the socket in one call: a larger message grows the
+/// buffer to its size but is read this much per system call. Against 8 KiB, 4 KiB saves 4 KiB
+/// per idle session and costs RPC with 64 KiB payloads nothing measurable, with 16 KiB payloads
+/// perhaps 10–25 % more router CPU per call; 2 KiB would save 2 KiB more but cost both about a
+/// fifth more (docs/benchmarks.md, "Memory per idle session").
 /// The write buffer is allocated as it fills (and keeps its largest size), and is written out once
 /// it holds this much or at the driver's flush: it gathers a batch of messages into few system
 /// calls.
@@ -66,7 +65,7 @@ const WRITE_BUFFER: usize = 8 * 1024;
 
 pub(crate) fn ws_config(config: &TransportConfig) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
+        .read_buffer_size(config.websocket_read_buffer)
         .write_buffer_size(WRITE_BUFFER)
         // tungstenite panics unless the maximum exceeds the write buffer (small message limits).
         .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(WRITE_BUFFER * 2))
