@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use super::{
     Container, DataOut, DecodeError, ElementReader, EncodeError, MAX_DEPTH, Serializer, data_for,
 };
-use crate::message::Element;
+use crate::message::{Element, MAX_ELEMENTS};
 use crate::payload::Data;
 use crate::value::{Dict, Value};
 
@@ -19,8 +19,38 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(source: &'a Bytes) -> Result<Self, DecodeError> {
-        let elements: Vec<&RawValue> = serde_json::from_slice(source).map_err(|e| malformed(&e))?;
+        let Elements(elements) = serde_json::from_slice(source).map_err(|e| malformed(&e))?;
         Ok(Self { source, elements: elements.into_iter() })
+    }
+}
+
+/// The elements of the message array, not parsed yet. Read like a `Vec<&RawValue>`, but into a
+/// vector sized once: serde's `Vec` starts empty and grew twice (to 4, then 8) for most messages.
+struct Elements<'a>(Vec<&'a RawValue>);
+
+impl<'de> serde::Deserialize<'de> for Elements<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Elements<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // What serde's `Vec` says, so errors read as before.
+                f.write_str("a sequence")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut elements = Vec::with_capacity(MAX_ELEMENTS);
+                while let Some(element) = seq.next_element()? {
+                    elements.push(element);
+                }
+                Ok(Elements(elements))
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
     }
 }
 
