@@ -13,10 +13,11 @@ use tracing::field::Empty;
 
 use junction_core::{Error, Now, Outbound, Outbox, Session, Status, TransportInfo};
 use junction_wire::message::Goodbye;
-use junction_wire::{Message, Serializer, Uri};
+use junction_wire::{Message, MessageType, Serializer, Uri};
 
 use crate::config::TransportConfig;
 use crate::listener::Services;
+use crate::message_metrics::MESSAGE_METRICS;
 use crate::outbox::QueueOutbox;
 
 /// What a link read from the peer.
@@ -235,9 +236,7 @@ impl<L: Link> Driver<'_, L> {
                 let started = Instant::now();
                 let status = match self.serializer.decode(&bytes) {
                     Ok(message) => {
-                        let kind = message.message_type().name();
-                        metrics::counter!("junction_messages_received_total", "type" => kind)
-                            .increment(1);
+                        MESSAGE_METRICS.received(message.message_type());
                         self.session.handle(Now::read(), message)
                     }
                     Err(error) => {
@@ -245,8 +244,7 @@ impl<L: Link> Driver<'_, L> {
                         self.session.reject(Now::read(), &error)
                     }
                 };
-                metrics::histogram!("junction_routing_seconds")
-                    .record(started.elapsed().as_secs_f64());
+                MESSAGE_METRICS.routing(started.elapsed().as_secs_f64());
                 self.note_joined();
                 if status == Status::Closed {
                     return self.finish().await;
@@ -294,8 +292,7 @@ impl<L: Link> Driver<'_, L> {
                 // Events that cannot be written are lost, and counted; nothing waits on them.
                 match shared.encoded(self.serializer) {
                     Ok(bytes) if bytes.len() <= limit => {
-                        metrics::counter!("junction_messages_sent_total", "type" => "EVENT")
-                            .increment(1);
+                        MESSAGE_METRICS.sent(MessageType::Event);
                         return self.link.send(bytes).await;
                     }
                     Ok(bytes) => tracing::debug!(
@@ -317,10 +314,10 @@ impl<L: Link> Driver<'_, L> {
                 message
             }
         };
-        let kind = message.message_type().name();
+        let kind = message.message_type();
         let failure = match self.serializer.encode(&message) {
             Ok(bytes) if bytes.len() <= limit => {
-                metrics::counter!("junction_messages_sent_total", "type" => kind).increment(1);
+                MESSAGE_METRICS.sent(kind);
                 return self.link.send(bytes).await;
             }
             // A WELCOME too big for a client that asked for small messages: the essentials only.
@@ -329,7 +326,8 @@ impl<L: Link> Driver<'_, L> {
                 return Box::pin(self.send_minimal_welcome(message, limit)).await;
             }
             Ok(bytes) => Error::PayloadSizeExceeded(format!(
-                "a {kind} of {} octets exceeds the receiver's limit of {limit}",
+                "a {} of {} octets exceeds the receiver's limit of {limit}",
+                kind.name(),
                 bytes.len()
             )),
             Err(error) => Error::InvalidArgument(format!(
@@ -338,7 +336,7 @@ impl<L: Link> Driver<'_, L> {
         };
         // Never silently: the call this message belongs to ends with an error instead.
         tracing::warn!(%failure, "undeliverable message");
-        metrics::counter!("junction_undeliverable_total", "type" => kind).increment(1);
+        metrics::counter!("junction_undeliverable_total", "type" => kind.name()).increment(1);
         self.session.undeliverable(&message, &failure);
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! - `connection`: the per-connection driver shared by every transport: read, hand to the
 //!   session, drain the outbox, write in batches, close.
 //! - `outbox`: the bounded outbound queue behind each session.
+//! - `message_metrics`: the per-message counters and histogram, registered once.
 //! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable.
 //! - `timers`: the task that expires calls past their deadline.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod config;
 mod connection;
 pub mod http;
 pub mod listener;
+mod message_metrics;
 mod outbox;
 mod rawsocket;
 mod timers;

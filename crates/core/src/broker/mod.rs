@@ -237,13 +237,18 @@ impl Broker {
             publisher_details
                 .insert("publisher_authrole".into(), Value::from(info.authrole.as_str()));
         }
+        // Checked once here rather than per subscriber.
+        let lists = options.has_lists();
         {
             let table = read(&self.table);
             for subscription in table.matching(topic) {
                 let mut recipients = subscription
                     .subscribers
                     .values()
-                    .filter(|p| options.allows(publisher, p))
+                    .filter(|p| {
+                        options.allows_publisher(publisher, p)
+                            && (!lists || options.allows_by_lists(p))
+                    })
                     // The router's own events stay on this node (see `Realm::publish_meta`).
                     .filter(|p| publisher.is_some() || !p.is_remote())
                     .filter(|p| !passthru_used || supports_passthru(p.info(), "subscriber"))
@@ -419,10 +424,28 @@ impl PublishOptions {
     /// Whether `subscriber` may receive a publication from `publisher` under these options
     /// (publisher exclusion, then black- and whitelists, all conditions combined).
     pub(crate) fn allows(&self, publisher: Option<&Peer>, subscriber: &Peer) -> bool {
+        self.allows_publisher(publisher, subscriber) && self.allows_by_lists(subscriber)
+    }
+
+    /// Publisher exclusion alone: all of [`Self::allows`] when [`Self::has_lists`] is false.
+    pub(crate) fn allows_publisher(&self, publisher: Option<&Peer>, subscriber: &Peer) -> bool {
+        !(self.exclude_me && publisher.is_some_and(|p| p.id() == subscriber.id()))
+    }
+
+    /// Whether any black- or whitelist is set. Most publications set none, and then the lists
+    /// need not be consulted once per subscriber.
+    pub(crate) fn has_lists(&self) -> bool {
+        !self.exclude.is_empty()
+            || !self.exclude_authid.is_empty()
+            || !self.exclude_authrole.is_empty()
+            || self.eligible.is_some()
+            || self.eligible_authid.is_some()
+            || self.eligible_authrole.is_some()
+    }
+
+    /// The black- and whitelists, by session id and identity.
+    fn allows_by_lists(&self, subscriber: &Peer) -> bool {
         let s = subscriber.info();
-        if self.exclude_me && publisher.is_some_and(|p| p.id() == s.id) {
-            return false;
-        }
         let id = s.id.get();
         !self.exclude.contains(&id)
             && self.eligible.as_ref().is_none_or(|l| l.contains(&id))

@@ -61,7 +61,8 @@ pub(super) struct Calls {
     by_caller: BTreeMap<(SessionId, RequestId), CalleeKey>,
     /// Calls with a timeout, soonest first.
     deadlines: BTreeSet<(Instant, CalleeKey)>,
-    /// Invocations in flight per (registration, callee), for concurrency limits.
+    /// Invocations in flight per (registration, callee), for concurrency limits: only calls to
+    /// registrations with a limit are counted (see `Pending::limited`).
     load: HashMap<(RegistrationId, SessionId), u64>,
 }
 
@@ -70,6 +71,9 @@ struct Pending {
     call_request: RequestId,
     callee: Arc<Peer>,
     registration: RegistrationId,
+    /// The registration has a concurrency limit, so the call is counted in `Calls::load`.
+    /// Without one nothing reads the count, and keeping it cost two hash-map updates per call.
+    limited: bool,
     procedure: Uri,
     receive_progress: bool,
     /// The caller is still sending CALL chunks (progressive call invocations).
@@ -152,6 +156,7 @@ impl Dealer {
             call_request: call.request,
             callee: Arc::clone(&callee),
             registration,
+            limited: concurrency.is_some(),
             procedure: call.procedure,
             receive_progress: details.contains_key("receive_progress"),
             caller_streaming: options.progress,
@@ -358,7 +363,9 @@ impl Dealer {
 impl Calls {
     /// Records a call; returns whether its deadline is now the soonest.
     fn insert(&mut self, key: CalleeKey, pending: Pending) -> bool {
-        *self.load.entry((pending.registration, key.0)).or_default() += 1;
+        if pending.limited {
+            *self.load.entry((pending.registration, key.0)).or_default() += 1;
+        }
         self.by_caller.insert((pending.caller.id(), pending.call_request), key);
         let soonest = pending
             .deadline
@@ -378,7 +385,9 @@ impl Calls {
             self.deadlines.remove(&(deadline, key));
         }
         let load_key = (pending.registration, key.0);
-        if let Some(n) = self.load.get_mut(&load_key) {
+        if pending.limited
+            && let Some(n) = self.load.get_mut(&load_key)
+        {
             *n -= 1;
             if *n == 0 {
                 self.load.remove(&load_key);

@@ -258,11 +258,17 @@ impl Message {
 
     /// The elements of the message array, in order, for a codec to encode.
     pub(crate) fn elements(&self) -> Vec<Element<'_>> {
-        let mut out = vec![Element::UInt(self.message_type().code())];
+        // Sized once: from one element, pushing the rest reallocated twice per message.
+        let mut out = Vec::with_capacity(MAX_ELEMENTS);
+        out.push(Element::UInt(self.message_type().code()));
         dispatch!(self, m => m.push_elements(&mut out));
         out
     }
 }
+
+/// The most elements a message array has: ERROR's seven (code, request type, request, details,
+/// error URI, `Arguments`, `ArgumentsKw`).
+pub(crate) const MAX_ELEMENTS: usize = 7;
 
 /// One element of a message array as a codec sees it when encoding.
 #[derive(Debug)]
