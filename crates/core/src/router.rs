@@ -138,7 +138,8 @@ impl Router {
         }
     }
 
-    /// Removes a realm deleted on another cluster node, closing its local sessions.
+    /// Removes a realm without touching the store (deleted on another cluster node, or already
+    /// deleted from the store), closing its local sessions.
     pub fn drop_realm(&self, name: &Uri, now: std::time::SystemTime) {
         if let Some(realm) = write(&self.realms).remove(name) {
             realm.close_all("wamp.close.close_realm", "the realm was deleted", now);
@@ -189,11 +190,13 @@ impl Router {
         name: &Uri,
         now: std::time::SystemTime,
     ) -> Result<bool, String> {
-        let Some(realm) = write(&self.realms).remove(name) else { return Ok(false) };
+        if self.realm(name).is_none() {
+            return Ok(false);
+        }
         if let Some(p) = self.persistence.get() {
             p.delete_realm(name.as_str())?;
         }
-        realm.close_all("wamp.close.close_realm", "the realm was deleted", now);
+        self.drop_realm(name, now);
         Ok(true)
     }
 

@@ -20,6 +20,7 @@ pub mod pubsub;
 pub mod rpc;
 pub mod sessions;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::client::Endpoint;
@@ -35,6 +36,42 @@ pub struct Timing {
     pub duration: Duration,
     /// Stop after this many operations instead of after `duration`.
     pub count: Option<u64>,
+}
+
+/// The operations (calls, publications) a run may still start: any number, or `--count` of
+/// them; none once stopped.
+#[derive(Debug, Default)]
+pub(crate) struct Quota {
+    remaining: Option<AtomicU64>,
+    stopped: AtomicBool,
+}
+
+impl Quota {
+    pub(crate) fn new(count: Option<u64>) -> Self {
+        Self { remaining: count.map(AtomicU64::new), stopped: AtomicBool::new(false) }
+    }
+
+    /// Takes the right to start one more operation.
+    pub(crate) fn claim(&self) -> bool {
+        if self.is_stopped() {
+            return false;
+        }
+        match &self.remaining {
+            None => true,
+            Some(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    /// No operation starts after this.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
 }
 
 /// What every scenario needs to know about the system it drives.

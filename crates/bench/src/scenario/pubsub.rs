@@ -10,7 +10,7 @@
 //! written off as lost and publishing resumes. The lost count is reported.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use junction_wire::{Payload, Serializer, Uri};
 
-use super::{PROPAGATION, Run, join_all, start};
+use super::{PROPAGATION, Quota, Run, join_all, start};
 use crate::client::{self, Client};
 use crate::link::Incoming;
 use crate::report::Outcome;
@@ -54,6 +54,8 @@ const BATCH: usize = 64;
 
 /// State shared by publishers, subscribers and the coordinator.
 struct Shared {
+    /// The publications still to start.
+    quota: Quota,
     /// Deliveries owed for the publications sent so far (the sum of their topics' fan-out).
     expected: AtomicU64,
     /// Events received by all subscribers.
@@ -62,10 +64,6 @@ struct Shared {
     written_off: AtomicU64,
     /// Publications sent.
     published: AtomicU64,
-    /// Publications left to send, in count mode.
-    remaining: Option<AtomicU64>,
-    /// No new publications once set.
-    stopping: AtomicBool,
     /// Outstanding deliveries allowed.
     budget: u64,
     /// Woken whenever subscribers receive events.
@@ -83,18 +81,6 @@ impl Shared {
         let owed = self.expected.load(Ordering::Relaxed);
         let delivered = self.delivered.load(Ordering::Relaxed);
         self.written_off.fetch_max(owed.saturating_sub(delivered), Ordering::Relaxed);
-    }
-
-    fn claim(&self) -> bool {
-        if self.stopping.load(Ordering::Relaxed) {
-            return false;
-        }
-        match &self.remaining {
-            None => true,
-            Some(left) => left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok(),
-        }
     }
 
     /// Forgets the deliveries owed and made so far (before the load starts).
@@ -141,8 +127,7 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
         delivered: AtomicU64::new(0),
         written_off: AtomicU64::new(0),
         published: AtomicU64::new(0),
-        remaining: run.timing.count.map(AtomicU64::new),
-        stopping: AtomicBool::new(false),
+        quota: Quota::new(run.timing.count),
         budget: (params.window * params.publishers) as u64 * mean_fanout,
         progress: Notify::new(),
     });
@@ -200,7 +185,7 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     let delivered = shared.delivered.load(Ordering::Relaxed) - delivered_before;
     let published = shared.published.load(Ordering::Relaxed) - published_before;
     let mut outcome = window.close(run.target, "event", delivered).await?;
-    shared.stopping.store(true, Ordering::Relaxed);
+    shared.quota.stop();
     collect(&mut publishers, &mut errors).await;
     shared.drain().await;
     cancel.cancel();
@@ -288,7 +273,7 @@ impl Publisher {
                 let notified = shared.progress.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if shared.stopping.load(Ordering::Relaxed) {
+                if shared.quota.is_stopped() {
                     break 'publishing;
                 }
                 if shared.outstanding() < shared.budget {
@@ -300,7 +285,7 @@ impl Publisher {
             }
             let mut sent = 0;
             while sent < BATCH && shared.outstanding() < shared.budget {
-                if !shared.claim() {
+                if !shared.quota.claim() {
                     self.client.writer.flush().await?;
                     break 'publishing;
                 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use junction_wire::{Message, Payload, Serializer, Uri};
 
-use super::{PROPAGATION, Run, join_all, start};
+use super::{PROPAGATION, Quota, Run, join_all, start};
 use crate::client::{self, CallOutcome, Client};
 use crate::link::Incoming;
 use crate::report::{Latency, Outcome};
@@ -49,31 +49,14 @@ const STALL: Duration = Duration::from_secs(10);
 /// State shared by the callers and the coordinator.
 #[derive(Default)]
 struct Shared {
+    /// The calls still to start.
+    quota: Quota,
     /// Calls answered with RESULT.
     completed: AtomicU64,
     /// Calls answered with ERROR.
     failed: AtomicU64,
-    /// Calls left to send, in count mode.
-    remaining: Option<AtomicU64>,
     /// Latencies are recorded while the window is open.
     recording: AtomicBool,
-    /// No new calls once set.
-    stopping: AtomicBool,
-}
-
-impl Shared {
-    /// Takes the right to send one more call.
-    fn claim(&self) -> bool {
-        if self.stopping.load(Ordering::Relaxed) {
-            return false;
-        }
-        match &self.remaining {
-            None => true,
-            Some(left) => left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok(),
-        }
-    }
 }
 
 /// Runs the scenario against one system.
@@ -100,7 +83,7 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     }
 
     let shared = Arc::new(Shared {
-        remaining: run.timing.count.map(AtomicU64::new),
+        quota: Quota::new(run.timing.count),
         recording: AtomicBool::new(run.timing.count.is_some()),
         ..Shared::default()
     });
@@ -142,7 +125,7 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     shared.recording.store(false, Ordering::Relaxed);
     let completed = shared.completed.load(Ordering::Relaxed) - before;
     let mut outcome = window.close(run.target, "call", completed).await?;
-    shared.stopping.store(true, Ordering::Relaxed);
+    shared.quota.stop();
     collect(&mut callers, &mut histogram, &mut errors).await;
     cancel.cancel();
     while let Some(result) = callees.join_next().await {
@@ -224,7 +207,7 @@ impl Caller {
         let mut next = self.first_procedure;
         loop {
             let mut sent = false;
-            while in_flight.len() < self.window && self.shared.claim() {
+            while in_flight.len() < self.window && self.shared.quota.claim() {
                 let request = self.client.request_id();
                 let procedure =
                     self.procedures.get(next % self.procedures.len()).context("no procedure")?;

@@ -118,9 +118,10 @@ impl Establishing {
         let mut refused_here = Vec::new();
         for method in &offered {
             let from_here = |authid: Option<&str>| security.source_allows(authid, method, address);
-            match method.as_str() {
+            let identity = match method.as_str() {
                 "anonymous" if realm.config().allow_anonymous && !from_here(None) => {
-                    refused_here.push(method.as_str())
+                    refused_here.push(method.as_str());
+                    continue;
                 }
                 "trust" if security.allows_method("trust") => {
                     // No credential: the source rule vouches for the address.
@@ -132,33 +133,10 @@ impl Establishing {
                         refused_here.push("trust");
                         continue;
                     };
-                    let identity = Identity::user(&security, user, "trust");
-                    return welcome(
-                        router,
-                        &realm,
-                        outbox,
-                        now,
-                        hello,
-                        self.transport,
-                        session,
-                        identity,
-                    )
-                    .map(State::Established);
+                    Identity::user(&security, user, "trust")
                 }
                 "anonymous" if realm.config().allow_anonymous => {
-                    let authid = format!("anonymous-{session}");
-                    let identity = Identity::anonymous(authid);
-                    return welcome(
-                        router,
-                        &realm,
-                        outbox,
-                        now,
-                        hello,
-                        self.transport,
-                        session,
-                        identity,
-                    )
-                    .map(State::Established);
+                    Identity::anonymous(format!("anonymous-{session}"))
                 }
                 "ticket" | "wampcra" | "cryptosign" | "scram" if security.allows_method(method) => {
                     let pubkey = cryptosign_pubkey(&hello);
@@ -201,8 +179,12 @@ impl Establishing {
                         Challenging { transport, realm, hello, session, authid, user, pending };
                     return Ok(State::Challenging(Box::new(challenging)));
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            // Anonymous and trust need no challenge.
+            let transport = self.transport;
+            return welcome(router, &realm, outbox, now, hello, transport, session, identity)
+                .map(State::Established);
         }
         let mut accepted: Vec<&str> = security.authmethods.iter().map(String::as_str).collect();
         if realm.config().allow_anonymous {
