@@ -17,8 +17,9 @@ pub struct TransportConfig {
     pub outbound_queue: usize,
     /// The HTTP path WebSocket clients connect to.
     pub websocket_path: String,
-    /// Octets tungstenite reads from a WebSocket at once, allocated per connection for its
-    /// whole life (see `websocket::ws_config`).
+    /// The most octets read from a WebSocket at once while no frame is in progress (at most
+    /// 64 KiB); a buffer on the stack, so it costs idle connections nothing (see
+    /// `websocket::WRITE_BUFFER` for how the link buffers).
     pub websocket_read_buffer: usize,
     /// Approximate bytes of events that may wait in a session's outbound queue.
     pub outbound_queue_bytes: usize,

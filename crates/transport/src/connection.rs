@@ -36,7 +36,7 @@ pub(crate) enum LinkError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("websocket: {0}")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    WebSocket(#[from] crate::websocket::FramingError),
     #[error("rawsocket: {0}")]
     RawSocket(#[from] junction_wire::rawsocket::FrameError),
 }
@@ -44,13 +44,13 @@ pub(crate) enum LinkError {
 impl LinkError {
     /// For a message over the router's size limit, a sentence saying so.
     fn oversize(&self) -> Option<String> {
+        use crate::websocket::FramingError;
         use junction_wire::rawsocket::FrameError;
-        use tokio_tungstenite::tungstenite::Error as WsError;
         match self {
             LinkError::RawSocket(FrameError::TooLong { length, limit }) => {
                 Some(format!("a message of {length} octets exceeds the limit of {limit}"))
             }
-            LinkError::WebSocket(WsError::Capacity(e)) => Some(format!("message too large: {e}")),
+            LinkError::WebSocket(error @ FramingError::TooLong { .. }) => Some(error.to_string()),
             _ => None,
         }
     }

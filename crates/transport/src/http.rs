@@ -15,15 +15,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use junction_core::{TransportInfo, TransportKind};
 
 use crate::connection::drive;
 use crate::listener::Services;
-use crate::websocket::{self, Subprotocol, WebSocketLink};
+use crate::websocket::{Subprotocol, WebSocketLink};
 
 /// What the operator endpoints show, provided by the binary.
 #[derive(Default)]
@@ -158,14 +156,7 @@ fn upgrade(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> 
             Ok(upgraded) => upgraded,
             Err(error) => return tracing::debug!(%error, "WebSocket upgrade failed"),
         };
-        let io = TokioIo::new(upgraded);
-        let ws = WebSocketStream::from_raw_socket(
-            io,
-            Role::Server,
-            Some(websocket::ws_config(&services.config)),
-        )
-        .await;
-        let link = WebSocketLink::new(ws, protocol, services.config.max_message_size);
+        let link = WebSocketLink::new(TokioIo::new(upgraded), protocol, &services.config);
         let transport = TransportInfo {
             kind: TransportKind::WebSocket,
             serializer: protocol.serializer(),

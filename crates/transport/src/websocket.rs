@@ -1,17 +1,16 @@
 //! WebSocket (RFC 6455) with the WAMP subprotocols `wamp.2.json`, `wamp.2.msgpack`,
-//! `wamp.2.cbor` and their `.batched` variants, on top of `tokio-tungstenite`. The opening
-//! handshake is answered in [`crate::http`].
+//! `wamp.2.cbor` and their `.batched` variants. The opening handshake is answered in
+//! [`crate::http`]; this module speaks the framing of an established connection, server side:
+//! masked frames from the client, fragmented messages, ping, pong and the closing handshake.
+//! No extension is negotiated, so the reserved bits must be zero.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use junction_wire::Serializer;
 
@@ -50,63 +49,215 @@ impl Subprotocol {
     }
 }
 
-/// Buffers are sized on purpose: the library defaults (128 KiB each) would dominate the memory of
-/// an idle session.
+/// Buffers are allocated only while they hold something, so that an idle session keeps none.
 ///
-/// The read buffer (`websocket.read_buffer`, 4 KiB by default) is allocated when the connection
-/// opens and kept for its whole life, so it is the largest part of what an idle session costs.
-/// It is also the most tungstenite reads from the socket in one call: a larger message grows the
-/// buffer to its size but is read this much per system call. Against 8 KiB, 4 KiB saves 4 KiB
-/// per idle session and costs RPC with 64 KiB payloads nothing measurable, with 16 KiB payloads
-/// perhaps 10–25 % more router CPU per call; 2 KiB would save 2 KiB more but cost both about a
-/// fifth more (docs/benchmarks.md, "Memory per idle session").
-/// The write buffer is allocated as it fills (and keeps its largest size), and is written out once
-/// it holds this much or at the driver's flush: it gathers a batch of messages into few system
-/// calls.
+/// - Reading: while no frame is in progress, the link reads into a buffer on the stack (at most
+///   `websocket.read_buffer` octets, and never more than [`STACK_READ`]) and moves only the
+///   octets read to the heap, where they stay until they are handed out. Once a frame's header
+///   says how long the frame is, the rest of it is read straight into a buffer of that size, in
+///   as few system calls as the socket allows. An idle connection holds no read buffer.
+/// - Writing: frames gather in a buffer until the driver flushes its batch (or the buffer holds
+///   [`WRITE_BUFFER`] octets); the buffer is released after each flush.
+///
+/// (The link was tokio-tungstenite until 2026-11-26. Its read buffer of `read_buffer_size` is
+/// allocated when the connection opens and kept for its whole life, and its write buffer keeps
+/// the capacity of the largest batch written: about 5 of the 10.4 KiB an idle session cost;
+/// docs/benchmarks.md, "Memory per idle session".)
 const WRITE_BUFFER: usize = 8 * 1024;
 
-pub(crate) fn ws_config(config: &TransportConfig) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(config.websocket_read_buffer)
-        .write_buffer_size(WRITE_BUFFER)
-        // tungstenite panics unless the maximum exceeds the write buffer (small message limits).
-        .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(WRITE_BUFFER * 2))
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size))
+/// The most read from the socket in one call before a frame's length is known: the size of the
+/// buffer on the stack.
+const STACK_READ: usize = 64 * 1024;
+
+/// Frame opcodes (RFC 6455 §5.2).
+const CONTINUATION: u8 = 0x0;
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
+
+/// Close codes (RFC 6455 §7.4.1).
+const NORMAL_CLOSURE: u16 = 1000;
+
+/// Why the client's WebSocket framing failed the connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FramingError {
+    /// A frame RFC 6455 does not allow (reserved bits or opcodes, an unmasked frame, a
+    /// fragmented or oversized control frame, a continuation of nothing, …).
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    /// A frame, or the frames of a fragmented message, longer than `limits.max_message_size`;
+    /// refused from the frame's header, before its payload is buffered.
+    #[error("a message of {length} octets is too long (the limit is {limit})")]
+    TooLong { length: u64, limit: usize },
+    /// A text message that is not UTF-8 (RFC 6455 §8.1).
+    #[error("a text message is not UTF-8")]
+    NotUtf8,
+}
+
+impl FramingError {
+    /// The close code the router sends before closing (RFC 6455 §7.4.1).
+    fn close_code(&self) -> u16 {
+        match self {
+            FramingError::Protocol(_) => 1002,
+            FramingError::TooLong { .. } => 1009,
+            FramingError::NotUtf8 => 1007,
+        }
+    }
 }
 
 /// An established WebSocket connection carrying one WAMP session.
 pub(crate) struct WebSocketLink<S> {
-    ws: WebSocketStream<S>,
+    io: S,
     protocol: Subprotocol,
+    /// The largest message accepted (`limits.max_message_size`), and the largest sent.
     max: usize,
+    /// The most read at once before a frame's length is known (`websocket.read_buffer`).
+    read_size: u32,
+    /// Octets read and not parsed yet: empty and unallocated between messages.
+    input: BytesMut,
+    /// Octets still missing from the frame at the head of `input`, for which `input` has room.
+    missing: usize,
+    /// The frames of a fragmented message received so far: whether it is text, and the data.
+    fragments: Option<(bool, BytesMut)>,
     /// Messages of a received batch not handed out yet.
     received: VecDeque<Bytes>,
     /// The outgoing batch, sent as one WebSocket message at the next flush.
     batch: BytesMut,
+    /// Frames to write: unallocated between flushes.
+    output: Vec<u8>,
+    /// The close code sent when the connection closes: 1000, or why it failed.
+    close_code: u16,
+    /// Whether the router sent its close frame already.
+    close_sent: bool,
 }
 
 impl<S> WebSocketLink<S> {
-    pub(crate) fn new(ws: WebSocketStream<S>, protocol: Subprotocol, max: usize) -> Self {
-        Self { ws, protocol, max, received: VecDeque::new(), batch: BytesMut::new() }
+    pub(crate) fn new(io: S, protocol: Subprotocol, config: &TransportConfig) -> Self {
+        Self {
+            io,
+            protocol,
+            max: config.max_message_size,
+            read_size: config.websocket_read_buffer.clamp(1, STACK_READ) as u32,
+            input: BytesMut::new(),
+            missing: 0,
+            fragments: None,
+            received: VecDeque::new(),
+            batch: BytesMut::new(),
+            output: Vec::new(),
+            close_code: NORMAL_CLOSURE,
+            close_sent: false,
+        }
     }
 
-    /// The WebSocket message carrying `payload`: a text frame for JSON, else a binary one.
-    ///
-    /// The text frame is built as tungstenite builds it for `Message::Text`, but without
-    /// `Utf8Bytes`, whose only safe constructor from bytes checks the UTF-8 again: for every
-    /// message, and for every subscriber of a shared event (~250 instructions per routed call,
-    /// ~140 per delivered event). The JSON router writes UTF-8 by construction: its encoder
-    /// writes Rust strings and serde_json output, and copies payload elements out of JSON
-    /// messages that were checked to be UTF-8 when they were decoded; a batch adds the ASCII
-    /// separator 0x1e. Debug builds (the tests) still check.
-    fn frame(&self, payload: Bytes) -> WsMessage {
-        if self.protocol.serializer.is_text() {
-            debug_assert!(std::str::from_utf8(&payload).is_ok(), "JSON output was not UTF-8");
-            WsMessage::Frame(Frame::message(payload, OpCode::Data(Data::Text), true))
-        } else {
-            WsMessage::Binary(payload)
+    /// Appends one unmasked frame to the output.
+    fn buffer_frame(&mut self, opcode: u8, payload: &[u8]) {
+        debug_assert!(
+            opcode != TEXT || std::str::from_utf8(payload).is_ok(),
+            "JSON output was not UTF-8"
+        );
+        let output = &mut self.output;
+        output.reserve(10 + payload.len());
+        output.push(0x80 | opcode);
+        match payload.len() {
+            n if n < 126 => output.push(n as u8),
+            n if n <= 0xFFFF => {
+                output.push(126);
+                output.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                output.push(127);
+                output.extend_from_slice(&(n as u64).to_be_bytes());
+            }
         }
+        output.extend_from_slice(payload);
+    }
+
+    /// The opcode of a data frame: text for JSON, else binary.
+    ///
+    /// The router's JSON is UTF-8 by construction: its encoder writes Rust strings and
+    /// serde_json output, and copies payload elements out of JSON messages that were checked to
+    /// be UTF-8 when they were decoded; a batch adds the ASCII separator 0x1e. Debug builds (the
+    /// tests) check it in [`Self::buffer_frame`].
+    fn data_opcode(&self) -> u8 {
+        if self.protocol.serializer.is_text() { TEXT } else { BINARY }
+    }
+
+    /// Parses the frame at the head of `input` if it is all there. When only its header is,
+    /// makes room for the rest so that it is read in one go.
+    fn next_frame(&mut self) -> Result<Option<(Header, BytesMut)>, FramingError> {
+        let Some(header) = Header::parse(&self.input)? else {
+            return Ok(None);
+        };
+        if header.opcode < CLOSE {
+            let so_far = self.fragments.as_ref().map_or(0, |(_, data)| data.len() as u64);
+            if so_far + header.length > self.max as u64 {
+                return Err(FramingError::TooLong {
+                    length: so_far + header.length,
+                    limit: self.max,
+                });
+            }
+        }
+        // At most `max` (data) or 125 (control) octets: the length fits a usize.
+        let total = header.size + header.length as usize;
+        if self.input.len() < total {
+            self.missing = total - self.input.len();
+            self.input.reserve(self.missing);
+            return Ok(None);
+        }
+        self.missing = 0;
+        self.input.advance(header.size);
+        let mut payload = self.input.split_to(header.length as usize);
+        if self.input.is_empty() {
+            // Let the payload own the allocation alone: nothing stays behind while idle.
+            self.input = BytesMut::new();
+        }
+        unmask(&mut payload, header.mask);
+        Ok(Some((header, payload)))
+    }
+
+    /// Handles one frame: what to hand out, if anything.
+    fn on_frame(
+        &mut self,
+        header: Header,
+        payload: BytesMut,
+    ) -> Result<Option<Frame>, FramingError> {
+        match header.opcode {
+            TEXT | BINARY => {
+                if self.fragments.is_some() {
+                    return Err(FramingError::Protocol("a new message inside a fragmented one"));
+                }
+                let text = header.opcode == TEXT;
+                if header.fin {
+                    return self.message(text, payload.freeze()).map(Some);
+                }
+                self.fragments = Some((text, payload));
+                Ok(None)
+            }
+            CONTINUATION => {
+                let Some((text, mut data)) = self.fragments.take() else {
+                    return Err(FramingError::Protocol("a continuation frame without a message"));
+                };
+                data.unsplit(payload);
+                if header.fin {
+                    return self.message(text, data.freeze()).map(Some);
+                }
+                self.fragments = Some((text, data));
+                Ok(None)
+            }
+            PING => Ok(Some(Frame::Ping(payload.freeze()))),
+            PONG => Ok(Some(Frame::Pong)),
+            _ => Ok(Some(Frame::Close(close_reply(&payload)))),
+        }
+    }
+
+    /// A whole message: its data, checked to be UTF-8 if it came as text.
+    fn message(&mut self, text: bool, data: Bytes) -> Result<Frame, FramingError> {
+        if text && std::str::from_utf8(&data).is_err() {
+            return Err(FramingError::NotUtf8);
+        }
+        Ok(Frame::Message(data))
     }
 
     /// Splits a received batch into its WAMP messages; an empty or malformed batch fails the
@@ -141,6 +292,50 @@ impl<S> WebSocketLink<S> {
     }
 }
 
+impl<S> WebSocketLink<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Reads more octets into `input`; 0 when the peer closed.
+    ///
+    /// With a frame in progress, straight into the room made for it. Otherwise through a buffer
+    /// on the stack of this one poll: a connection waiting for its next message holds nothing.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.missing > 0 && self.input.capacity() - self.input.len() >= self.missing {
+            return self.io.read_buf(&mut self.input).await;
+        }
+        let read_size = self.read_size as usize;
+        let (io, input) = (&mut self.io, &mut self.input);
+        std::future::poll_fn(|cx| {
+            let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+            let mut buf = ReadBuf::uninit(&mut stack[..read_size]);
+            ready!(Pin::new(&mut *io).poll_read(cx, &mut buf))?;
+            input.extend_from_slice(buf.filled());
+            Poll::Ready(Ok(buf.filled().len()))
+        })
+        .await
+    }
+
+    /// Writes out the output buffer (without flushing the stream); `release` frees it after.
+    async fn write_out(&mut self, release: bool) -> std::io::Result<()> {
+        if !self.output.is_empty() {
+            self.io.write_all(&self.output).await?;
+            self.output.clear();
+        }
+        if release {
+            self.output = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Sends a control frame and flushes it.
+    async fn send_control(&mut self, opcode: u8, payload: &[u8]) -> Result<(), LinkError> {
+        self.buffer_frame(opcode, payload);
+        self.write_out(true).await?;
+        Ok(self.io.flush().await?)
+    }
+}
+
 impl<S> Link for WebSocketLink<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -150,16 +345,31 @@ where
             if let Some(message) = self.received.pop_front() {
                 return Ok(Some(Incoming::Message(message)));
             }
-            let data = match self.ws.next().await {
-                Some(Ok(WsMessage::Binary(bytes))) => bytes,
-                Some(Ok(WsMessage::Text(text))) => Bytes::from(text),
-                // Pings are answered by the library on the next write or flush.
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
-                    return Ok(Some(Incoming::Heartbeat));
+            let frame = match self.next_frame() {
+                Ok(Some((header, payload))) => self.on_frame(header, payload),
+                Ok(None) => {
+                    if self.fill().await? == 0 {
+                        return Ok(None);
+                    }
+                    continue;
                 }
-                Some(Ok(WsMessage::Frame(_))) => continue,
-                Some(Ok(WsMessage::Close(_))) | None => return Ok(None),
-                Some(Err(e)) => return Err(e.into()),
+                Err(error) => Err(error),
+            };
+            let data = match frame {
+                Ok(Some(Frame::Message(data))) => data,
+                Ok(Some(Frame::Ping(payload))) => return Ok(Some(Incoming::Ping(payload))),
+                Ok(Some(Frame::Pong)) => return Ok(Some(Incoming::Heartbeat)),
+                Ok(Some(Frame::Close(reply))) => {
+                    // The closing handshake: answer, and the connection ends.
+                    let _ = self.send_control(CLOSE, &reply).await;
+                    self.close_sent = true;
+                    return Ok(None);
+                }
+                Ok(None) => continue,
+                Err(error) => {
+                    self.close_code = error.close_code();
+                    return Err(error.into());
+                }
             };
             if !self.protocol.batched {
                 return Ok(Some(Incoming::Message(data)));
@@ -170,8 +380,11 @@ where
 
     async fn send(&mut self, message: Bytes) -> Result<(), LinkError> {
         if !self.protocol.batched {
-            let frame = self.frame(message);
-            return Ok(self.ws.feed(frame).await?);
+            self.buffer_frame(self.data_opcode(), &message);
+            if self.output.len() >= WRITE_BUFFER {
+                self.write_out(false).await?;
+            }
+            return Ok(());
         }
         if self.protocol.serializer.is_text() {
             self.batch.extend_from_slice(&message);
@@ -185,28 +398,265 @@ where
 
     async fn flush(&mut self) -> Result<(), LinkError> {
         if !self.batch.is_empty() {
-            let batch = self.batch.split().freeze();
-            let frame = self.frame(batch);
-            self.ws.feed(frame).await?;
+            let batch = std::mem::take(&mut self.batch);
+            self.buffer_frame(self.data_opcode(), &batch);
         }
-        Ok(self.ws.flush().await?)
+        self.write_out(true).await?;
+        Ok(self.io.flush().await?)
     }
 
-    async fn pong(&mut self, _payload: Bytes) -> Result<(), LinkError> {
-        Ok(())
+    async fn pong(&mut self, payload: Bytes) -> Result<(), LinkError> {
+        self.send_control(PONG, &payload).await
     }
 
     async fn ping(&mut self) -> Result<(), LinkError> {
-        self.ws.feed(WsMessage::Ping(Bytes::from_static(b"junction"))).await?;
-        Ok(self.ws.flush().await?)
+        self.send_control(PING, b"junction").await
     }
 
     async fn close(&mut self) {
-        let _ = self.ws.close(None).await;
+        if !self.close_sent {
+            self.close_sent = true;
+            let code = self.close_code.to_be_bytes();
+            let _ = self.send_control(CLOSE, &code).await;
+        }
+        let _ = self.io.shutdown().await;
     }
 
     fn peer_max_message(&self) -> usize {
         // WebSocket has no negotiated limit; never send more than we would accept ourselves.
         self.max
+    }
+}
+
+/// What one frame amounts to.
+enum Frame {
+    /// A whole message (the last frame of a fragmented one, or an unfragmented one).
+    Message(Bytes),
+    Ping(Bytes),
+    Pong,
+    /// The client closes; the payload of the close frame to answer with.
+    Close(Vec<u8>),
+}
+
+/// A frame header, as the client sends it (RFC 6455 §5.2).
+struct Header {
+    fin: bool,
+    opcode: u8,
+    mask: [u8; 4],
+    /// The payload's length.
+    length: u64,
+    /// The header's own length, mask included.
+    size: usize,
+}
+
+impl Header {
+    /// Parses the header at the start of `input`; `None` while it is incomplete.
+    fn parse(input: &[u8]) -> Result<Option<Header>, FramingError> {
+        let &[first, second, ..] = input else {
+            return Ok(None);
+        };
+        if first & 0x70 != 0 {
+            return Err(FramingError::Protocol("reserved bits set without an extension"));
+        }
+        let fin = first & 0x80 != 0;
+        let opcode = first & 0x0F;
+        match opcode {
+            CONTINUATION | TEXT | BINARY => {}
+            CLOSE | PING | PONG if !fin => {
+                return Err(FramingError::Protocol("a fragmented control frame"));
+            }
+            CLOSE | PING | PONG => {}
+            _ => return Err(FramingError::Protocol("a reserved opcode")),
+        }
+        if second & 0x80 == 0 {
+            return Err(FramingError::Protocol("an unmasked frame from a client"));
+        }
+        let (length, at) = match second & 0x7F {
+            126 => match input.get(2..4).and_then(|b| <[u8; 2]>::try_from(b).ok()) {
+                Some(b) => (u64::from(u16::from_be_bytes(b)), 4),
+                None => return Ok(None),
+            },
+            127 => match input.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                Some(b) if u64::from_be_bytes(b) >> 63 != 0 => {
+                    return Err(FramingError::Protocol("a frame length over 2^63"));
+                }
+                Some(b) => (u64::from_be_bytes(b), 10),
+                None => return Ok(None),
+            },
+            n => (u64::from(n), 2),
+        };
+        if opcode >= CLOSE && length > 125 {
+            return Err(FramingError::Protocol("a control frame over 125 octets"));
+        }
+        let Some(mask) = input.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+            return Ok(None);
+        };
+        Ok(Some(Header { fin, opcode, mask, length, size: at + 4 }))
+    }
+}
+
+/// Removes the client's masking (RFC 6455 §5.3), eight octets at a time where it can.
+fn unmask(payload: &mut [u8], mask: [u8; 4]) {
+    let wide = [mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]];
+    let mut chunks = payload.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        for (b, m) in chunk.iter_mut().zip(wide) {
+            *b ^= m;
+        }
+    }
+    for (b, m) in chunks.into_remainder().iter_mut().zip(wide) {
+        *b ^= m;
+    }
+}
+
+/// The close frame that answers the client's (RFC 6455 §5.5.1, §7.4): its own code when it sent
+/// a valid one, 1002 for an invalid code or reason, and no code when it gave none.
+fn close_reply(payload: &[u8]) -> Vec<u8> {
+    let code = match payload {
+        [] => return Vec::new(),
+        [high, low, reason @ ..] if std::str::from_utf8(reason).is_ok() => {
+            match u16::from_be_bytes([*high, *low]) {
+                code @ (1000..=1003 | 1007..=1014 | 3000..=4999) => code,
+                _ => 1002,
+            }
+        }
+        _ => 1002,
+    };
+    code.to_be_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut frame = vec![first];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        frame
+    }
+
+    fn config(max: usize) -> TransportConfig {
+        TransportConfig { max_message_size: max, ..Default::default() }
+    }
+
+    fn link(max: usize) -> (WebSocketLink<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let protocol = Subprotocol { serializer: Serializer::Json, batched: false };
+        (WebSocketLink::new(ours, protocol, &config(max)), theirs)
+    }
+
+    async fn message(link: &mut WebSocketLink<tokio::io::DuplexStream>) -> Bytes {
+        match link.recv().await {
+            Ok(Some(Incoming::Message(bytes))) => bytes,
+            other => panic!("expected a message, got {:?}", other.map(|i| i.is_some())),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_of_every_length_encoding_are_unmasked() {
+        let (mut link, mut peer) = link(1 << 20);
+        for size in [0, 5, 125, 126, 65_535, 65_536, 200_000] {
+            let text = "x".repeat(size);
+            peer.write_all(&masked(0x81, text.as_bytes())).await.unwrap();
+            assert_eq!(message(&mut link).await, text.as_bytes(), "{size} octets");
+        }
+    }
+
+    #[tokio::test]
+    async fn fragmented_message_with_a_ping_in_between_is_reassembled() {
+        let (mut link, mut peer) = link(1024);
+        let mut bytes = masked(0x01, b"[1,\"re");
+        bytes.extend(masked(0x89, b"hi"));
+        bytes.extend(masked(0x80, b"alm\"]"));
+        peer.write_all(&bytes).await.unwrap();
+        assert!(matches!(link.recv().await, Ok(Some(Incoming::Ping(p))) if p == "hi"));
+        assert_eq!(message(&mut link).await, "[1,\"realm\"]".as_bytes());
+    }
+
+    #[tokio::test]
+    async fn idle_link_holds_no_buffers() {
+        let (mut link, mut peer) = link(1024);
+        peer.write_all(&masked(0x81, b"[1]")).await.unwrap();
+        let received = message(&mut link).await;
+        link.send(Bytes::from_static(b"[2]")).await.unwrap();
+        link.flush().await.unwrap();
+        drop(received);
+        assert_eq!(link.input.capacity(), 0);
+        assert_eq!(link.output.capacity(), 0);
+        let mut answer = [0u8; 5];
+        peer.read_exact(&mut answer).await.unwrap();
+        assert_eq!(answer, [0x81, 3, b'[', b'2', b']']);
+    }
+
+    #[tokio::test]
+    async fn message_over_the_limit_is_refused_from_its_header() {
+        let (mut link, mut peer) = link(1024);
+        // Only the header is sent: the link must not wait for 4096 octets.
+        peer.write_all(&masked(0x82, &[0; 4096])[..8]).await.unwrap();
+        assert!(matches!(
+            link.recv().await,
+            Err(LinkError::WebSocket(FramingError::TooLong { length: 4096, limit: 1024 }))
+        ));
+        let mut fragments = masked(0x02, &[0; 1000]);
+        fragments.extend(masked(0x80, &[0; 1000]));
+        let (mut link, mut peer) = self::link(1024);
+        peer.write_all(&fragments).await.unwrap();
+        assert!(matches!(
+            link.recv().await,
+            Err(LinkError::WebSocket(FramingError::TooLong { length: 2000, .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn text_message_that_is_not_utf8_fails_the_connection() {
+        let (mut link, mut peer) = link(1024);
+        peer.write_all(&masked(0x81, b"\xff")).await.unwrap();
+        assert!(matches!(link.recv().await, Err(LinkError::WebSocket(FramingError::NotUtf8))));
+    }
+
+    #[tokio::test]
+    async fn framing_violations_fail_the_connection() {
+        let cases: [(&str, Vec<u8>); 6] = [
+            ("unmasked", vec![0x81, 0x01, b'x']),
+            ("rsv1", masked(0xC1, b"x")),
+            ("reserved opcode", masked(0x83, b"x")),
+            ("continuation of nothing", masked(0x80, b"x")),
+            ("fragmented ping", masked(0x09, b"x")),
+            ("ping over 125", masked(0x89, &[0; 126])),
+        ];
+        for (name, bytes) in cases {
+            let (mut link, mut peer) = link(1024);
+            peer.write_all(&bytes).await.unwrap();
+            assert!(
+                matches!(link.recv().await, Err(LinkError::WebSocket(FramingError::Protocol(_)))),
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn close_is_answered_with_the_clients_code() {
+        let (mut link, mut peer) = link(1024);
+        peer.write_all(&masked(0x88, &[0x03, 0xE9, b'b', b'y', b'e'])).await.unwrap();
+        assert!(matches!(link.recv().await, Ok(None)));
+        let mut answer = [0u8; 4];
+        peer.read_exact(&mut answer).await.unwrap();
+        assert_eq!(answer, [0x88, 2, 0x03, 0xE9]);
+        assert_eq!(close_reply(&[0x03, 0xEC]), 1002u16.to_be_bytes());
+        assert_eq!(close_reply(&[0x03]), 1002u16.to_be_bytes());
+        assert!(close_reply(&[]).is_empty());
     }
 }
