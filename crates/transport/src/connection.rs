@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -18,7 +17,7 @@ use junction_wire::{Message, MessageType, Serializer, Uri};
 use crate::config::TransportConfig;
 use crate::listener::Services;
 use crate::message_metrics::MESSAGE_METRICS;
-use crate::outbox::QueueOutbox;
+use crate::outbox::{Next, QueueOutbox};
 
 /// What a link read from the peer.
 pub(crate) enum Incoming {
@@ -99,11 +98,11 @@ pub(crate) fn drive<'a>(
     let open = metrics::gauge!("junction_connections_open", "transport" => transport.kind.name());
     open.increment(1.0);
     let config = &*services.config;
-    let (outbox, rx) = QueueOutbox::new(
+    let outbox = Arc::new(QueueOutbox::new(
         config.outbound_queue,
         config.outbound_queue_bytes,
         config.disconnect_slow_consumers,
-    );
+    ));
     let serializer = transport.serializer;
     let peer = transport.peer.clone();
     // Every log line of the connection carries the peer, and once joined the session and realm.
@@ -112,8 +111,7 @@ pub(crate) fn drive<'a>(
     let mut driver = Driver {
         link,
         session,
-        rx,
-        queue: Arc::clone(&outbox),
+        queue: outbox,
         serializer,
         config,
         closing_since: None,
@@ -121,9 +119,10 @@ pub(crate) fn drive<'a>(
         joined: false,
     };
     async move {
-        if let Err(error) = driver.run(&outbox, services.shutdown.token(), accepted_at).await {
+        if let Err(error) = driver.run(services.shutdown.token(), accepted_at).await {
             tracing::debug!(%error, "connection ended with an error");
         }
+        driver.queue.close();
         driver.session.transport_closed(Now::read());
         driver.link.close().await;
         if driver.joined {
@@ -138,8 +137,7 @@ pub(crate) fn drive<'a>(
 struct Driver<'a, L> {
     link: L,
     session: Session,
-    rx: mpsc::Receiver<Outbound>,
-    /// The sending side of `rx`, told what leaves the queue (its byte budget).
+    /// The session's outbound queue (the session holds it too, as its `Outbox`).
     queue: Arc<QueueOutbox>,
     serializer: Serializer,
     config: &'a TransportConfig,
@@ -156,10 +154,10 @@ impl<L: Link> Driver<'_, L> {
     /// watch the deadlines (handshake, closing, liveness) and shutdown.
     async fn run(
         &mut self,
-        outbox: &QueueOutbox,
         shutdown: &CancellationToken,
         accepted_at: Instant,
     ) -> Result<(), LinkError> {
+        let queue = Arc::clone(&self.queue);
         let config = self.config;
         let handshake_deadline = accepted_at + config.handshake_timeout;
         let mut shutting_down = false;
@@ -178,7 +176,15 @@ impl<L: Link> Driver<'_, L> {
                 (Some(_), None) => None,
             };
             let flow = tokio::select! {
-                Some(item) = self.rx.recv() => self.write_batch(item).await?,
+                next = queue.next() => match next {
+                    Next::Item(item) => self.write_batch(item).await?,
+                    Next::Overflowed => {
+                        let error = Error::Canceled("the session did not read its messages fast enough".into());
+                        tracing::warn!(dropped_events = queue.dropped_events(), "closing a session whose outbound queue overflowed");
+                        let _ = self.session.abort(Now::read(), &error);
+                        self.finish().await?
+                    }
+                },
                 incoming = self.link.recv() => {
                     heard = Instant::now();
                     ping_sent = None;
@@ -203,12 +209,6 @@ impl<L: Link> Driver<'_, L> {
                     self.link.ping().await?;
                     ping_sent = Some(Instant::now());
                     Flow::Continue
-                }
-                () = outbox.overflowed() => {
-                    let error = Error::Canceled("the session did not read its messages fast enough".into());
-                    tracing::warn!(dropped_events = outbox.dropped_events(), "closing a session whose outbound queue overflowed");
-                    let _ = self.session.abort(Now::read(), &error);
-                    self.finish().await?
                 }
                 () = shutdown.cancelled(), if !shutting_down => {
                     shutting_down = true;
@@ -277,7 +277,8 @@ impl<L: Link> Driver<'_, L> {
     async fn write_batch(&mut self, first: Outbound) -> Result<Flow, LinkError> {
         self.write_item(first).await?;
         for _ in 1..BATCH {
-            let Ok(item) = self.rx.try_recv() else { break };
+            // An overflow stays flagged: the loop handles it next.
+            let Some(Next::Item(item)) = self.queue.try_next() else { break };
             self.write_item(item).await?;
         }
         self.link.flush().await?;
@@ -285,7 +286,6 @@ impl<L: Link> Driver<'_, L> {
     }
 
     async fn write_item(&mut self, item: Outbound) -> Result<(), LinkError> {
-        self.queue.taken(&item);
         let limit = self.link.peer_max_message();
         let message = match item {
             Outbound::Event(shared) => {
@@ -358,7 +358,7 @@ impl<L: Link> Driver<'_, L> {
 
     /// Writes what the session queued before it closed (its ABORT or GOODBYE), then stops.
     async fn finish(&mut self) -> Result<Flow, LinkError> {
-        while let Ok(item) = self.rx.try_recv() {
+        while let Some(item) = self.queue.try_item() {
             self.write_item(item).await?;
         }
         self.link.flush().await?;

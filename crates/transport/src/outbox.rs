@@ -1,105 +1,194 @@
 //! The bounded outbound queue behind each session.
+//!
+//! A `VecDeque` behind a mutex, not tokio's bounded channel: the channel allocates its shared
+//! state and a first block of 32 slots when it is created, about 1 KiB that every idle session
+//! kept. This queue allocates when something is queued, and gives large allocations back once
+//! it is drained (docs/benchmarks.md, "Memory per idle session").
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use junction_core::{Outbound, Outbox};
 
-/// The sending side of a session's queue, given to the core. Never blocks.
+/// Slots an empty queue may keep: small enough to cost an idle session little, large enough
+/// that a session exchanging a few messages at a time does not allocate for each.
+const KEEP_SLOTS: usize = 8;
+
+/// A session's outbound queue: the core pushes (never blocking), the driver takes.
 pub(crate) struct QueueOutbox {
-    tx: mpsc::Sender<Outbound>,
-    /// Set when an item that may not be dropped did not fit: the driver closes the session.
-    overflowed: AtomicBool,
-    /// Wakes the driver when `overflowed` is set.
-    overflow: Notify,
+    /// A std mutex: held for a push or a pop only, never across an `.await`, and uncontended
+    /// unless another thread routes to this session at that very moment.
+    state: Mutex<State>,
+    /// Wakes the driver when an item was queued or the queue overflowed.
+    ready: Notify,
     /// Events dropped because the session did not keep up.
     dropped_events: AtomicU64,
+    /// How many items may wait.
+    capacity: usize,
+    /// Approximate bytes of events that may wait (see `Outbound::approx_size`): a count alone
+    /// would let large events pile up to gigabytes.
+    max_bytes: usize,
     /// Close the session instead of dropping events when the queue is full.
     disconnect_when_full: bool,
-    /// Approximate bytes waiting (see `Outbound::approx_size`), bounded by `max_bytes` for
-    /// events: a count alone would let large events pile up to gigabytes.
-    queued_bytes: AtomicUsize,
-    max_bytes: usize,
+}
+
+struct State {
+    items: VecDeque<Outbound>,
+    /// Approximate bytes waiting.
+    queued_bytes: usize,
+    /// Set when an item that may not be dropped did not fit: the driver closes the session.
+    overflowed: bool,
+    /// The driver is gone: pushes are discarded.
+    closed: bool,
+}
+
+/// What the driver takes off the queue.
+pub(crate) enum Next {
+    Item(Outbound),
+    /// An item that may not be dropped did not fit: the session must be closed.
+    Overflowed,
 }
 
 impl QueueOutbox {
-    pub(crate) fn new(
-        capacity: usize,
-        max_bytes: usize,
-        disconnect_when_full: bool,
-    ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let outbox = Self {
-            tx,
-            overflowed: AtomicBool::new(false),
-            overflow: Notify::new(),
+    pub(crate) fn new(capacity: usize, max_bytes: usize, disconnect_when_full: bool) -> Self {
+        Self {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                queued_bytes: 0,
+                overflowed: false,
+                closed: false,
+            }),
+            ready: Notify::new(),
             dropped_events: AtomicU64::new(0),
-            disconnect_when_full,
-            queued_bytes: AtomicUsize::new(0),
+            capacity: capacity.max(1),
             max_bytes,
-        };
-        (Arc::new(outbox), rx)
+            disconnect_when_full,
+        }
     }
 
-    /// Resolves once the queue overflowed with an item that could not be dropped.
-    pub(crate) async fn overflowed(&self) {
+    /// Waits for the next item, or for the overflow (which comes first). Cancel-safe: an item
+    /// is taken only by the poll that returns it.
+    pub(crate) async fn next(&self) -> Next {
         loop {
-            let notified = self.overflow.notified();
-            if self.overflowed.load(Ordering::Acquire) {
-                return;
+            let notified = self.ready.notified();
+            if let Some(next) = self.try_next() {
+                return next;
             }
             notified.await;
         }
     }
-}
 
-impl QueueOutbox {
-    /// Called by the driver for each item it takes off the queue.
-    pub(crate) fn taken(&self, item: &Outbound) {
-        self.queued_bytes.fetch_sub(item.approx_size(), Ordering::Relaxed);
+    /// The next item if one is waiting (or the overflow).
+    pub(crate) fn try_next(&self) -> Option<Next> {
+        let mut state = self.lock();
+        if state.overflowed {
+            return Some(Next::Overflowed);
+        }
+        let item = state.items.pop_front()?;
+        state.queued_bytes = state.queued_bytes.saturating_sub(item.approx_size());
+        if state.items.is_empty() && state.items.capacity() > KEEP_SLOTS {
+            state.items = VecDeque::new();
+        }
+        Some(Next::Item(item))
     }
 
-    /// An event that does not fit: dropped and counted, or the session closed, by policy.
-    fn refuse_event(&self) {
-        if self.disconnect_when_full {
-            self.overflowed.store(true, Ordering::Release);
-            self.overflow.notify_one();
-        } else {
-            self.dropped_events.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("junction_events_dropped_total").increment(1);
-        }
+    /// The next item if one is waiting, ignoring an overflow (for the last writes before the
+    /// connection closes).
+    pub(crate) fn try_item(&self) -> Option<Outbound> {
+        let mut state = self.lock();
+        let item = state.items.pop_front()?;
+        state.queued_bytes = state.queued_bytes.saturating_sub(item.approx_size());
+        Some(item)
+    }
+
+    /// The driver is done: what is queued is dropped, and so is anything pushed later.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.items = VecDeque::new();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while the lock is held leaves a queue that is still consistent (each
+        // operation is a single push or pop), so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 impl Outbox for QueueOutbox {
     fn push(&self, item: Outbound) {
         let size = item.approx_size();
-        let item = match item {
-            Outbound::Event(_)
-                if self.queued_bytes.load(Ordering::Relaxed) + size > self.max_bytes =>
-            {
-                // Over the byte budget: handled like a full queue.
-                return self.refuse_event();
-            }
-            item => item,
-        };
-        match self.tx.try_send(item) {
-            Ok(()) => {
-                self.queued_bytes.fetch_add(size, Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Full(Outbound::Event(_))) => self.refuse_event(),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflowed.store(true, Ordering::Release);
-                self.overflow.notify_one();
-            }
-            // The connection is gone; the session is being torn down.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let event = matches!(item, Outbound::Event(_));
+        let mut state = self.lock();
+        if state.closed {
+            return;
         }
+        let full = state.items.len() >= self.capacity;
+        if event && (full || state.queued_bytes + size > self.max_bytes) {
+            // Over the count or the byte budget: dropped and counted, or the session closed,
+            // by policy.
+            if !self.disconnect_when_full {
+                drop(state);
+                self.dropped_events.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("junction_events_dropped_total").increment(1);
+                return;
+            }
+            state.overflowed = true;
+        } else if full {
+            state.overflowed = true;
+        } else {
+            state.items.push_back(item);
+            state.queued_bytes += size;
+        }
+        drop(state);
+        self.ready.notify_one();
     }
 
     fn dropped_events(&self) -> u64 {
         self.dropped_events.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use junction_wire::message::Goodbye;
+    use junction_wire::{Dict, Uri};
+
+    use super::*;
+
+    fn goodbye() -> Outbound {
+        Outbound::close(Goodbye { details: Dict::new(), reason: Uri::from("wamp.close.normal") })
+    }
+
+    #[test]
+    fn new_queue_allocates_nothing_and_gives_large_allocations_back() {
+        let queue = QueueOutbox::new(4096, 1 << 20, false);
+        assert_eq!(queue.lock().items.capacity(), 0);
+        for _ in 0..100 {
+            queue.push(goodbye());
+        }
+        while let Some(Next::Item(_)) = queue.try_next() {}
+        assert_eq!(queue.lock().items.capacity(), 0);
+    }
+
+    #[test]
+    fn item_that_does_not_fit_overflows_the_queue() {
+        let queue = QueueOutbox::new(2, 1 << 20, false);
+        queue.push(goodbye());
+        queue.push(goodbye());
+        queue.push(goodbye());
+        assert!(matches!(queue.try_next(), Some(Next::Overflowed)));
+        assert!(queue.try_item().is_some());
+    }
+
+    #[test]
+    fn closed_queue_discards_pushes() {
+        let queue = QueueOutbox::new(2, 1 << 20, false);
+        queue.close();
+        queue.push(goodbye());
+        assert!(queue.try_next().is_none());
     }
 }
