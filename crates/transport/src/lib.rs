@@ -10,6 +10,7 @@
 //! - `rawsocket`: the RawSocket handshake and link.
 //! - `connection`: the per-connection driver shared by every transport: read, hand to the
 //!   session, drain the outbox, write in batches, close.
+//! - `input`: the read side of both links, with no buffer kept while a connection is idle.
 //! - `outbox`: the bounded outbound queue behind each session.
 //! - `message_metrics`: the per-message counters and histogram, registered once.
 //! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable.
@@ -19,6 +20,7 @@
 pub mod config;
 mod connection;
 pub mod http;
+mod input;
 pub mod listener;
 mod message_metrics;
 mod outbox;

@@ -1,15 +1,22 @@
 //! RawSocket: the 4-octet handshake, then length-prefixed frames (spec, "WAMP-over-RawSocket").
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio_util::codec::{Decoder, FramedRead};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use junction_wire::Serializer;
-use junction_wire::rawsocket::{FrameError, FrameHeader, FrameKind, Handshake};
+use junction_wire::rawsocket::{FrameHeader, FrameKind, Handshake};
 
 use crate::config::TransportConfig;
 use crate::connection::{Incoming, Link, LinkError};
+use crate::input::Input;
+
+/// The most read from the socket in one call while no frame is in progress (the rest of a frame
+/// whose header has arrived is read into room of its size; see [`Input`]).
+const READ_SIZE: usize = 8 * 1024;
+
+/// Frames gather in the output buffer until the driver flushes its batch or the buffer holds
+/// this much; the buffer is released after each flush, so an idle connection keeps none.
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Reads the client's handshake and answers it. On refusal, sends the spec's error reply and
 /// returns `None`.
@@ -41,32 +48,49 @@ where
     // The limit we announced, which the client must respect (a power of two).
     let announced = 1usize << (9 + (reply[1] >> 4));
     Ok(Some(RawSocketLink {
-        reader: FramedRead::new(reader, Frames { limit: announced }),
-        writer: BufWriter::with_capacity(8 * 1024, writer),
+        reader,
+        writer,
+        input: Input::default(),
+        output: Vec::new(),
+        limit: announced,
         serializer,
         peer_max: handshake.max_length,
     }))
 }
 
-/// An established RawSocket connection.
+/// An established RawSocket connection. Holds no buffer while idle (until 2026-11-26 it kept
+/// an 8 KiB read buffer and an 8 KiB write buffer from the handshake on).
 pub(crate) struct RawSocketLink<R, W> {
-    reader: FramedRead<R, Frames>,
-    writer: BufWriter<W>,
+    reader: R,
+    writer: W,
+    /// Octets read and not parsed yet.
+    input: Input,
+    /// Frames to write: unallocated between flushes.
+    output: Vec<u8>,
+    /// The largest frame we announced we accept: a longer one is refused from its header,
+    /// before its body is buffered.
+    limit: usize,
     serializer: Serializer,
     peer_max: usize,
 }
 
-impl<R, W> RawSocketLink<R, W> {
+impl<R, W> RawSocketLink<R, W>
+where
+    W: AsyncWrite + Unpin,
+{
     pub(crate) fn serializer(&self) -> Serializer {
         self.serializer
     }
 
-    async fn write_frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), LinkError>
-    where
-        W: AsyncWrite + Unpin,
-    {
-        self.writer.write_all(&FrameHeader::encode(kind, payload.len())).await?;
-        self.writer.write_all(payload).await?;
+    /// Queues one frame, writing the buffer out (without flushing) once it is large.
+    async fn write_frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), LinkError> {
+        self.output.reserve(4 + payload.len());
+        self.output.extend_from_slice(&FrameHeader::encode(kind, payload.len()));
+        self.output.extend_from_slice(payload);
+        if self.output.len() >= WRITE_BUFFER {
+            self.writer.write_all(&self.output).await?;
+            self.output.clear();
+        }
         Ok(())
     }
 }
@@ -77,12 +101,21 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     async fn recv(&mut self) -> Result<Option<Incoming>, LinkError> {
-        match self.reader.next().await {
-            Some(Ok((FrameKind::Message, body))) => Ok(Some(Incoming::Message(body))),
-            Some(Ok((FrameKind::Ping, body))) => Ok(Some(Incoming::Ping(body))),
-            Some(Ok((FrameKind::Pong, _))) => Ok(Some(Incoming::Heartbeat)),
-            Some(Err(e)) => Err(e),
-            None => Ok(None),
+        loop {
+            if let Some(header) = self.input.bytes().first_chunk::<4>() {
+                let header = FrameHeader::parse(*header, self.limit)?;
+                if self.input.has(4 + header.length) {
+                    let body = self.input.take(4, header.length).freeze();
+                    return Ok(Some(match header.kind {
+                        FrameKind::Message => Incoming::Message(body),
+                        FrameKind::Ping => Incoming::Ping(body),
+                        FrameKind::Pong => Incoming::Heartbeat,
+                    }));
+                }
+            }
+            if self.input.fill(&mut self.reader, READ_SIZE).await? == 0 {
+                return Ok(None);
+            }
         }
     }
 
@@ -91,6 +124,10 @@ where
     }
 
     async fn flush(&mut self) -> Result<(), LinkError> {
+        if !self.output.is_empty() {
+            self.writer.write_all(&self.output).await?;
+        }
+        self.output = Vec::new();
         Ok(self.writer.flush().await?)
     }
 
@@ -105,35 +142,11 @@ where
     }
 
     async fn close(&mut self) {
+        let _ = self.flush().await;
         let _ = self.writer.shutdown().await;
     }
 
     fn peer_max_message(&self) -> usize {
         self.peer_max
-    }
-}
-
-/// Splits the byte stream into frames, refusing any frame over `limit` from its header alone,
-/// before its body is buffered.
-struct Frames {
-    limit: usize,
-}
-
-impl Decoder for Frames {
-    type Item = (FrameKind, Bytes);
-    type Error = LinkError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, LinkError> {
-        let Some(header) = src.first_chunk::<4>() else {
-            return Ok(None);
-        };
-        let header = FrameHeader::parse(*header, self.limit)
-            .map_err(|e: FrameError| LinkError::RawSocket(e))?;
-        if src.len() < 4 + header.length {
-            src.reserve(4 + header.length - src.len());
-            return Ok(None);
-        }
-        src.advance(4);
-        Ok(Some((header.kind, src.split_to(header.length).freeze())))
     }
 }

@@ -5,17 +5,15 @@
 //! No extension is negotiated, so the reserved bits must be zero.
 
 use std::collections::VecDeque;
-use std::mem::MaybeUninit;
-use std::pin::Pin;
-use std::task::{Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use junction_wire::Serializer;
 
 use crate::config::TransportConfig;
 use crate::connection::{Incoming, Link, LinkError};
+use crate::input::{Input, STACK_READ};
 
 /// A WAMP WebSocket subprotocol: a serializer, plain or batched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +49,8 @@ impl Subprotocol {
 
 /// Buffers are allocated only while they hold something, so that an idle session keeps none.
 ///
-/// - Reading: while no frame is in progress, the link reads into a buffer on the stack (at most
-///   `websocket.read_buffer` octets, and never more than [`STACK_READ`]) and moves only the
-///   octets read to the heap, where they stay until they are handed out. Once a frame's header
-///   says how long the frame is, the rest of it is read straight into a buffer of that size, in
-///   as few system calls as the socket allows. An idle connection holds no read buffer.
+/// - Reading: see [`Input`]; `websocket.read_buffer` bounds a read while no frame is in
+///   progress (never more than [`STACK_READ`]).
 /// - Writing: frames gather in a buffer until the driver flushes its batch (or the buffer holds
 ///   [`WRITE_BUFFER`] octets); the buffer is released after each flush.
 ///
@@ -64,10 +59,6 @@ impl Subprotocol {
 /// the capacity of the largest batch written: about 5 of the 10.4 KiB an idle session cost;
 /// docs/benchmarks.md, "Memory per idle session".)
 const WRITE_BUFFER: usize = 8 * 1024;
-
-/// The most read from the socket in one call before a frame's length is known: the size of the
-/// buffer on the stack.
-const STACK_READ: usize = 64 * 1024;
 
 /// Frame opcodes (RFC 6455 §5.2).
 const CONTINUATION: u8 = 0x0;
@@ -115,10 +106,8 @@ pub(crate) struct WebSocketLink<S> {
     max: usize,
     /// The most read at once before a frame's length is known (`websocket.read_buffer`).
     read_size: u32,
-    /// Octets read and not parsed yet: empty and unallocated between messages.
-    input: BytesMut,
-    /// Octets still missing from the frame at the head of `input`, for which `input` has room.
-    missing: usize,
+    /// Octets read and not parsed yet.
+    input: Input,
     /// The frames of a fragmented message received so far: whether it is text, and the data.
     fragments: Option<(bool, BytesMut)>,
     /// Messages of a received batch not handed out yet.
@@ -140,8 +129,7 @@ impl<S> WebSocketLink<S> {
             protocol,
             max: config.max_message_size,
             read_size: config.websocket_read_buffer.clamp(1, STACK_READ) as u32,
-            input: BytesMut::new(),
-            missing: 0,
+            input: Input::default(),
             fragments: None,
             received: VecDeque::new(),
             batch: BytesMut::new(),
@@ -187,7 +175,7 @@ impl<S> WebSocketLink<S> {
     /// Parses the frame at the head of `input` if it is all there. When only its header is,
     /// makes room for the rest so that it is read in one go.
     fn next_frame(&mut self) -> Result<Option<(Header, BytesMut)>, FramingError> {
-        let Some(header) = Header::parse(&self.input)? else {
+        let Some(header) = Header::parse(self.input.bytes())? else {
             return Ok(None);
         };
         if header.opcode < CLOSE {
@@ -200,19 +188,10 @@ impl<S> WebSocketLink<S> {
             }
         }
         // At most `max` (data) or 125 (control) octets: the length fits a usize.
-        let total = header.size + header.length as usize;
-        if self.input.len() < total {
-            self.missing = total - self.input.len();
-            self.input.reserve(self.missing);
+        if !self.input.has(header.size + header.length as usize) {
             return Ok(None);
         }
-        self.missing = 0;
-        self.input.advance(header.size);
-        let mut payload = self.input.split_to(header.length as usize);
-        if self.input.is_empty() {
-            // Let the payload own the allocation alone: nothing stays behind while idle.
-            self.input = BytesMut::new();
-        }
+        let mut payload = self.input.take(header.size, header.length as usize);
         unmask(&mut payload, header.mask);
         Ok(Some((header, payload)))
     }
@@ -296,26 +275,6 @@ impl<S> WebSocketLink<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// Reads more octets into `input`; 0 when the peer closed.
-    ///
-    /// With a frame in progress, straight into the room made for it. Otherwise through a buffer
-    /// on the stack of this one poll: a connection waiting for its next message holds nothing.
-    async fn fill(&mut self) -> std::io::Result<usize> {
-        if self.missing > 0 && self.input.capacity() - self.input.len() >= self.missing {
-            return self.io.read_buf(&mut self.input).await;
-        }
-        let read_size = self.read_size as usize;
-        let (io, input) = (&mut self.io, &mut self.input);
-        std::future::poll_fn(|cx| {
-            let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
-            let mut buf = ReadBuf::uninit(&mut stack[..read_size]);
-            ready!(Pin::new(&mut *io).poll_read(cx, &mut buf))?;
-            input.extend_from_slice(buf.filled());
-            Poll::Ready(Ok(buf.filled().len()))
-        })
-        .await
-    }
-
     /// Writes out the output buffer (without flushing the stream); `release` frees it after.
     async fn write_out(&mut self, release: bool) -> std::io::Result<()> {
         if !self.output.is_empty() {
@@ -348,7 +307,7 @@ where
             let frame = match self.next_frame() {
                 Ok(Some((header, payload))) => self.on_frame(header, payload),
                 Ok(None) => {
-                    if self.fill().await? == 0 {
+                    if self.input.fill(&mut self.io, self.read_size as usize).await? == 0 {
                         return Ok(None);
                     }
                     continue;
@@ -527,6 +486,8 @@ fn close_reply(payload: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
 
     fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
@@ -594,7 +555,7 @@ mod tests {
         link.send(Bytes::from_static(b"[2]")).await.unwrap();
         link.flush().await.unwrap();
         drop(received);
-        assert_eq!(link.input.capacity(), 0);
+        assert!(link.input.bytes().is_empty());
         assert_eq!(link.output.capacity(), 0);
         let mut answer = [0u8; 5];
         peer.read_exact(&mut answer).await.unwrap();
