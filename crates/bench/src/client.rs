@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::bail;
 use bytes::Bytes;
 
-use junction_wire::message::{Call, Goodbye, Hello, Publish, Register, Subscribe, Welcome, Yield};
+use junction_wire::message::{Call, Goodbye, Hello, Publish, Register, Subscribe, Yield};
 use junction_wire::value::Value;
 use junction_wire::{Data, Dict, Message, MessageType, Payload, RequestId, Serializer, Uri, dict};
 
@@ -49,23 +49,34 @@ impl Client {
         serializer: Serializer,
         source: Option<IpAddr>,
     ) -> anyhow::Result<Self> {
+        Self::join_with(endpoint, serializer, source, hello(endpoint, serializer)?).await
+    }
+
+    /// Connects, sends `hello` (from [`hello`], encoded once for many joins) and waits for
+    /// WELCOME, recognised from its type code alone.
+    pub async fn join_with(
+        endpoint: &Endpoint,
+        serializer: Serializer,
+        source: Option<IpAddr>,
+        hello: Bytes,
+    ) -> anyhow::Result<Self> {
         let (reader, writer) =
             link::connect(endpoint.addr, endpoint.transport, serializer, &endpoint.ws_path, source)
                 .await?;
         let mut client = Client { reader, writer, serializer, next_request: 1 };
-        let roles = dict! {
-            "caller" => Dict::new(),
-            "callee" => Dict::new(),
-            "publisher" => Dict::new(),
-            "subscriber" => Dict::new(),
-        };
-        let hello = Hello {
-            realm: Uri::new(endpoint.realm.as_str()),
-            details: dict! { "roles" => roles, "agent" => "junction-bench" },
-        };
-        match client.request(hello.into()).await? {
-            Message::Welcome(Welcome { .. }) => Ok(client),
-            other => bail!("expected WELCOME, got {other:?}"),
+        client.writer.send(hello).await?;
+        loop {
+            match client.reader.recv().await? {
+                Incoming::Message(bytes) => {
+                    const WELCOME: u64 = MessageType::Welcome as u64;
+                    if peek::message_type(serializer, &bytes) == Some(WELCOME) {
+                        return Ok(client);
+                    }
+                    bail!("expected WELCOME, got {:?}", serializer.decode(&bytes));
+                }
+                Incoming::Ping(payload) => client.writer.pong(payload).await?,
+                Incoming::Closed => bail!("connection closed while waiting for WELCOME"),
+            }
         }
     }
 
@@ -130,6 +141,21 @@ impl Client {
             }
         }
     }
+}
+
+/// The HELLO every session of the load generator sends: the four client roles, no features.
+pub fn hello(endpoint: &Endpoint, serializer: Serializer) -> anyhow::Result<Bytes> {
+    let roles = dict! {
+        "caller" => Dict::new(),
+        "callee" => Dict::new(),
+        "publisher" => Dict::new(),
+        "subscriber" => Dict::new(),
+    };
+    let hello = Hello {
+        realm: Uri::new(endpoint.realm.as_str()),
+        details: dict! { "roles" => roles, "agent" => "junction-bench" },
+    };
+    Ok(serializer.encode(&hello.into())?)
 }
 
 /// A request id from a counter that starts at 1 (no run comes near 2^53, where it would stop

@@ -46,6 +46,8 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
     let window = Window::open(run.target).await?;
     let permits = Arc::new(Semaphore::new(params.concurrency));
     let cancel = CancellationToken::new();
+    // Encoded once: every session sends the same HELLO.
+    let hello = crate::client::hello(&run.endpoint, params.serializer)?;
     let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
     for i in 0..params.sessions {
@@ -60,9 +62,10 @@ pub async fn run(run: &Run<'_>, params: &Params) -> anyhow::Result<Outcome> {
         let cancel = cancel.clone();
         let joined = joined_tx.clone();
         let serializer = params.serializer;
+        let hello = hello.clone();
         tasks.spawn(async move {
             let permit = permits.acquire_owned().await;
-            let client = Client::join(&endpoint, serializer, Some(source)).await;
+            let client = Client::join_with(&endpoint, serializer, Some(source), hello).await;
             drop(permit);
             match client {
                 Ok(client) => {
