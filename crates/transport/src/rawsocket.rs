@@ -1,6 +1,6 @@
 //! RawSocket: the 4-octet handshake, then length-prefixed frames (spec, "WAMP-over-RawSocket").
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use junction_wire::Serializer;
@@ -82,15 +82,21 @@ where
         self.serializer
     }
 
-    /// Queues one frame, writing the buffer out (without flushing) once it is large.
+    /// Buffers one frame; when it would take the output past [`WRITE_BUFFER`], writes the
+    /// output and the frame out at once instead (without flushing), in one vectored write that
+    /// does not copy the payload: the buffer never grows to a large message's size.
     async fn write_frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), LinkError> {
-        self.output.reserve(4 + payload.len());
-        self.output.extend_from_slice(&FrameHeader::encode(kind, payload.len()));
-        self.output.extend_from_slice(payload);
-        if self.output.len() >= WRITE_BUFFER {
-            self.writer.write_all(&self.output).await?;
-            self.output.clear();
+        let header = FrameHeader::encode(kind, payload.len());
+        if self.output.len() + payload.len() < WRITE_BUFFER {
+            self.output.reserve(4 + payload.len());
+            self.output.extend_from_slice(&header);
+            self.output.extend_from_slice(payload);
+            return Ok(());
         }
+        self.output.extend_from_slice(&header);
+        let mut out = Buf::chain(&self.output[..], payload);
+        self.writer.write_all_buf(&mut out).await?;
+        self.output.clear();
         Ok(())
     }
 }

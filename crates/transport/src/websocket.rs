@@ -141,12 +141,18 @@ impl<S> WebSocketLink<S> {
 
     /// Appends one unmasked frame to the output.
     fn buffer_frame(&mut self, opcode: u8, payload: &[u8]) {
+        self.output.reserve(10 + payload.len());
+        self.buffer_header(opcode, payload);
+        self.output.extend_from_slice(payload);
+    }
+
+    /// Appends the header of an unmasked frame carrying `payload` to the output.
+    fn buffer_header(&mut self, opcode: u8, payload: &[u8]) {
         debug_assert!(
             opcode != TEXT || std::str::from_utf8(payload).is_ok(),
             "JSON output was not UTF-8"
         );
         let output = &mut self.output;
-        output.reserve(10 + payload.len());
         output.push(0x80 | opcode);
         match payload.len() {
             n if n < 126 => output.push(n as u8),
@@ -159,7 +165,6 @@ impl<S> WebSocketLink<S> {
                 output.extend_from_slice(&(n as u64).to_be_bytes());
             }
         }
-        output.extend_from_slice(payload);
     }
 
     /// The opcode of a data frame: text for JSON, else binary.
@@ -275,6 +280,21 @@ impl<S> WebSocketLink<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// Buffers one data frame; when it would take the output past [`WRITE_BUFFER`], writes the
+    /// output and the frame out at once instead (without flushing the stream), in one vectored
+    /// write that does not copy the payload: the buffer never grows to a large message's size.
+    async fn write_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        if self.output.len() + payload.len() < WRITE_BUFFER {
+            self.buffer_frame(opcode, payload);
+            return Ok(());
+        }
+        self.buffer_header(opcode, payload);
+        let mut out = Buf::chain(&self.output[..], payload);
+        self.io.write_all_buf(&mut out).await?;
+        self.output.clear();
+        Ok(())
+    }
+
     /// Writes out the output buffer (without flushing the stream); `release` frees it after.
     async fn write_out(&mut self, release: bool) -> std::io::Result<()> {
         if !self.output.is_empty() {
@@ -339,11 +359,7 @@ where
 
     async fn send(&mut self, message: Bytes) -> Result<(), LinkError> {
         if !self.protocol.batched {
-            self.buffer_frame(self.data_opcode(), &message);
-            if self.output.len() >= WRITE_BUFFER {
-                self.write_out(false).await?;
-            }
-            return Ok(());
+            return Ok(self.write_frame(self.data_opcode(), &message).await?);
         }
         if self.protocol.serializer.is_text() {
             self.batch.extend_from_slice(&message);
@@ -358,7 +374,7 @@ where
     async fn flush(&mut self) -> Result<(), LinkError> {
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
-            self.buffer_frame(self.data_opcode(), &batch);
+            self.write_frame(self.data_opcode(), &batch).await?;
         }
         self.write_out(true).await?;
         Ok(self.io.flush().await?)
@@ -560,6 +576,26 @@ mod tests {
         let mut answer = [0u8; 5];
         peer.read_exact(&mut answer).await.unwrap();
         assert_eq!(answer, [0x81, 3, b'[', b'2', b']']);
+    }
+
+    #[tokio::test]
+    async fn large_message_is_written_whole_after_the_small_ones_before_it() {
+        let (mut link, mut peer) = link(1 << 20);
+        let large = vec![b'y'; 70_000];
+        link.send(Bytes::from_static(b"[1]")).await.unwrap();
+        link.send(Bytes::from(large.clone())).await.unwrap();
+        link.flush().await.unwrap();
+        let mut small = [0u8; 5];
+        peer.read_exact(&mut small).await.unwrap();
+        assert_eq!(small, [0x81, 3, b'[', b'1', b']']);
+        let mut header = [0u8; 10];
+        peer.read_exact(&mut header).await.unwrap();
+        assert_eq!(header[..2], [0x81, 127]);
+        assert_eq!(u64::from_be_bytes(header[2..].try_into().unwrap()), 70_000);
+        let mut payload = vec![0u8; 70_000];
+        peer.read_exact(&mut payload).await.unwrap();
+        assert_eq!(payload, large);
+        assert_eq!(link.output.capacity(), 0);
     }
 
     #[tokio::test]
