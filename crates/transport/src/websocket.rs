@@ -116,10 +116,20 @@ pub(crate) struct WebSocketLink<S> {
     batch: BytesMut,
     /// Frames to write: unallocated between flushes.
     output: Vec<u8>,
-    /// The close code sent when the connection closes: 1000, or why it failed.
-    close_code: u16,
-    /// Whether the router sent its close frame already.
-    close_sent: bool,
+    /// The close frame to send when the connection closes.
+    closing: Closing,
+}
+
+/// The close frame a link sends when its connection closes (RFC 6455 §5.5.1, §7.4).
+enum Closing {
+    /// Code 1000.
+    Normal,
+    /// The client's framing failed the connection: this code says why.
+    Failed(u16),
+    /// The client closed: the answer to its close frame (see [`close_reply`]).
+    Answer(Vec<u8>),
+    /// Sent already.
+    Sent,
 }
 
 impl<S> WebSocketLink<S> {
@@ -134,8 +144,7 @@ impl<S> WebSocketLink<S> {
             received: VecDeque::new(),
             batch: BytesMut::new(),
             output: Vec::new(),
-            close_code: NORMAL_CLOSURE,
-            close_sent: false,
+            closing: Closing::Normal,
         }
     }
 
@@ -339,14 +348,14 @@ where
                 Ok(Some(Frame::Ping(payload))) => return Ok(Some(Incoming::Ping(payload))),
                 Ok(Some(Frame::Pong)) => return Ok(Some(Incoming::Heartbeat)),
                 Ok(Some(Frame::Close(reply))) => {
-                    // The closing handshake: answer, and the connection ends.
-                    let _ = self.send_control(CLOSE, &reply).await;
-                    self.close_sent = true;
+                    // The closing handshake: the connection ends, and `close` answers (not
+                    // here: `recv` must stay cancel-safe, and a write could be cut short).
+                    self.closing = Closing::Answer(reply);
                     return Ok(None);
                 }
                 Ok(None) => continue,
                 Err(error) => {
-                    self.close_code = error.close_code();
+                    self.closing = Closing::Failed(error.close_code());
                     return Err(error.into());
                 }
             };
@@ -389,11 +398,12 @@ where
     }
 
     async fn close(&mut self) {
-        if !self.close_sent {
-            self.close_sent = true;
-            let code = self.close_code.to_be_bytes();
-            let _ = self.send_control(CLOSE, &code).await;
-        }
+        let _ = match std::mem::replace(&mut self.closing, Closing::Sent) {
+            Closing::Normal => self.send_control(CLOSE, &NORMAL_CLOSURE.to_be_bytes()).await,
+            Closing::Failed(code) => self.send_control(CLOSE, &code.to_be_bytes()).await,
+            Closing::Answer(reply) => self.send_control(CLOSE, &reply).await,
+            Closing::Sent => Ok(()),
+        };
         let _ = self.io.shutdown().await;
     }
 
@@ -649,6 +659,7 @@ mod tests {
         let (mut link, mut peer) = link(1024);
         peer.write_all(&masked(0x88, &[0x03, 0xE9, b'b', b'y', b'e'])).await.unwrap();
         assert!(matches!(link.recv().await, Ok(None)));
+        link.close().await;
         let mut answer = [0u8; 4];
         peer.read_exact(&mut answer).await.unwrap();
         assert_eq!(answer, [0x88, 2, 0x03, 0xE9]);
