@@ -170,6 +170,7 @@ impl SessionRecord {
                 serializer,
                 peer: self.peer.clone(),
                 tls: self.tls,
+                tls_exporter: None,
                 http_path: None,
                 subprotocol: None,
             },

@@ -20,7 +20,7 @@ use crate::config::TransportConfig;
 use crate::connection::drive;
 use crate::http::{self, HttpEndpoints};
 use crate::rawsocket;
-use crate::tls::{Prefixed, Tls};
+use crate::tls::{Prefixed, Tls, TlsChannel};
 
 /// Graceful shutdown: a token every accept loop and connection watches, and a tracker of the
 /// connection tasks so the caller can wait for them to finish.
@@ -204,24 +204,25 @@ async fn serve_tcp_connection(
                 peeked = timeout(handshake, stream.peek(&mut first)) => peeked,
             };
             if let Ok(Ok(1)) = peeked {
-                dispatch(stream, first[0], false, peer, services, accepted_at).await;
+                dispatch(stream, first[0], None, peer, services, accepted_at).await;
             }
         }
         Some(tls) => {
             let opened = async {
                 let mut stream = tls.acceptor().accept(stream).await?;
+                let channel = TlsChannel::of(stream.get_ref().1);
                 let mut first = [0u8; 1];
                 let n = stream.read(&mut first).await?;
-                Ok::<_, std::io::Error>((stream, first[0], n))
+                Ok::<_, std::io::Error>((stream, channel, first[0], n))
             };
             let opened = tokio::select! {
                 () = shutdown.cancelled() => return,
                 opened = timeout(handshake, opened) => opened,
             };
             match opened {
-                Ok(Ok((stream, first, 1))) => {
+                Ok(Ok((stream, channel, first, 1))) => {
                     let stream = Prefixed::new(vec![first], stream);
-                    dispatch(stream, first, true, peer, services, accepted_at).await;
+                    dispatch(stream, first, Some(channel), peer, services, accepted_at).await;
                 }
                 _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
             }
@@ -233,7 +234,7 @@ async fn serve_tcp_connection(
 async fn dispatch<S>(
     stream: S,
     first: u8,
-    secure: bool,
+    tls: Option<TlsChannel>,
     peer: String,
     services: Services,
     accepted_at: Instant,
@@ -243,9 +244,9 @@ async fn dispatch<S>(
     if first == MAGIC {
         let (reader, writer) = tokio::io::split(stream);
         let kind = TransportKind::RawSocket;
-        serve_rawsocket(reader, writer, kind, secure, peer, &services, accepted_at).await;
+        serve_rawsocket(reader, writer, kind, tls, peer, &services, accepted_at).await;
     } else {
-        http::serve(stream, secure, peer, services, accepted_at).await;
+        http::serve(stream, tls, peer, services, accepted_at).await;
     }
 }
 
@@ -253,7 +254,7 @@ async fn serve_rawsocket<R, W>(
     reader: R,
     writer: W,
     kind: TransportKind,
-    secure: bool,
+    tls: Option<TlsChannel>,
     peer: String,
     services: &Services,
     accepted_at: Instant,
@@ -273,7 +274,8 @@ async fn serve_rawsocket<R, W>(
         kind,
         serializer: link.serializer(),
         peer,
-        tls: secure,
+        tls: tls.is_some(),
+        tls_exporter: tls.and_then(|t| t.exporter),
         http_path: None,
         subprotocol: None,
     };
@@ -308,7 +310,7 @@ async fn serve_unix_connection(stream: UnixStream, peer: String, services: Servi
         reader,
         writer,
         TransportKind::UnixRawSocket,
-        false,
+        None,
         peer,
         &services,
         Instant::now(),

@@ -369,6 +369,24 @@ async def test_autobahn_component_with_a_tls_endpoint(tls_router, kind):
     assert (transport["type"], transport["tls"]) == (kind, True), transport
 
 
+async def test_autobahn_asking_for_tls_unique_channel_binding_is_told_to_use_tls_exporter(tls_router):
+    """Autobahn|Python binds cryptosign to ``tls-unique`` when asked; Junction's TLS (rustls) has
+    no tls-unique, so the join is refused at HELLO with a message naming what works instead.
+    (tls-exporter is tested with Autobahn|JS and Node's TLS exporter: Python's ssl has none.)"""
+    transport_config = {
+        "type": "websocket", "url": tls_router.wss_url, "serializers": ["json"],
+        "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": tls_router.tls_port,
+                     "tls": {"trust_root": str(tls_router.cert_path)}},
+    }
+    authentication = {"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex(),
+                                     "authextra": {"channel_binding": "tls-unique"}}}
+    with pytest.raises(JoinFailed) as refused:
+        await join_with_component(transport_config, SECURE, authentication)
+    assert refused.value.reason == "wamp.error.authentication_failed", refused.value
+    assert "tls-unique is not supported" in refused.value.message, refused.value
+    assert "tls-exporter" in refused.value.message, refused.value
+
+
 class RecordingWampCra(xconn.WAMPCRAAuthenticator):
     """xconn's WAMP-CRA authenticator (salted when the challenge has a salt, else keyed with the
     secret itself), keeping the ``extra`` of each CHALLENGE it answers."""

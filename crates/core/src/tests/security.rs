@@ -244,6 +244,50 @@ fn cryptosign_accepts_the_authorized_key_only() {
 }
 
 #[test]
+fn cryptosign_binds_the_signature_to_the_tls_exporter_when_asked() {
+    let router = secure_router();
+    let signing = SigningKey::from_bytes(&KEY);
+    let pubkey = hex::encode(signing.verifying_key().to_bytes());
+    let exporter = [0x3c; 32];
+    let bound = json!({"pubkey": pubkey, "channel_binding": "tls-exporter"});
+    // Signs the challenge XOR `channel_id` the way the spec says.
+    let answer = |challenge: &Json, channel_id: [u8; 32]| {
+        let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+        let message: Vec<u8> = bytes.iter().zip(channel_id).map(|(b, c)| b ^ c).collect();
+        json!([5, hex::encode(signing.sign(&message).to_bytes()), {}]).to_string()
+    };
+
+    let mut c = Client::connect_over_tls(&router, exporter);
+    c.send(&hello("ann", &["cryptosign"], bound.clone()));
+    let challenge = c.recv().expect("CHALLENGE");
+    assert_eq!(challenge[2]["channel_binding"], "tls-exporter");
+    c.send(&answer(&challenge, exporter));
+    assert_eq!(c.recv().expect("WELCOME")[0], 2);
+
+    // A signature bound to another connection's exporter (a relayed one) fails.
+    let mut d = Client::connect_over_tls(&router, exporter);
+    d.send(&hello("ann", &["cryptosign"], bound.clone()));
+    let challenge = d.recv().expect("CHALLENGE");
+    d.send(&answer(&challenge, [0x3d; 32]));
+    assert_eq!(d.recv().expect("ABORT")[2], "wamp.error.authentication_failed");
+
+    // Without TLS 1.3 there is no exporter, and tls-unique is never available: both refused
+    // at HELLO with a message that says what to do, for known and unknown users alike.
+    for (authid, extra, what) in [
+        ("ann", bound.clone(), "needs a TLS 1.3 connection"),
+        ("nobody", bound, "needs a TLS 1.3 connection"),
+        ("ann", json!({"pubkey": pubkey, "channel_binding": "tls-unique"}), "use tls-exporter"),
+        ("ann", json!({"pubkey": pubkey, "channel_binding": "x"}), "unknown channel binding"),
+    ] {
+        let mut e = Client::connect(&router);
+        assert_eq!(e.try_send(&hello(authid, &["cryptosign"], extra)), Status::Closed);
+        let abort = e.recv().expect("ABORT");
+        assert_eq!(abort[2], "wamp.error.authentication_failed");
+        assert!(abort[1]["message"].as_str().unwrap().contains(what), "{abort}");
+    }
+}
+
+#[test]
 fn no_accepted_method_names_what_the_realm_accepts() {
     let router = secure_router();
     let mut c = Client::connect(&router);
