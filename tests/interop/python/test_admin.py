@@ -32,7 +32,7 @@ import pytest
 import pytest_asyncio
 from autobahn.wamp.cryptosign import CryptosignKey
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions
 
 from conftest import ClientPool
 from junction_harness import (
@@ -374,6 +374,34 @@ async def test_grants_and_security_changes_apply_to_live_sessions_at_once(admin)
     await call(root, "bondy.realm.security.enable", SHOP)
     assert await call(root, "bondy.realm.security.is_enabled", SHOP) is True
     await refused(bob.call("com.shop.api.price", "tea"), NOT_AUTHORIZED)
+
+
+async def test_a_disclosure_grant_made_at_run_time_reveals_the_caller_until_revoked(admin):
+    """``bondy.grant.create`` with ``wamp.disclose_caller`` (granted by name: a grant of ``all``
+    permissions does not include it): bob's next call tells the callee who calls; revoked, the
+    next one does not."""
+    root = await admin.root()
+    await build_shop(root)
+    await call(root, "bondy.grant.create", SHOP, {**CALL_GRANT, "permissions": ["all"]})
+    alice = await admin.login(SHOP, "alice", ALICE_SECRET)
+    bob = await admin.login(SHOP, "bob", BOB_SECRET, "wampcra")
+
+    def whoami(details=None):
+        return details.caller_authid
+
+    await asyncio.wait_for(alice.register(whoami, "com.shop.api.whoami",
+                                          options=RegisterOptions(details_arg="details")),
+                           RECV_TIMEOUT)
+    assert await call(bob, "com.shop.api.whoami") is None
+    disclose = {"permissions": ["wamp.disclose_caller"], "uri": "com.shop.api.",
+                "match": "prefix", "roles": ["bob"]}
+    await call(root, "bondy.grant.create", SHOP, disclose)
+    assert ("com.shop.api.", ["wamp.disclose_caller"], ["bob"]) in [
+        (g["uri"], g["permissions"], g["roles"]) for g in await call(root, "bondy.realm.grants",
+                                                                        SHOP)]
+    assert await call(bob, "com.shop.api.whoami") == "bob"
+    await call(root, "bondy.grant.revoke", SHOP, disclose)
+    assert await call(bob, "com.shop.api.whoami") is None
 
 
 async def test_revoking_some_permissions_or_roles_of_a_grant_leaves_the_others(admin):

@@ -27,10 +27,18 @@ pub enum Permission {
     Unsubscribe,
     /// PUBLISH.
     Publish,
+    /// Not an action but a disclosure: the holder's calls to the procedure tell the callee who
+    /// calls (INVOCATION.Details `caller`, `caller_authid`, `caller_authrole`), as if CALL had
+    /// `disclose_me`.
+    DiscloseCaller,
+    /// The holder's publications to the topic tell subscribers who published (EVENT.Details
+    /// `publisher`, `publisher_authid`, `publisher_authrole`), as if PUBLISH had `disclose_me`.
+    DisclosePublisher,
 }
 
 impl Permission {
-    /// Every permission, for grants of `all` permissions.
+    /// Every action, for grants of `all` permissions. The disclosure permissions are not
+    /// actions and are granted by name only, so that `all` never reveals anyone's identity.
     pub const ALL: [Permission; 7] = [
         Permission::Register,
         Permission::Unregister,
@@ -51,12 +59,17 @@ impl Permission {
             Permission::Subscribe => "wamp.subscribe",
             Permission::Unsubscribe => "wamp.unsubscribe",
             Permission::Publish => "wamp.publish",
+            Permission::DiscloseCaller => "wamp.disclose_caller",
+            Permission::DisclosePublisher => "wamp.disclose_publisher",
         }
     }
 
     /// The permission named `name`.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain([Permission::DiscloseCaller, Permission::DisclosePublisher])
+            .find(|p| p.name() == name)
     }
 }
 
@@ -72,15 +85,7 @@ impl Security {
         uri: &Uri,
         policy: MatchPolicy,
     ) -> Result<(), Error> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let granted = self.grants.iter().any(|g| {
-            g.permissions.contains(&permission)
-                && g.roles.iter().any(|r| principals.contains(r))
-                && covers(g, uri, policy)
-        });
-        if granted {
+        if !self.enabled || self.grants(principals, permission, uri, policy) {
             Ok(())
         } else {
             metrics::counter!("junction_authorization_refusals_total", "permission" => permission.name()).increment(1);
@@ -89,6 +94,24 @@ impl Security {
                 permission.name()
             )))
         }
+    }
+}
+
+impl Security {
+    /// Whether a grant gives `permission` on `uri` (under `policy`) to one of `principals`,
+    /// whether or not security is enabled.
+    pub fn grants(
+        &self,
+        principals: &BTreeSet<String>,
+        permission: Permission,
+        uri: &Uri,
+        policy: MatchPolicy,
+    ) -> bool {
+        self.grants.iter().any(|g| {
+            g.permissions.contains(&permission)
+                && g.roles.iter().any(|r| principals.contains(r))
+                && covers(g, uri, policy)
+        })
     }
 }
 

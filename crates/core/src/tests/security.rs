@@ -14,8 +14,9 @@ use crate::{RealmConfig, Router, Status};
 
 const KEY: [u8; 32] = [7; 32];
 
-/// A realm "secure": joe (password "secret", group "user"), ann (Ed25519 key, group "admin",
-/// which is in "user"); users may call com.app.*, admins may also register it.
+/// A realm "secure" that discloses nobody by default: joe (password "secret", group "user"), ann
+/// (Ed25519 key, group "admin", which is in "user"); users may call com.app.*, admins may also
+/// register it.
 fn secure_router() -> Arc<Router> {
     let public = SigningKey::from_bytes(&KEY).verifying_key().to_bytes();
     let users = [
@@ -66,7 +67,13 @@ fn secure_router() -> Arc<Router> {
         ],
         sources: vec![],
     };
-    let realm = RealmConfig { allow_anonymous: false, security, ..RealmConfig::open("secure") };
+    let realm = RealmConfig {
+        allow_anonymous: false,
+        disclose_caller: false,
+        disclose_publisher: false,
+        security,
+        ..RealmConfig::open("secure")
+    };
     router_with(vec![realm])
 }
 
@@ -217,30 +224,14 @@ fn scram_needs_a_base64_nonce_and_no_channel_binding() {
 #[test]
 fn cryptosign_accepts_the_authorized_key_only() {
     let router = secure_router();
-    let signing = SigningKey::from_bytes(&KEY);
-    let pubkey = hex::encode(signing.verifying_key().to_bytes());
-    let mut c = Client::connect(&router);
-    c.send(&hello("ann", &["cryptosign"], json!({"pubkey": pubkey})));
-    let challenge = c.recv().expect("CHALLENGE");
-    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
-    c.send(&json!([5, hex::encode(signing.sign(&bytes).to_bytes()), {}]).to_string());
-    let welcome = c.recv().expect("WELCOME");
+    let (_c, welcome) = join_ann(&router);
     assert_eq!(
         (welcome[2]["authid"].clone(), welcome[2]["authrole"].clone()),
         (json!("ann"), json!("admin"))
     );
 
-    let other = SigningKey::from_bytes(&[9; 32]);
-    let mut d = Client::connect(&router);
-    d.send(&hello(
-        "ann",
-        &["cryptosign"],
-        json!({"pubkey": hex::encode(other.verifying_key().to_bytes())}),
-    ));
-    let challenge = d.recv().expect("CHALLENGE");
-    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
-    d.send(&json!([5, hex::encode(other.sign(&bytes).to_bytes()), {}]).to_string());
-    assert_eq!(d.recv().expect("ABORT")[2], "wamp.error.authentication_failed");
+    let (_d, abort) = join_cryptosign(&router, "ann", &SigningKey::from_bytes(&[9; 32]));
+    assert_eq!(abort[2], "wamp.error.authentication_failed");
 }
 
 #[test]
@@ -329,17 +320,7 @@ fn grants_allow_and_deny_naming_permission_and_uri() {
 #[test]
 fn nested_groups_inherit_grants_and_grant_changes_apply_to_live_sessions() {
     let router = secure_router();
-    let signing = SigningKey::from_bytes(&KEY);
-    let mut ann = Client::connect(&router);
-    ann.send(&hello(
-        "ann",
-        &["cryptosign"],
-        json!({"pubkey": hex::encode(signing.verifying_key().to_bytes())}),
-    ));
-    let challenge = ann.recv().unwrap();
-    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
-    ann.send(&json!([5, hex::encode(signing.sign(&bytes).to_bytes()), {}]).to_string());
-    ann.recv().expect("WELCOME");
+    let (mut ann, _) = join_ann(&router);
     // "admin" is in "user": ann may register (admin) and call (user).
     ann.send(r#"[64, 1, {}, "com.app.add"]"#);
     assert_eq!(ann.recv().unwrap()[0], 65);
@@ -352,6 +333,92 @@ fn nested_groups_inherit_grants_and_grant_changes_apply_to_live_sessions() {
     realm.set_security(security);
     ann.send(r#"[32, 3, {}, "com.app.u"]"#);
     assert_eq!(ann.recv().unwrap()[4], "wamp.error.not_authorized");
+}
+
+/// Joins ann (cryptosign) on the secure realm; returns her client and the WELCOME.
+fn join_ann(router: &Arc<Router>) -> (Client, Json) {
+    let (ann, welcome) = join_cryptosign(router, "ann", &SigningKey::from_bytes(&KEY));
+    assert_eq!(welcome[0], 2, "{welcome}");
+    (ann, welcome)
+}
+
+/// Authenticates `authid` with cryptosign and `key`; returns the client and the reply to
+/// AUTHENTICATE (WELCOME or ABORT).
+fn join_cryptosign(router: &Arc<Router>, authid: &str, key: &SigningKey) -> (Client, Json) {
+    let mut c = Client::connect(router);
+    c.send(&hello(
+        authid,
+        &["cryptosign"],
+        json!({"pubkey": hex::encode(key.verifying_key().to_bytes())}),
+    ));
+    let challenge = c.recv().expect("CHALLENGE");
+    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+    c.send(&json!([5, hex::encode(key.sign(&bytes).to_bytes()), {}]).to_string());
+    let reply = c.recv().expect("WELCOME or ABORT");
+    (c, reply)
+}
+
+#[test]
+fn disclosure_grants_reveal_the_holders_calls_and_publications_on_their_uris_only() {
+    let router = secure_router();
+    let realm = router.realm(&"secure".into()).unwrap();
+    let mut security = (*realm.security()).clone();
+    let grant = |permission, uri: &str, role: &str| Grant {
+        permissions: vec![permission],
+        uri: uri.into(),
+        policy: MatchPolicy::Prefix,
+        roles: vec![role.into()],
+    };
+    security.grants.extend([
+        grant(Permission::Publish, "com.app.", "user"),
+        // Joe's calls and publications under com.app.open. are disclosed; ann's never.
+        grant(Permission::DiscloseCaller, "com.app.open.", "joe"),
+        grant(Permission::DisclosePublisher, "com.app.open.", "joe"),
+    ]);
+    realm.set_security(security);
+    let (mut ann, _) = join_ann(&router);
+    let (mut joe, welcome) = join_ticket(&router, "joe", "secret");
+    let joe_id = welcome[1].clone();
+    ann.send(r#"[64, 1, {"match": "prefix"}, "com.app."]"#);
+    assert_eq!(ann.recv().unwrap()[0], 65);
+    ann.send(r#"[32, 2, {"match": "prefix"}, "com.app."]"#);
+    assert_eq!(ann.recv().unwrap()[0], 33);
+
+    for (uri, disclosed) in [("com.app.open.x", true), ("com.app.closed", false)] {
+        joe.send(&json!([48, 10, {}, uri, [1]]).to_string());
+        let invocation = ann.recv().expect("INVOCATION");
+        assert_eq!(invocation[0], 68);
+        let details = &invocation[3];
+        if disclosed {
+            assert_eq!(details["caller"], joe_id, "{invocation}");
+            assert_eq!(
+                (&details["caller_authid"], &details["caller_authrole"]),
+                (&json!("joe"), &json!("user"))
+            );
+        } else {
+            assert!(details.get("caller").is_none(), "{invocation}");
+        }
+        ann.send(&json!([70, invocation[1], {}, [2]]).to_string());
+        assert_eq!(joe.recv().expect("RESULT")[0], 50);
+
+        joe.send(&json!([16, 11, {}, uri, [1]]).to_string());
+        let event = ann.recv().expect("EVENT");
+        assert_eq!(event[0], 36);
+        if disclosed {
+            assert_eq!(event[3]["publisher"], joe_id, "{event}");
+            assert_eq!(event[3]["publisher_authid"], "joe");
+        } else {
+            assert!(event[3].get("publisher").is_none(), "{event}");
+        }
+    }
+
+    // Revoking the grant hides joe's next call at once.
+    let mut security = (*realm.security()).clone();
+    security.grants.retain(|g| !g.permissions.contains(&Permission::DiscloseCaller));
+    realm.set_security(security);
+    joe.send(r#"[48, 12, {}, "com.app.open.y", [1]]"#);
+    let invocation = ann.recv().expect("INVOCATION");
+    assert!(invocation[3].get("caller").is_none(), "revoked at once: {invocation}");
 }
 
 #[test]
