@@ -18,7 +18,7 @@ use junction_core::realm::{HistoryConfig, Inherits};
 use junction_core::security::{AUTHMETHODS, Grant, Group, Permission, Security, Source, User};
 use junction_core::{Limits as SessionLimits, RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
-use junction_wire::{Uri, UriRules};
+use junction_wire::{Uri, UriRules, json};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +248,12 @@ pub struct UserConfig {
     /// unknown one.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Other names the user may log in with (at most 5).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Application data about the user, shown by `bondy.user.get`.
+    #[serde(default)]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `[[realms.security.groups]]`
@@ -336,6 +342,8 @@ fn security(config: &RealmSecurity) -> Security {
                     .collect(),
                 groups: u.groups.clone(),
                 enabled: u.enabled,
+                aliases: u.aliases.clone(),
+                meta: u.meta.clone().map(|m| json::to_dict(&m.into())).unwrap_or_default(),
             };
             (u.authid.clone(), user)
         })

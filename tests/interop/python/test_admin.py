@@ -41,6 +41,7 @@ from junction_harness import (
     JoinFailed,
     cryptosign_answer,
     join_autobahn_auth,
+    join_with_component,
     subscribe_collector,
     ticket_answer,
     wampcra_answer,
@@ -402,6 +403,42 @@ async def test_a_disclosure_grant_made_at_run_time_reveals_the_caller_until_revo
     assert await call(bob, "com.shop.api.whoami") == "bob"
     await call(root, "bondy.grant.revoke", SHOP, disclose)
     assert await call(bob, "com.shop.api.whoami") is None
+
+
+async def test_a_user_logs_in_by_alias_with_every_method_and_keeps_its_meta(admin, router):
+    """``bondy.user.add_alias``: Autobahn|Python logs in with the alias as authid, with ticket,
+    wampcra, cryptosign and scram (whose proof covers the authid as sent), and the session is
+    the user's (WELCOME's authid is the username). ``meta`` is kept and shown as given; a
+    removed alias no longer logs in."""
+    root = await admin.root()
+    realm, alias, secret = "com.alias", "dana@example.com", "dana-secret-1"
+    key = CryptosignKey.from_bytes(os.urandom(32))
+    await call(root, "bondy.realm.create", {
+        "uri": realm, "authmethods": ["ticket", "wampcra", "cryptosign", "scram"]})
+    dana = await call(root, "bondy.user.add", realm, {
+        "username": "dana", "password": secret, "authorized_keys": [key.public_key()],
+        "meta": {"team": "ops", "floor": 3}})
+    assert (dana["aliases"], dana["meta"]) == ([], {"team": "ops", "floor": 3}), dana
+    assert await call(root, "bondy.user.add_alias", realm, "dana", alias) is None
+    assert (await call(root, "bondy.user.get", realm, "dana"))["aliases"] == [alias]
+
+    for method in ("ticket", "wampcra"):
+        session = await admin.login(realm, alias, secret, method)
+        assert welcome(session) == (realm, "dana", "user", method)
+    assert welcome(await admin.login_key(realm, alias, key)) == (realm, "dana", "user",
+                                                                 "cryptosign")
+    details, _ = await join_with_component(
+        {"type": "websocket", "url": router.ws_url, "serializers": ["json"]}, realm,
+        {"scram": {"authid": alias, "password": secret}})
+    assert (details.authid, details.authmethod) == ("dana", "scram"), details
+
+    # A name belongs to one user.
+    e = await refused(call(root, "bondy.user.add", realm, {"username": alias}))
+    assert e.error == "bondy.error.already_exists", e
+    assert await call(root, "bondy.user.remove_alias", realm, "dana", alias) is None
+    with pytest.raises(JoinFailed) as failed:
+        await admin.login(realm, alias, secret)
+    assert failed.value.reason == "wamp.error.authentication_failed", failed.value
 
 
 async def test_revoking_some_permissions_or_roles_of_a_grant_leaves_the_others(admin):

@@ -141,6 +141,10 @@ impl Admin<'_> {
             crate::security::SecurityError::NoSuchGroups(groups) => {
                 Error::NoSuchGroups(groups.join(", "))
             }
+            e @ crate::security::SecurityError::NameTaken(_) => Error::AlreadyExists(e.to_string()),
+            e @ crate::security::SecurityError::TooManyAliases(_) => {
+                Error::PropertyRangeLimit(e.to_string())
+            }
             other => Error::InvalidArgument(other.to_string()),
         })
     }

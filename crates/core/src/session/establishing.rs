@@ -151,11 +151,16 @@ impl Establishing {
                             .find(|u| u.enabled && u.authorized_keys.contains(&key))
                             .map(|u| u.authid.clone())
                     });
-                    let Some(authid) = authid else {
+                    let Some(claimed) = authid else {
                         return Err(Error::AuthenticationFailed(format!(
                             "authmethod {method} needs an authid in HELLO"
                         )));
                     };
+                    // An alias stands for its user: sources, grants and the session see the
+                    // username.
+                    let authid = security
+                        .user_named(&claimed)
+                        .map_or_else(|| claimed.clone(), |u| u.authid.clone());
                     if !from_here(Some(&authid)) {
                         refused_here.push(method.as_str());
                         continue;
@@ -166,6 +171,7 @@ impl Establishing {
                     let request = ChallengeRequest {
                         method,
                         authid: &authid,
+                        claimed: &claimed,
                         user: user.as_ref(),
                         password,
                         decoy_secret: router.decoy_secret(),
@@ -346,7 +352,10 @@ fn offered_methods(hello: &Hello) -> Result<Vec<String>, Error> {
 /// What a CHALLENGE is built from.
 struct ChallengeRequest<'a> {
     method: &'a str,
+    /// The username (HELLO's authid, or the user it is an alias of).
     authid: &'a str,
+    /// The authid as HELLO gave it (the username or an alias), which SCRAM's AuthMessage uses.
+    claimed: &'a str,
     user: Option<&'a User>,
     /// The user's stored password, if the user exists and has one.
     password: Option<StoredPassword>,
@@ -368,6 +377,7 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
     let ChallengeRequest {
         method,
         authid,
+        claimed,
         user,
         password,
         decoy_secret,
@@ -397,7 +407,7 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
                 .and_then(|p| p.scram.clone())
                 .unwrap_or_else(|| scram::decoy(decoy_secret, authid));
             let challenge =
-                scram::Challenge::new(authid, client_nonce, &credential).map_err(|_| {
+                scram::Challenge::new(claimed, client_nonce, &credential).map_err(|_| {
                     Error::AuthenticationFailed(
                         "authmethod scram needs HELLO.Details.authextra.nonce, a base64 nonce"
                             .into(),

@@ -14,34 +14,26 @@ use crate::{RealmConfig, Router, Status};
 
 const KEY: [u8; 32] = [7; 32];
 
-/// A realm "secure" that discloses nobody by default: joe (password "secret", group "user"), ann
+/// A realm "secure" that discloses nobody by default: joe (password "secret", group "user",
+/// alias "joseph"), ann
 /// (Ed25519 key, group "admin", which is in "user"); users may call com.app.*, admins may also
 /// register it.
 fn secure_router() -> Arc<Router> {
     let public = SigningKey::from_bytes(&KEY).verifying_key().to_bytes();
     let users = [
         User {
-            authid: "joe".into(),
             password: Some(StoredPassword::new("secret")),
-            authorized_keys: vec![],
             groups: vec!["user".into()],
-            enabled: true,
+            aliases: vec!["joseph".into()],
+            ..User::named("joe")
         },
         // A password stored before `scram` existed: no SCRAM credential.
         User {
-            authid: "old".into(),
             password: Some(StoredPassword::with_salt("secret", "salt", 1000)),
-            authorized_keys: vec![],
             groups: vec!["user".into()],
-            enabled: true,
+            ..User::named("old")
         },
-        User {
-            authid: "ann".into(),
-            password: None,
-            authorized_keys: vec![public],
-            groups: vec!["admin".into()],
-            enabled: true,
-        },
+        User { authorized_keys: vec![public], groups: vec!["admin".into()], ..User::named("ann") },
     ];
     let security = Security {
         enabled: true,

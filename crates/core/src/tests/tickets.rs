@@ -15,11 +15,8 @@ use crate::{Now, RealmConfig, Router, Status};
 /// procedures (joe may also change passwords).
 fn realm(name: &str) -> RealmConfig {
     let user = |authid: &str, password: &str| User {
-        authid: authid.into(),
         password: Some(StoredPassword::new(password)),
-        authorized_keys: vec![],
-        groups: vec![],
-        enabled: true,
+        ..User::named(authid)
     };
     let security = Security {
         enabled: true,
