@@ -273,7 +273,7 @@ pub struct GroupConfig {
 pub struct GrantConfig {
     /// `wamp.call`, `wamp.register`, … or `all`.
     pub permissions: Vec<String>,
-    /// The URI or pattern.
+    /// The URI or pattern, or `any` for every URI.
     pub uri: String,
     /// `exact`, `prefix` or `wildcard`.
     #[serde(default, rename = "match")]
@@ -356,25 +356,23 @@ fn security(config: &RealmSecurity) -> Security {
     let grants = config
         .grants
         .iter()
-        .map(|g| Grant {
-            permissions: g
-                .permissions
-                .iter()
-                .flat_map(|p| {
-                    if p == "all" {
-                        Permission::ALL.to_vec()
-                    } else {
-                        Permission::parse(p).into_iter().collect()
-                    }
-                })
-                .collect(),
-            uri: Uri::from(g.uri.as_str()),
-            policy: match g.match_policy {
-                MatchRule::Exact => MatchPolicy::Exact,
-                MatchRule::Prefix => MatchPolicy::Prefix,
-                MatchRule::Wildcard => MatchPolicy::Wildcard,
-            },
-            roles: g.roles.clone(),
+        .map(|g| {
+            let (uri, policy) = Grant::resource(
+                &g.uri,
+                match g.match_policy {
+                    MatchRule::Exact => MatchPolicy::Exact,
+                    MatchRule::Prefix => MatchPolicy::Prefix,
+                    MatchRule::Wildcard => MatchPolicy::Wildcard,
+                },
+            );
+            Grant {
+                // Checked by `validate` before.
+                permissions: Permission::parse_names(g.permissions.iter().map(String::as_str))
+                    .unwrap_or_default(),
+                uri,
+                policy,
+                roles: g.roles.clone(),
+            }
         })
         .collect();
     let sources = config
@@ -422,11 +420,8 @@ fn validate_security(config: &RealmSecurity, groups: bool) -> Result<(), String>
         }
     }
     for grant in &config.grants {
-        if let Some(p) =
-            grant.permissions.iter().find(|p| *p != "all" && Permission::parse(p).is_none())
-        {
-            return Err(format!("grants.permissions: unknown permission \"{p}\""));
-        }
+        Permission::parse_names(grant.permissions.iter().map(String::as_str))
+            .map_err(|e| format!("grants.permissions: {e}"))?;
     }
     for source in &config.sources {
         if source.cidr.parse::<ipnet::IpNet>().is_err() {

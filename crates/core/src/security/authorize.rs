@@ -64,6 +64,22 @@ impl Permission {
         }
     }
 
+    /// The permissions a grant names, where `all` stands for every action ([`Self::ALL`]).
+    pub fn parse_names<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Permission>, String> {
+        let mut permissions = Vec::new();
+        for name in names {
+            match name {
+                "all" => permissions.extend(Self::ALL),
+                name => permissions.push(
+                    Self::parse(name).ok_or_else(|| format!("unknown permission \"{name}\""))?,
+                ),
+            }
+        }
+        Ok(permissions)
+    }
+
     /// The permission named `name`.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
@@ -179,5 +195,35 @@ mod tests {
         assert!(covers(&wildcard, &Uri::from("com.a.x"), MatchPolicy::Exact));
         assert!(covers(&wildcard, &Uri::from("com..x"), MatchPolicy::Wildcard));
         assert!(!covers(&wildcard, &Uri::from("..x"), MatchPolicy::Wildcard));
+    }
+
+    #[test]
+    fn the_any_resource_covers_every_uri_and_pattern() {
+        let (uri, policy) = Grant::resource("any", MatchPolicy::Exact);
+        let any = grant(uri.as_str(), policy);
+        for (target, policy) in [
+            ("com.a.b", MatchPolicy::Exact),
+            ("", MatchPolicy::Prefix),
+            ("com.", MatchPolicy::Prefix),
+            ("..x", MatchPolicy::Wildcard),
+        ] {
+            assert!(covers(&any, &Uri::from(target), policy), "{target}");
+        }
+        assert_eq!(Grant::resource("anything", MatchPolicy::Exact).0, Uri::from("anything"));
+    }
+
+    #[test]
+    fn permission_lists_expand_all_to_the_actions_only() {
+        let all = Permission::parse_names(["all"]).unwrap();
+        assert_eq!(all, Permission::ALL);
+        assert!(!all.contains(&Permission::DiscloseCaller));
+        assert_eq!(
+            Permission::parse_names(["wamp.disclose_publisher"]).unwrap(),
+            [Permission::DisclosePublisher]
+        );
+        assert_eq!(
+            Permission::parse_names(["wamp.call", "wamp.nope"]),
+            Err("unknown permission \"wamp.nope\"".into())
+        );
     }
 }

@@ -138,6 +138,21 @@ pub struct Grant {
     pub roles: Vec<String>,
 }
 
+/// The grant resource that stands for every URI (Bondy's `any`).
+pub const ANY_RESOURCE: &str = "any";
+
+impl Grant {
+    /// The URI and match policy a grant's resource names: `any` is the prefix `""`, which
+    /// covers every URI and pattern.
+    pub fn resource(uri: &str, policy: MatchPolicy) -> (Uri, MatchPolicy) {
+        if uri == ANY_RESOURCE {
+            (Uri::from(""), MatchPolicy::Prefix)
+        } else {
+            (Uri::from(uri), policy)
+        }
+    }
+}
+
 impl Security {
     /// The user `authid` names, by username or alias, if it exists and is enabled: who may
     /// authenticate.

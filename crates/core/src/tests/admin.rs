@@ -481,6 +481,14 @@ fn revoking_some_permissions_for_some_roles_keeps_the_rest_of_the_grant() {
     let router = router();
     let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
     call(&mut root, "bondy.realm.create", json!([{"uri": "com.shop", "authmethods": ["ticket"]}]));
+    let to_nobody =
+        json!(["com.shop", {"permissions": ["wamp.call"], "uri": "any", "roles": ["ann", "all"]}]);
+    let refused = call(&mut root, "bondy.grant.create", to_nobody);
+    assert_eq!(refused[4], "bondy.error.unknown_roles", "{refused}");
+    for name in ["ann", "bob"] {
+        let user = json!(["com.shop", {"username": name}]);
+        assert_eq!(call(&mut root, "bondy.user.add", user)[0], 50);
+    }
     let both = json!(["com.shop", {
         "permissions": ["wamp.register", "wamp.unregister"],
         "resources": [{"uri": "com.shop.", "match": "prefix"}, {"uri": "com.stock", "match": "exact"}],
