@@ -435,6 +435,8 @@ mod tests {
             issued_by: "joe".into(),
             issued_at: 1,
             expires_at: 2,
+            client_id: Some("webapp".into()),
+            client_instance_id: None,
         };
         let key = {
             let store = Store::open(dir.path()).unwrap();

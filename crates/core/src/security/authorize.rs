@@ -34,11 +34,15 @@ pub enum Permission {
     /// The holder's publications to the topic tell subscribers who published (EVENT.Details
     /// `publisher`, `publisher_authid`, `publisher_authrole`), as if PUBLISH had `disclose_me`.
     DisclosePublisher,
+    /// `bondy.issue`: `bondy.ticket.issue` may issue tickets of the scope the resource names
+    /// (`bondy.ticket.scope.local`, `bondy.ticket.scope.client_local`).
+    Issue,
 }
 
 impl Permission {
-    /// Every action, for grants of `all` permissions. The disclosure permissions are not
-    /// actions and are granted by name only, so that `all` never reveals anyone's identity.
+    /// Every WAMP action, for grants of `all` permissions. The disclosure permissions and
+    /// `bondy.issue` are granted by name only, so that `all` never reveals anyone's identity
+    /// nor lets anyone mint tickets.
     pub const ALL: [Permission; 7] = [
         Permission::Register,
         Permission::Unregister,
@@ -61,6 +65,7 @@ impl Permission {
             Permission::Publish => "wamp.publish",
             Permission::DiscloseCaller => "wamp.disclose_caller",
             Permission::DisclosePublisher => "wamp.disclose_publisher",
+            Permission::Issue => "bondy.issue",
         }
     }
 
@@ -84,7 +89,7 @@ impl Permission {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
-            .chain([Permission::DiscloseCaller, Permission::DisclosePublisher])
+            .chain([Permission::DiscloseCaller, Permission::DisclosePublisher, Permission::Issue])
             .find(|p| p.name() == name)
     }
 }
