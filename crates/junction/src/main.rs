@@ -286,6 +286,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         for listener in listeners {
             tokio::spawn(serve_tls(listener, services.clone(), Arc::clone(&tls)));
         }
+        let rotated = Arc::clone(&tls);
+        services.router.set_tls_rotation(Box::new(move || {
+            rotated.reload().inspect(|()| tracing::info!("TLS certificate reloaded (admin call)"))
+        }));
         tokio::spawn(reload_tls_on_sighup(tls));
     }
 

@@ -30,6 +30,7 @@ import pytest
 import pytest_asyncio
 import xconn
 from autobahn.wamp.cryptosign import CryptosignKey
+from autobahn.wamp.exception import ApplicationError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,6 +59,7 @@ from junction_harness import (
 
 SECURE = "secure"
 JOE_SECRET = "joe-tls-secret"
+ROOT_SECRET = "root-tls-secret"
 UNA_SECRET = "una-tls-secret-unsalted"
 ANN_SEED = os.urandom(32)
 ANN_KEY = CryptosignKey.from_bytes(ANN_SEED)
@@ -166,6 +168,28 @@ permissions = ["wamp.call"]
 uri = "bondy.source."
 match = "prefix"
 roles = ["user"]
+
+# The admin realm: root may rotate the TLS certificate (bondy.cert_manager.*).
+[[realms]]
+name = "junction.admin"
+anonymous = false
+
+[realms.security]
+authmethods = ["ticket"]
+
+[[realms.security.users]]
+authid = "root"
+password = "{ROOT_SECRET}"
+groups = ["operators"]
+
+[[realms.security.groups]]
+name = "operators"
+
+[[realms.security.grants]]
+permissions = ["wamp.call"]
+uri = "bondy.cert_manager."
+match = "prefix"
+roles = ["operators"]
 """
 
 
@@ -518,6 +542,34 @@ async def test_sighup_reloads_the_certificate_and_keeps_serving(tls, tls_router)
     session = await tls.join("wampcra", "rawsocket", context=trusting(new))
     assert (await own_transport(session))["tls"] is True
     assert process.is_running()
+
+
+async def test_the_admin_api_rotates_the_certificate(tls, tls_router):
+    """``bondy.cert_manager.rotate_all`` and ``rotate_listener("wamp_tls")`` (Bondy's names) do
+    what SIGHUP does, from a session of the admin realm; broken files leave the certificate in
+    use, and the caller is told why."""
+    root = await join_autobahn_auth(tls_router.process, "junction.admin", ["ticket"], "root",
+                                    ticket_answer(ROOT_SECRET))
+    tls._autobahn.append(root)
+    old = tls_router.certificate
+    for procedure, args in (("bondy.cert_manager.rotate_all", ()),
+                            ("bondy.cert_manager.rotate_listener", ("wamp_tls",))):
+        new = Certificate(f"junction-test-{procedure}")
+        new.write(tls_router.cert_path, tls_router.key_path)
+        assert await asyncio.wait_for(root.call(procedure, *args), RECV_TIMEOUT) is None
+        assert await presented_certificate(tls_router.tls_port, trusting(old, new)) == new.der
+        old = new
+
+    tls_router.cert_path.write_text("not a certificate\n")
+    with pytest.raises(ApplicationError) as e:
+        await asyncio.wait_for(root.call("bondy.cert_manager.rotate_all"), RECV_TIMEOUT)
+    assert e.value.error == "bondy.error.invalid_data", e.value
+    assert "the previous one stays" in e.value.args[0], e.value
+    assert await presented_certificate(tls_router.tls_port, trusting(old)) == old.der
+    with pytest.raises(ApplicationError) as e:
+        await asyncio.wait_for(root.call("bondy.cert_manager.rotate_listener", "admin_api_https"),
+                               RECV_TIMEOUT)
+    assert e.value.error == "wamp.error.invalid_argument", e.value
 
 
 # ------------------------------------------------------------------------------------------------

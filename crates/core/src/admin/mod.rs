@@ -13,7 +13,9 @@
 //!   credentials_changed`, `bondy.group.added|updated|deleted`, published in the managed realm
 //!   and the admin realm.
 //! - Tickets: `bondy.ticket.issue|revoke|revoke_all|verify` (see `ticket`).
+//! - TLS: `bondy.cert_manager.rotate_all|rotate_listener` (see `cert_manager`).
 
+mod cert_manager;
 mod grant;
 mod realm;
 mod source;
@@ -65,6 +67,8 @@ pub(crate) fn call(
         source::call(&admin, rest, &args)?
     } else if let Some(rest) = name.strip_prefix("ticket.") {
         ticket::call(&admin, rest, &args)?
+    } else if let Some(rest) = name.strip_prefix("cert_manager.") {
+        cert_manager::call(&admin, rest, &args)?
     } else {
         return None;
     };
