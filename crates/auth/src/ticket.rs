@@ -19,7 +19,7 @@ pub fn verify(stored: &StoredPassword, ticket: &str) -> Result<(), AuthError> {
     if stored.matches(ticket) { Ok(()) } else { Err(AuthError::BadSignature) }
 }
 
-/// What an issued ticket asserts (Bondy's claims, local scope only).
+/// What an issued ticket asserts (Bondy's claims: local and client-local scopes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     /// The ticket's unique id (what revocation names).
@@ -34,6 +34,11 @@ pub struct Claims {
     pub issued_at: u64,
     /// Unix seconds; the ticket is refused from then on.
     pub expires_at: u64,
+    /// For a client ticket: the client application's authid, whose own ticket vouched for
+    /// this one (Bondy's `client_local` scope); `None` for a user's own ticket.
+    pub client_id: Option<String>,
+    /// The client's instance, as the client named it when asking.
+    pub client_instance_id: Option<String>,
 }
 
 impl Claims {
@@ -46,7 +51,11 @@ impl Claims {
             "issued_by": self.issued_by,
             "issued_at": self.issued_at,
             "expires_at": self.expires_at,
-            "scope": { "realm": self.realm, "client_id": null, "client_instance_id": null },
+            "scope": {
+                "realm": self.realm,
+                "client_id": self.client_id,
+                "client_instance_id": self.client_instance_id,
+            },
         })
     }
 
@@ -54,6 +63,7 @@ impl Claims {
     pub fn from_json(value: &Value) -> Option<Self> {
         let s = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
         let n = |k: &str| value.get(k).and_then(Value::as_u64);
+        let scope = |k: &str| value.get("scope")?.get(k)?.as_str().map(str::to_owned);
         Some(Self {
             id: s("id")?,
             authid: s("authid")?,
@@ -61,6 +71,8 @@ impl Claims {
             issued_by: s("issued_by")?,
             issued_at: n("issued_at")?,
             expires_at: n("expires_at")?,
+            client_id: scope("client_id"),
+            client_instance_id: scope("client_instance_id"),
         })
     }
 
@@ -102,6 +114,8 @@ mod tests {
             issued_by: "joe".into(),
             issued_at: 100,
             expires_at: 200,
+            client_id: None,
+            client_instance_id: None,
         }
     }
 
@@ -109,6 +123,17 @@ mod tests {
     fn a_signed_ticket_opens_to_its_claims() {
         let ticket = claims().sign(&[7; 32]);
         assert_eq!(Claims::open(&[7; 32], &ticket).unwrap(), claims());
+    }
+
+    #[test]
+    fn a_client_ticket_keeps_its_client_in_the_scope() {
+        let client = Claims {
+            client_id: Some("webapp".into()),
+            client_instance_id: Some("tab-1".into()),
+            ..claims()
+        };
+        assert_eq!(Claims::open(&[7; 32], &client.sign(&[7; 32])).unwrap(), client);
+        assert_eq!(client.to_json()["scope"]["client_id"], "webapp");
     }
 
     #[test]

@@ -18,10 +18,8 @@ use junction_core::cluster::stable_hash;
 use junction_core::options::{MatchPolicy, RegisterOptions, SubscribeOptions};
 use junction_core::{SessionInfo, TransportInfo, TransportKind};
 use junction_wire::{
-    Dict, RegistrationId, Serializer, SessionId, SubscriptionId, Uri, Value, dict,
+    Dict, RegistrationId, Serializer, SessionId, SubscriptionId, Uri, Value, dict, json,
 };
-
-use crate::json;
 
 /// The directory bucket.
 pub(crate) const BUCKET: &str = "junction_directory";
@@ -170,6 +168,7 @@ impl SessionRecord {
                 serializer,
                 peer: self.peer.clone(),
                 tls: self.tls,
+                tls_exporter: None,
                 http_path: None,
                 subprotocol: None,
             },

@@ -26,7 +26,6 @@ mod directory;
 mod follow;
 mod forward;
 mod inbox;
-mod json;
 mod link;
 mod liveness;
 mod mirror;

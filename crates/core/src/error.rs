@@ -64,6 +64,12 @@ pub enum Error {
     /// Admin API: users or groups name groups that do not exist.
     #[error("no such groups: {0}")]
     NoSuchGroups(String),
+    /// Admin API: a grant names roles that are neither users, groups, `all` nor `anonymous`.
+    #[error("{0}")]
+    UnknownRoles(String),
+    /// Admin API: a property holds the most values it may (a user's aliases).
+    #[error("{0}")]
+    PropertyRangeLimit(String),
     /// The router failed (e.g. its store could not be written); the request had no effect.
     #[error("internal error: {0}")]
     Internal(String),
@@ -126,6 +132,8 @@ impl Error {
             Error::NotFound(_) => "bondy.error.not_found",
             Error::NoSuchPrincipal(_) => "wamp.error.no_such_principal",
             Error::NoSuchGroups(_) => "bondy.error.no_such_groups",
+            Error::PropertyRangeLimit(_) => "bondy.error.property_range_limit",
+            Error::UnknownRoles(_) => "bondy.error.unknown_roles",
             Error::ActiveUsers(_) => "bondy.error.active_users",
             Error::BadSignature(_) => "bondy.error.bad_signature",
             Error::Internal(_) => "bondy.error.internal_error",
@@ -194,6 +202,8 @@ mod tests {
             Error::NotFound("n".into()),
             Error::NoSuchPrincipal("n".into()),
             Error::NoSuchGroups("g".into()),
+            Error::PropertyRangeLimit("p".into()),
+            Error::UnknownRoles("r".into()),
             Error::Internal("i".into()),
             Error::AuthenticationFailed("a".into()),
             Error::NoAvailableCallee("n".into()),

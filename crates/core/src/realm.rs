@@ -310,6 +310,25 @@ impl Peer {
         security.authorize(&principals, permission, uri, policy)
     }
 
+    /// Checks `action` on `uri` like [`Peer::authorize`], and tells whether the `disclosure`
+    /// permission (`wamp.disclose_caller` or `wamp.disclose_publisher`) on it is granted too:
+    /// never on realms without security.
+    pub(crate) fn authorize_disclosing(
+        &self,
+        realm: &Realm,
+        action: Permission,
+        disclosure: Permission,
+        uri: &Uri,
+    ) -> Result<bool, crate::Error> {
+        let security = realm.security();
+        if !security.enabled {
+            return Ok(false);
+        }
+        let principals = security.principals(&self.info.authid, self.anonymous);
+        security.authorize(&principals, action, uri, MatchPolicy::Exact)?;
+        Ok(security.grants(&principals, disclosure, uri, MatchPolicy::Exact))
+    }
+
     /// Whether the session is still attached to its realm.
     pub(crate) fn is_attached(&self) -> bool {
         self.attached.load(Ordering::SeqCst)

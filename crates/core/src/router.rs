@@ -43,7 +43,13 @@ pub struct Router {
     tickets: crate::tickets::Tickets,
     /// The cluster layer, once installed (shared with every realm).
     cluster: ClusterSlot,
+    /// Re-reads the TLS listener's certificate and key (`bondy.cert_manager.rotate_*`), when
+    /// the router has a TLS listener.
+    tls_rotation: OnceLock<TlsRotation>,
 }
+
+/// Re-reads the TLS certificate and key files; the error says what is wrong with them.
+pub type TlsRotation = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl Router {
     /// A router with the configured realms open.
@@ -76,6 +82,7 @@ impl Router {
             persistence,
             tickets,
             cluster,
+            tls_rotation: OnceLock::new(),
         });
         for realm in router.realms() {
             router.attach_prototype(&realm);
@@ -163,6 +170,17 @@ impl Router {
         self.tickets.load(persistence.as_ref())?;
         let _ = self.persistence.set(persistence);
         Ok(())
+    }
+
+    /// Lets `bondy.cert_manager.rotate_all|rotate_listener` reload the TLS certificate (once,
+    /// at start, by the binary that owns the listener).
+    pub fn set_tls_rotation(&self, rotate: TlsRotation) {
+        let _ = self.tls_rotation.set(rotate);
+    }
+
+    /// The TLS certificate reload, if the router has a TLS listener.
+    pub(crate) fn tls_rotation(&self) -> Option<&TlsRotation> {
+        self.tls_rotation.get()
     }
 
     /// The persistence layer, if any.

@@ -113,6 +113,8 @@ mod tests {
             issued_by: "joe".into(),
             issued_at: 0,
             expires_at,
+            client_id: None,
+            client_instance_id: None,
         }
     }
 

@@ -128,7 +128,14 @@ pub(crate) enum UserCommand {
         /// Add the user disabled: it cannot authenticate until enabled.
         #[arg(long)]
         disabled: bool,
+        /// Other names the user may log in with (repeatable, at most 5).
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
     },
+    /// Let a user log in with another name too.
+    AddAlias { realm: String, username: String, alias: String },
+    /// Withdraw one of a user's aliases.
+    RemoveAlias { realm: String, username: String, alias: String },
     /// Let a disabled user authenticate again.
     Enable { realm: String, username: String },
     /// Refuse a user's logins (like a wrong password) and close its sessions.
@@ -238,9 +245,10 @@ impl Admin {
                 keys,
                 wampcra_unsalted,
                 disabled,
+                aliases,
             }) => {
-                let mut user =
-                    json!({"username": username, "groups": groups, "authorized_keys": keys});
+                let mut user = json!({"username": username, "groups": groups,
+                    "authorized_keys": keys, "aliases": aliases});
                 if let Some(password) = password {
                     user["password"] = json!(password);
                 }
@@ -251,6 +259,12 @@ impl Admin {
                     user["enabled"] = json!(false);
                 }
                 ("bondy.user.add", json!([realm, user]))
+            }
+            Admin::User(UserCommand::AddAlias { realm, username, alias }) => {
+                ("bondy.user.add_alias", json!([realm, username, alias]))
+            }
+            Admin::User(UserCommand::RemoveAlias { realm, username, alias }) => {
+                ("bondy.user.remove_alias", json!([realm, username, alias]))
             }
             Admin::User(UserCommand::Enable { realm, username }) => {
                 ("bondy.user.enable", json!([realm, username]))

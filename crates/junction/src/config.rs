@@ -18,7 +18,7 @@ use junction_core::realm::{HistoryConfig, Inherits};
 use junction_core::security::{AUTHMETHODS, Grant, Group, Permission, Security, Source, User};
 use junction_core::{Limits as SessionLimits, RealmConfig, RouterConfig};
 use junction_transport::TransportConfig;
-use junction_wire::{Uri, UriRules};
+use junction_wire::{Uri, UriRules, json};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +248,12 @@ pub struct UserConfig {
     /// unknown one.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Other names the user may log in with (at most 5).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Application data about the user, shown by `bondy.user.get`.
+    #[serde(default)]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `[[realms.security.groups]]`
@@ -267,7 +273,7 @@ pub struct GroupConfig {
 pub struct GrantConfig {
     /// `wamp.call`, `wamp.register`, … or `all`.
     pub permissions: Vec<String>,
-    /// The URI or pattern.
+    /// The URI or pattern, or `any` for every URI.
     pub uri: String,
     /// `exact`, `prefix` or `wildcard`.
     #[serde(default, rename = "match")]
@@ -336,6 +342,8 @@ fn security(config: &RealmSecurity) -> Security {
                     .collect(),
                 groups: u.groups.clone(),
                 enabled: u.enabled,
+                aliases: u.aliases.clone(),
+                meta: u.meta.clone().map(|m| json::to_dict(&m.into())).unwrap_or_default(),
             };
             (u.authid.clone(), user)
         })
@@ -348,25 +356,23 @@ fn security(config: &RealmSecurity) -> Security {
     let grants = config
         .grants
         .iter()
-        .map(|g| Grant {
-            permissions: g
-                .permissions
-                .iter()
-                .flat_map(|p| {
-                    if p == "all" {
-                        Permission::ALL.to_vec()
-                    } else {
-                        Permission::parse(p).into_iter().collect()
-                    }
-                })
-                .collect(),
-            uri: Uri::from(g.uri.as_str()),
-            policy: match g.match_policy {
-                MatchRule::Exact => MatchPolicy::Exact,
-                MatchRule::Prefix => MatchPolicy::Prefix,
-                MatchRule::Wildcard => MatchPolicy::Wildcard,
-            },
-            roles: g.roles.clone(),
+        .map(|g| {
+            let (uri, policy) = Grant::resource(
+                &g.uri,
+                match g.match_policy {
+                    MatchRule::Exact => MatchPolicy::Exact,
+                    MatchRule::Prefix => MatchPolicy::Prefix,
+                    MatchRule::Wildcard => MatchPolicy::Wildcard,
+                },
+            );
+            Grant {
+                // Checked by `validate` before.
+                permissions: Permission::parse_names(g.permissions.iter().map(String::as_str))
+                    .unwrap_or_default(),
+                uri,
+                policy,
+                roles: g.roles.clone(),
+            }
         })
         .collect();
     let sources = config
@@ -414,11 +420,8 @@ fn validate_security(config: &RealmSecurity, groups: bool) -> Result<(), String>
         }
     }
     for grant in &config.grants {
-        if let Some(p) =
-            grant.permissions.iter().find(|p| *p != "all" && Permission::parse(p).is_none())
-        {
-            return Err(format!("grants.permissions: unknown permission \"{p}\""));
-        }
+        Permission::parse_names(grant.permissions.iter().map(String::as_str))
+            .map_err(|e| format!("grants.permissions: {e}"))?;
     }
     for source in &config.sources {
         if source.cidr.parse::<ipnet::IpNet>().is_err() {

@@ -74,6 +74,25 @@ struct Location {
     /// With a `wss://` URL: PEM certificates to trust instead of the system's (a private CA).
     #[arg(long, value_name = "FILE", global = true, env = "JUNCTION_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// With a `wss://` URL: a PEM certificate (chain) to present, for a router whose
+    /// `tls.client_ca` asks for client certificates.
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        env = "JUNCTION_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// The PEM private key of `--client-cert`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        env = "JUNCTION_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
     /// With `--url`: the authid to join the admin realm as (ticket authentication).
     #[arg(long, global = true, env = "JUNCTION_ADMIN_AUTHID")]
     admin_authid: Option<String>,
@@ -150,6 +169,7 @@ fn run_remote(
     let remote = remote::Remote {
         url,
         ca_file: location.ca_file.as_deref(),
+        client_identity: location.client_cert.as_deref().zip(location.client_key.as_deref()),
         realm: &config.admin_realm,
         authid: location
             .admin_authid
@@ -266,6 +286,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         for listener in listeners {
             tokio::spawn(serve_tls(listener, services.clone(), Arc::clone(&tls)));
         }
+        let rotated = Arc::clone(&tls);
+        services.router.set_tls_rotation(Box::new(move || {
+            rotated.reload().inspect(|()| tracing::info!("TLS certificate reloaded (admin call)"))
+        }));
         tokio::spawn(reload_tls_on_sighup(tls));
     }
 

@@ -3,7 +3,7 @@
 //! with `ticket` authentication, calls the same `bondy.*` procedure the offline command would
 //! run, prints the result as JSON and leaves with GOODBYE. Grants are checked as for any session.
 //! Over `wss://` the router's certificate is checked against the system's trust store, or only
-//! against `--ca-file` when given.
+//! against `--ca-file` when given; `--client-cert`/`--client-key` present a client certificate.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -28,6 +28,8 @@ pub(crate) struct Remote<'a> {
     /// PEM certificates to trust for `wss://` instead of the system's trust store (a private
     /// CA, or the router's self-signed certificate).
     pub ca_file: Option<&'a Path>,
+    /// PEM certificate chain and private key to present to a router that asks for them.
+    pub client_identity: Option<(&'a Path, &'a Path)>,
     /// The realm to join: the admin realm to manage every realm.
     pub realm: &'a str,
     pub authid: &'a str,
@@ -48,7 +50,7 @@ pub(crate) async fn call(
             let host = request.uri().host().context("the URL has no host")?;
             let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
             let port = request.uri().port_u16().unwrap_or(443);
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(remote.ca_file)?));
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(remote)?));
             let name = ServerName::try_from(host.clone())
                 .with_context(|| format!("\"{host}\" is not a host name or address"))?;
             let tcp =
@@ -67,10 +69,11 @@ pub(crate) async fn call(
     }
 }
 
-/// The TLS settings for `wss://`: the certificates of `ca_file` only, or the system's.
-fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<ClientConfig> {
+/// The TLS settings for `wss://`: the certificates of `ca_file` only, or the system's; the
+/// client certificate when there is one.
+fn tls_config(remote: &Remote<'_>) -> anyhow::Result<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    match ca_file {
+    match remote.ca_file {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -91,11 +94,24 @@ fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<ClientConfig> {
         }
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    Ok(ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS setup")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    let Some((cert_path, key_path)) = remote.client_identity else {
+        return Ok(config.with_no_client_auth());
+    };
+    let chain = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("--client-cert {}", cert_path.display()))?;
+    if chain.is_empty() {
+        bail!("--client-cert {}: no PEM certificate in it", cert_path.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .with_context(|| format!("--client-key {}", key_path.display()))?;
+    config.with_client_auth_cert(chain, key).with_context(|| {
+        format!("--client-key {} does not fit the certificate", key_path.display())
+    })
 }
 
 /// Joins the admin realm over `socket`, makes the call and leaves.

@@ -265,11 +265,12 @@ mod tests {
 
     fn realm() -> RealmConfig {
         let user = User {
-            authid: "joe".into(),
             password: Some(StoredPassword::new("secret")),
             authorized_keys: vec![[1; 32]],
             groups: vec!["ops".into()],
-            enabled: true,
+            aliases: vec!["joseph".into()],
+            meta: junction_wire::dict! { "team" => "ops", "level" => 3u64 },
+            ..User::named("joe")
         };
         let security = Security {
             enabled: true,
@@ -299,6 +300,9 @@ mod tests {
         let joe = &back.security.users["joe"];
         assert!(joe.password.as_ref().unwrap().matches("secret"));
         assert_eq!(joe.authorized_keys, vec![[1; 32]]);
+        let stored = &realm().security.users["joe"];
+        assert_eq!((&joe.aliases, &joe.meta), (&stored.aliases, &stored.meta));
+        assert_eq!(joe.meta.get("level"), Some(&junction_wire::Value::Int(3)));
         assert_eq!(back.security.grants[0].permissions, vec![Permission::Call]);
         assert!(reopened.delete_realm("com.example").unwrap());
         assert!(reopened.realms().unwrap().is_empty());
@@ -431,6 +435,8 @@ mod tests {
             issued_by: "joe".into(),
             issued_at: 1,
             expires_at: 2,
+            client_id: Some("webapp".into()),
+            client_instance_id: None,
         };
         let key = {
             let store = Store::open(dir.path()).unwrap();

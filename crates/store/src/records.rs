@@ -12,7 +12,7 @@ use junction_core::RealmConfig;
 use junction_core::options::MatchPolicy;
 use junction_core::realm::{HistoryConfig, Inherits};
 use junction_core::security::{Grant, Group, Permission, Security, Source, User};
-use junction_wire::{Uri, UriRules};
+use junction_wire::{Uri, UriRules, json};
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct RealmRecord {
@@ -83,6 +83,12 @@ struct UserRecord {
     /// Absent in stores written before users could be disabled: enabled.
     #[serde(default = "enabled")]
     enabled: bool,
+    /// Absent in stores written before users had aliases, and when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    aliases: Vec<String>,
+    /// The user's metadata as a JSON object; absent when empty and in older stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    meta: Option<serde_json::Value>,
 }
 
 fn enabled() -> bool {
@@ -178,6 +184,8 @@ impl RealmRecord {
                     authorized_keys: u.authorized_keys.iter().map(hex::encode).collect(),
                     groups: u.groups.clone(),
                     enabled: u.enabled,
+                    aliases: u.aliases.clone(),
+                    meta: (!u.meta.is_empty()).then(|| json::from_dict(&u.meta)),
                 })
                 .collect(),
             groups: s
@@ -270,6 +278,8 @@ impl RealmRecord {
                         authorized_keys,
                         groups: u.groups,
                         enabled: u.enabled,
+                        aliases: u.aliases,
+                        meta: u.meta.as_ref().map(json::to_dict).unwrap_or_default(),
                     },
                 ))
             })

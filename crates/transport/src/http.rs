@@ -21,6 +21,7 @@ use junction_core::{TransportInfo, TransportKind};
 
 use crate::connection::drive;
 use crate::listener::Services;
+use crate::tls::TlsChannel;
 use crate::websocket::{Subprotocol, WebSocketLink};
 
 /// What the operator endpoints show, provided by the binary.
@@ -33,7 +34,7 @@ pub struct HttpEndpoints {
 /// Serves one HTTP/1.1 connection (keep-alive included) until it closes or upgrades.
 pub(crate) async fn serve<S>(
     stream: S,
-    secure: bool,
+    tls: Option<TlsChannel>,
     peer: String,
     services: Services,
     accepted_at: Instant,
@@ -42,7 +43,7 @@ pub(crate) async fn serve<S>(
 {
     let config = Arc::clone(&services.config);
     let services_shutdown = services.shutdown.clone();
-    let origin = Origin { services, secure, peer, accepted_at };
+    let origin = Origin { services, tls, peer, accepted_at };
     let service = service_fn(move |request| {
         let origin = origin.clone();
         async move { Ok::<_, Infallible>(route(request, origin)) }
@@ -72,8 +73,8 @@ pub(crate) async fn serve<S>(
 #[derive(Clone)]
 struct Origin {
     services: Services,
-    /// Whether the connection is TLS.
-    secure: bool,
+    /// The connection's TLS, if any.
+    tls: Option<TlsChannel>,
     peer: String,
     accepted_at: Instant,
 }
@@ -113,7 +114,7 @@ fn route(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> {
 /// Answers a WebSocket opening handshake (RFC 6455 §4.2.2) and hands the upgraded connection to
 /// the WAMP driver. The client must offer a WAMP subprotocol we speak; the first one wins.
 fn upgrade(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> {
-    let Origin { services, secure, peer, accepted_at } = origin;
+    let Origin { services, tls, peer, accepted_at } = origin;
     let headers = request.headers();
     let has_token = |name, token: &str| {
         headers
@@ -161,7 +162,8 @@ fn upgrade(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> 
             kind: TransportKind::WebSocket,
             serializer: protocol.serializer(),
             peer,
-            tls: secure,
+            tls: tls.is_some(),
+            tls_exporter: tls.and_then(|t| t.exporter),
             http_path: Some(path),
             subprotocol: Some(protocol.name().to_owned()),
         };

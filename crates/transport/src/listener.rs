@@ -20,7 +20,7 @@ use crate::config::TransportConfig;
 use crate::connection::drive;
 use crate::http::{self, HttpEndpoints};
 use crate::rawsocket;
-use crate::tls::{Prefixed, Tls};
+use crate::tls::{Prefixed, Tls, TlsChannel};
 
 /// Graceful shutdown: a token every accept loop and connection watches, and a tracker of the
 /// connection tasks so the caller can wait for them to finish.
@@ -204,7 +204,7 @@ async fn serve_tcp_connection(
                 peeked = timeout(handshake, stream.peek(&mut first)) => peeked,
             };
             if let Ok(Ok(1)) = peeked {
-                dispatch(stream, first[0], false, peer, services, accepted_at).await;
+                dispatch(stream, first[0], None, peer, services, accepted_at).await;
             }
         }
         Some(tls) => {
@@ -212,19 +212,21 @@ async fn serve_tcp_connection(
             // whole life, and an inline TLS handshake future would make every task larger.
             let opened = Box::pin(async {
                 let mut stream = tls.acceptor().accept(stream).await?;
+                let channel = TlsChannel::of(stream.get_ref().1);
                 let mut first = [0u8; 1];
                 let n = stream.read(&mut first).await?;
-                Ok::<_, std::io::Error>((stream, first[0], n))
+                Ok::<_, std::io::Error>((stream, channel, first[0], n))
             });
             let opened = tokio::select! {
                 () = shutdown.cancelled() => return,
                 opened = timeout(handshake, opened) => opened,
             };
             match opened {
-                Ok(Ok((stream, first, 1))) => {
+                Ok(Ok((stream, channel, first, 1))) => {
                     let stream = Prefixed::new(vec![first], stream);
                     // Boxed: the TLS stream inline would make every plain TCP task larger.
-                    Box::pin(dispatch(stream, first, true, peer, services, accepted_at)).await;
+                    let tls = Some(channel);
+                    Box::pin(dispatch(stream, first, tls, peer, services, accepted_at)).await;
                 }
                 _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
             }
@@ -236,7 +238,7 @@ async fn serve_tcp_connection(
 async fn dispatch<S>(
     stream: S,
     first: u8,
-    secure: bool,
+    tls: Option<TlsChannel>,
     peer: String,
     services: Services,
     accepted_at: Instant,
@@ -246,13 +248,13 @@ async fn dispatch<S>(
     if first == MAGIC {
         let (reader, writer) = tokio::io::split(stream);
         let kind = TransportKind::RawSocket;
-        serve_rawsocket(reader, writer, kind, secure, peer, &services, accepted_at).await;
+        serve_rawsocket(reader, writer, kind, tls, peer, &services, accepted_at).await;
     } else {
         // Boxed: the task of a RawSocket connection drives its session for the connection's
         // whole life, and hyper's connection future inline would make that task several KiB
         // larger (6.6 KiB a RawSocket session's task was, against 1.7 KiB for WebSocket, whose
         // session runs in a task of its own after the upgrade).
-        Box::pin(http::serve(stream, secure, peer, services, accepted_at)).await;
+        Box::pin(http::serve(stream, tls, peer, services, accepted_at)).await;
     }
 }
 
@@ -260,7 +262,7 @@ async fn serve_rawsocket<R, W>(
     reader: R,
     writer: W,
     kind: TransportKind,
-    secure: bool,
+    tls: Option<TlsChannel>,
     peer: String,
     services: &Services,
     accepted_at: Instant,
@@ -280,7 +282,8 @@ async fn serve_rawsocket<R, W>(
         kind,
         serializer: link.serializer(),
         peer,
-        tls: secure,
+        tls: tls.is_some(),
+        tls_exporter: tls.and_then(|t| t.exporter),
         http_path: None,
         subprotocol: None,
     };
@@ -315,7 +318,7 @@ async fn serve_unix_connection(stream: UnixStream, peer: String, services: Servi
         reader,
         writer,
         TransportKind::UnixRawSocket,
-        false,
+        None,
         peer,
         &services,
         Instant::now(),

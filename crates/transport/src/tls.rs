@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{ProtocolVersion, RootCertStore, ServerConfig, ServerConnection};
 
 /// Where the certificate and key live.
 #[derive(Debug, Clone)]
@@ -23,6 +23,26 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// PEM CA certificates; when set, clients must present a certificate signed by one of them.
     pub client_ca: Option<PathBuf>,
+}
+
+/// What a session learns of its connection's TLS: that there is TLS, and the channel binding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsChannel {
+    /// The `tls-exporter` channel binding (RFC 9266), on TLS 1.3 connections.
+    pub(crate) exporter: Option<[u8; 32]>,
+}
+
+impl TlsChannel {
+    /// Reads the channel binding of a connection whose handshake has completed. RFC 9266
+    /// defines `tls-exporter` for TLS 1.3 (TLS 1.2 would need the extended master secret).
+    pub(crate) fn of(connection: &ServerConnection) -> Self {
+        let exporter = (connection.protocol_version() == Some(ProtocolVersion::TLSv1_3))
+            .then(|| {
+                connection.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", Some(&[]))
+            })
+            .and_then(Result::ok);
+        Self { exporter }
+    }
 }
 
 /// A TLS server configuration that can be reloaded.

@@ -9,6 +9,7 @@
 //!   bytes, so a router can route without decoding it.
 //! - [`message`]: one type per WAMP message, grouped by family (session, pubsub, rpc, error).
 //! - [`codec`]: the JSON, MessagePack and CBOR serializers.
+//! - [`json`]: dictionaries as JSON documents, for records kept outside messages.
 //! - [`rawsocket`]: the RawSocket handshake and frame headers.
 //!
 //! Nothing here does I/O or reads a clock: the crate is driven by bytes and can be fuzzed.
@@ -19,6 +20,7 @@ pub mod codec;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod id;
+pub mod json;
 pub mod message;
 pub mod payload;
 pub mod rawsocket;

@@ -1,13 +1,15 @@
 'use strict';
 // Realm security with Autobahn|JS: ticket, salted and unsalted WAMP-CRA authentication over
-// plain WebSocket and RawSocket and over WebSocket with TLS (wss://), refused credentials, and
-// grants (see docs/security.md; spec: advanced/authentication_*.md).
+// plain WebSocket and RawSocket and over WebSocket with TLS (wss://), cryptosign with TLS
+// channel binding (tls-exporter), refused credentials, and grants (see docs/security.md; spec:
+// advanced/authentication_*.md).
 //
 // The suite starts its own router with CONFIG: realm `secure` admits no anonymous sessions and
 // accepts ticket and wampcra; joe is a user, carl an admin (admins are users too), una a user
 // who opted in to unsalted WAMP-CRA. The router also has a TLS listener with a self-signed
 // certificate made for the run; wss:// clients trust it through an `https.Agent` given to
-// Autobahn|JS's WebSocket transport (`agent`, passed on to `ws`).
+// Autobahn|JS's WebSocket transport (`agent`, passed on to `ws`). Realm `bound` accepts only
+// cryptosign, for kim's Ed25519 key.
 
 const assert = require('node:assert/strict');
 const https = require('node:https');
@@ -20,6 +22,7 @@ const REALM = 'secure';
 const JOE_SECRET = 'joe-js-secret';
 const CARL_SECRET = 'carl-js-secret';
 const UNA_SECRET = 'una-js-secret';
+const KIM_KEY = autobahn.nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(11));
 
 const CONFIG = `
 [[realms]]
@@ -69,6 +72,17 @@ roles = ["admin"]
 permissions = ["wamp.call"]
 uri = "wamp.session.get"
 roles = ["user"]
+
+[[realms]]
+name = "bound"
+anonymous = false
+
+[realms.security]
+authmethods = ["cryptosign"]
+
+[[realms.security.users]]
+authid = "kim"
+authorized_keys = ["${Buffer.from(KIM_KEY.publicKey).toString('hex')}"]
 `;
 
 /** onchallenge for ticket: the secret itself. Records the challenges it sees in `seen`. */
@@ -96,6 +110,39 @@ function unsaltedWampcra(secret, seen = []) {
   };
 }
 
+/**
+ * onchallenge for cryptosign with Autobahn|JS's signer. With `channelId` (a function giving
+ * the 32-octet TLS channel id) it signs the challenge XOR the channel id, as the spec says
+ * (Autobahn|JS has no channel binding of its own).
+ */
+function cryptosign(key, seen = [], channelId = null) {
+  return (session, method, extra) => {
+    seen.push({ method, extra });
+    let { challenge } = extra;
+    if (channelId) {
+      const id = channelId();
+      challenge = Buffer.from(challenge, 'hex').map((b, i) => b ^ id[i]).toString('hex');
+    }
+    return autobahn.auth_cryptosign.sign_challenge(key, { challenge });
+  };
+}
+
+/**
+ * An agent that trusts the router's certificate and remembers the TLS socket it opens, whose
+ * `exportKeyingMaterial` (OpenSSL's, in Node) gives the RFC 9266 tls-exporter channel id.
+ */
+function exporterAgent(router) {
+  const agent = router.tlsAgent();
+  const create = agent.createConnection.bind(agent);
+  agent.createConnection = (...args) => {
+    agent.socket = create(...args);
+    return agent.socket;
+  };
+  agent.exporter = () => agent.socket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding',
+    Buffer.alloc(0));
+  return agent;
+}
+
 function serializerOptions(name) {
   const serializers = {
     json: ['wamp.2.json', autobahn.serializer.JSONSerializer],
@@ -114,11 +161,12 @@ function serializerOptions(name) {
  * certificate.
  */
 function open(router, { authid, authmethods, onchallenge, serializer = 'json',
-  transport = 'websocket', realm = REALM, agent = undefined }) {
+  transport = 'websocket', realm = REALM, agent = undefined, authextra = undefined }) {
   const options = {
     realm,
     authid,
     authmethods,
+    authextra,
     onchallenge,
     max_retries: 0,
     retry_if_unreachable: false,
@@ -349,5 +397,60 @@ describe('Autobahn|JS realm security', () => {
     assert.equal(error.error, 'wamp.error.not_authorized', JSON.stringify(error));
     assert.deepEqual(error.args,
       ['permission wamp.register on "com.app.mine" is not granted to this session']);
+  });
+
+  describe('cryptosign with TLS channel binding (tls-exporter, RFC 9266)', () => {
+    const pubkey = Buffer.from(KIM_KEY.publicKey).toString('hex');
+    const kim = (channelBinding, extra) => ({ realm: 'bound', authid: 'kim',
+      authmethods: ['cryptosign'], authextra: { pubkey, channel_binding: channelBinding },
+      ...extra });
+
+    it('a signature bound to the connection\'s exporter joins over wss://', async () => {
+      const seen = [];
+      const agent = exporterAgent(router);
+      const { session, details } = await join(kim('tls-exporter',
+        { transport: 'wss', agent, onchallenge: cryptosign(KIM_KEY, seen, agent.exporter) }));
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0].extra.channel_binding, 'tls-exporter', JSON.stringify(seen));
+      assert.equal(agent.socket.getProtocol(), 'TLSv1.3');
+      assert.deepEqual([details.authid, details.authmethod], ['kim', 'cryptosign']);
+      assert.ok(session.id > 0);
+    });
+
+    it('an unbound signature, or one bound to another connection, is refused', async () => {
+      const unbound = await refusal(kim('tls-exporter',
+        { transport: 'wss', agent: exporterAgent(router), onchallenge: cryptosign(KIM_KEY) }));
+      assert.equal(unbound.reason, 'wamp.error.authentication_failed', JSON.stringify(unbound));
+
+      // The exporter of another TLS connection to the same router (a relayed signature).
+      const other = exporterAgent(router);
+      const first = await join(kim('tls-exporter',
+        { transport: 'wss', agent: other, onchallenge: cryptosign(KIM_KEY, [], other.exporter) }));
+      assert.equal(first.details.authid, 'kim');
+      const relayed = await refusal(kim('tls-exporter', { transport: 'wss',
+        agent: exporterAgent(router), onchallenge: cryptosign(KIM_KEY, [], other.exporter) }));
+      assert.equal(relayed.reason, 'wamp.error.authentication_failed', JSON.stringify(relayed));
+    });
+
+    it('without binding kim joins over wss:// and ws://; the challenge binds nothing', async () => {
+      for (const transport of ['wss', 'websocket']) {
+        const seen = [];
+        const { details } = await join(kim(null,
+          { transport, onchallenge: cryptosign(KIM_KEY, seen) }));
+        assert.equal(details.authid, 'kim');
+        assert.equal(seen[0].extra.channel_binding, null, JSON.stringify(seen));
+      }
+    });
+
+    it('tls-exporter without TLS and tls-unique are refused with what to do', async () => {
+      const noChallenge = () => { throw new Error('no challenge expected'); };
+      const plain = await refusal(kim('tls-exporter', { onchallenge: noChallenge }));
+      assert.equal(plain.reason, 'wamp.error.authentication_failed', JSON.stringify(plain));
+      assert.match(plain.message, /needs a TLS 1\.3 connection/);
+      const unique = await refusal(kim('tls-unique',
+        { transport: 'wss', onchallenge: noChallenge }));
+      assert.equal(unique.reason, 'wamp.error.authentication_failed', JSON.stringify(unique));
+      assert.match(unique.message, /tls-unique is not supported.*tls-exporter/);
+    });
   });
 });

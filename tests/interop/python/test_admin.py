@@ -32,7 +32,7 @@ import pytest
 import pytest_asyncio
 from autobahn.wamp.cryptosign import CryptosignKey
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions
 
 from conftest import ClientPool
 from junction_harness import (
@@ -41,6 +41,7 @@ from junction_harness import (
     JoinFailed,
     cryptosign_answer,
     join_autobahn_auth,
+    join_with_component,
     subscribe_collector,
     ticket_answer,
     wampcra_answer,
@@ -374,6 +375,70 @@ async def test_grants_and_security_changes_apply_to_live_sessions_at_once(admin)
     await call(root, "bondy.realm.security.enable", SHOP)
     assert await call(root, "bondy.realm.security.is_enabled", SHOP) is True
     await refused(bob.call("com.shop.api.price", "tea"), NOT_AUTHORIZED)
+
+
+async def test_a_disclosure_grant_made_at_run_time_reveals_the_caller_until_revoked(admin):
+    """``bondy.grant.create`` with ``wamp.disclose_caller`` (granted by name: a grant of ``all``
+    permissions does not include it): bob's next call tells the callee who calls; revoked, the
+    next one does not."""
+    root = await admin.root()
+    await build_shop(root)
+    await call(root, "bondy.grant.create", SHOP, {**CALL_GRANT, "permissions": ["all"]})
+    alice = await admin.login(SHOP, "alice", ALICE_SECRET)
+    bob = await admin.login(SHOP, "bob", BOB_SECRET, "wampcra")
+
+    def whoami(details=None):
+        return details.caller_authid
+
+    await asyncio.wait_for(alice.register(whoami, "com.shop.api.whoami",
+                                          options=RegisterOptions(details_arg="details")),
+                           RECV_TIMEOUT)
+    assert await call(bob, "com.shop.api.whoami") is None
+    disclose = {"permissions": ["wamp.disclose_caller"], "uri": "com.shop.api.",
+                "match": "prefix", "roles": ["bob"]}
+    await call(root, "bondy.grant.create", SHOP, disclose)
+    assert ("com.shop.api.", ["wamp.disclose_caller"], ["bob"]) in [
+        (g["uri"], g["permissions"], g["roles"]) for g in await call(root, "bondy.realm.grants",
+                                                                        SHOP)]
+    assert await call(bob, "com.shop.api.whoami") == "bob"
+    await call(root, "bondy.grant.revoke", SHOP, disclose)
+    assert await call(bob, "com.shop.api.whoami") is None
+
+
+async def test_a_user_logs_in_by_alias_with_every_method_and_keeps_its_meta(admin, router):
+    """``bondy.user.add_alias``: Autobahn|Python logs in with the alias as authid, with ticket,
+    wampcra, cryptosign and scram (whose proof covers the authid as sent), and the session is
+    the user's (WELCOME's authid is the username). ``meta`` is kept and shown as given; a
+    removed alias no longer logs in."""
+    root = await admin.root()
+    realm, alias, secret = "com.alias", "dana@example.com", "dana-secret-1"
+    key = CryptosignKey.from_bytes(os.urandom(32))
+    await call(root, "bondy.realm.create", {
+        "uri": realm, "authmethods": ["ticket", "wampcra", "cryptosign", "scram"]})
+    dana = await call(root, "bondy.user.add", realm, {
+        "username": "dana", "password": secret, "authorized_keys": [key.public_key()],
+        "meta": {"team": "ops", "floor": 3}})
+    assert (dana["aliases"], dana["meta"]) == ([], {"team": "ops", "floor": 3}), dana
+    assert await call(root, "bondy.user.add_alias", realm, "dana", alias) is None
+    assert (await call(root, "bondy.user.get", realm, "dana"))["aliases"] == [alias]
+
+    for method in ("ticket", "wampcra"):
+        session = await admin.login(realm, alias, secret, method)
+        assert welcome(session) == (realm, "dana", "user", method)
+    assert welcome(await admin.login_key(realm, alias, key)) == (realm, "dana", "user",
+                                                                 "cryptosign")
+    details, _ = await join_with_component(
+        {"type": "websocket", "url": router.ws_url, "serializers": ["json"]}, realm,
+        {"scram": {"authid": alias, "password": secret}})
+    assert (details.authid, details.authmethod) == ("dana", "scram"), details
+
+    # A name belongs to one user.
+    e = await refused(call(root, "bondy.user.add", realm, {"username": alias}))
+    assert e.error == "bondy.error.already_exists", e
+    assert await call(root, "bondy.user.remove_alias", realm, "dana", alias) is None
+    with pytest.raises(JoinFailed) as failed:
+        await admin.login(realm, alias, secret)
+    assert failed.value.reason == "wamp.error.authentication_failed", failed.value
 
 
 async def test_revoking_some_permissions_or_roles_of_a_grant_leaves_the_others(admin):

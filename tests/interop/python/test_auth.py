@@ -32,7 +32,7 @@ from autobahn.asyncio.websocket import WampWebSocketClientFactory
 from autobahn.wamp.auth import compute_wcs, derive_key
 from autobahn.wamp.cryptosign import CryptosignKey
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import ComponentConfig, PublishOptions
+from autobahn.wamp.types import ComponentConfig, PublishOptions, RegisterOptions
 from wampproto.exception import ApplicationError as XconnAbort
 import xconn
 from xconn.async_client import connect as xconn_connect
@@ -197,6 +197,18 @@ roles = ["user"]
 permissions = ["wamp.subscribe"]
 uri = "com.feed.public"
 roles = ["user"]
+
+# Joe's calls under com.app.open. and his publications on com.app.chat tell who he is.
+[[realms.security.grants]]
+permissions = ["wamp.disclose_caller"]
+uri = "com.app.open."
+match = "prefix"
+roles = ["joe"]
+
+[[realms.security.grants]]
+permissions = ["wamp.disclose_publisher"]
+uri = "com.app.chat"
+roles = ["joe"]
 
 [[realms]]
 name = "{TICKET_ONLY}"
@@ -920,6 +932,38 @@ async def test_a_user_may_call_and_subscribe_but_not_register_or_publish(auth):
         RECV_TIMEOUT)
     [(args, _, details)] = await events.wait_for(1)
     assert args == ("hello",)
+
+
+async def test_disclosure_grants_tell_who_calls_and_publishes_on_their_uris_only(auth):
+    """``wamp.disclose_caller`` on com.app.open. and ``wamp.disclose_publisher`` on com.app.chat
+    are granted to joe alone: his calls and publications there carry his identity, without
+    ``disclose_me`` (which Autobahn|Python cannot send); una's (also a user) and joe's elsewhere
+    do not."""
+    carl = await auth.carl()
+    joe = await auth.joe()
+    una = await auth.autobahn_auth(SECURE, ["wampcra"], "una", wampcra_unsalted(UNA_SECRET))
+
+    def whoami(details=None):
+        return [details.caller, details.caller_authid, details.caller_authrole]
+
+    for procedure in ("com.app.open.whoami", "com.app.whoami"):
+        await asyncio.wait_for(carl.register(whoami, procedure,
+                                             options=RegisterOptions(details_arg="details")),
+                               RECV_TIMEOUT)
+    joe_id = joe.joined.result().session
+    assert await call(joe, "com.app.open.whoami") == [joe_id, "joe", "user"]
+    assert await call(joe, "com.app.whoami") == [None, None, None]
+    assert await call(una, "com.app.open.whoami") == [None, None, None]
+
+    events, _ = await subscribe_collector(carl, "com.app.chat")
+    for publisher in (joe, una):
+        await asyncio.wait_for(publisher.publish("com.app.chat", "hi",
+                                                 options=PublishOptions(acknowledge=True)),
+                               RECV_TIMEOUT)
+    [(_, _, from_joe), (_, _, from_una)] = await events.wait_for(2)
+    assert (from_joe.publisher, from_joe.publisher_authid, from_joe.publisher_authrole) == (
+        joe_id, "joe", "user"), from_joe
+    assert (from_una.publisher, from_una.publisher_authid) == (None, None), from_una
 
 
 async def test_the_refusal_message_names_permission_and_uri_exactly(auth):

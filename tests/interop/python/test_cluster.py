@@ -1154,7 +1154,9 @@ async def test_grant_changes_made_on_n2_apply_to_calls_on_n3_within_a_second(cli
     grant = {"permissions": ["wamp.call"], "uri": "com.cl.grants.", "match": "prefix",
              "roles": ["staff"]}
     root2 = await admin_on(clients, 2)
-    await call(root2, "bondy.grant.create", realm, grant)
+    # n2 refuses a grant to a group it has not heard of yet (bondy.error.unknown_roles).
+    await eventually(lambda: call(root2, "bondy.grant.create", realm, grant), lambda r: True,
+                     "n2 to know group staff", CONFIG_PROPAGATION_TIMEOUT)
     answer = await eventually(lambda: call(bob, "com.cl.grants.price"), lambda r: True,
                               "the grant made on n2 to let bob call on n3",
                               CONFIG_PROPAGATION_TIMEOUT)

@@ -4,8 +4,10 @@ joined with a password is issued a ticket, joins with authmethod ``ticket`` and 
 secret, and loses it when it is revoked; issued and revoked tickets survive restarts and
 ``kill -9``.
 
-``com.acme`` has users ``joe`` and ``ann`` (group ``users``, may call ``bondy.ticket.*``) and
-``boss`` (may call everything under ``bondy.``); ``com.other`` also has a ``joe``.
+``com.acme`` has users ``joe`` and ``ann`` (group ``users``, may call ``bondy.ticket.*`` and
+issue local and client tickets), ``kiosk`` (a client application: local tickets only), ``nora``
+(may call ``bondy.ticket.*`` but holds no ``bondy.issue``) and ``boss`` (may call everything
+under ``bondy.``); ``com.other`` also has a ``joe``.
 """
 
 from __future__ import annotations
@@ -56,8 +58,24 @@ authid = "boss"
 password = "boss-secret-1"
 groups = ["managers"]
 
+[[realms.security.users]]
+authid = "kiosk"
+password = "kiosk-secret-1"
+groups = ["apps"]
+
+[[realms.security.users]]
+authid = "nora"
+password = "nora-secret-1"
+groups = ["guests"]
+
 [[realms.security.groups]]
 name = "users"
+
+[[realms.security.groups]]
+name = "apps"
+
+[[realms.security.groups]]
+name = "guests"
 
 [[realms.security.groups]]
 name = "managers"
@@ -66,6 +84,16 @@ name = "managers"
 permissions = ["wamp.call"]
 uri = "bondy.ticket."
 match = "prefix"
+roles = ["users", "apps", "guests"]
+
+[[realms.security.grants]]
+permissions = ["bondy.issue"]
+uri = "bondy.ticket.scope.local"
+roles = ["users", "apps"]
+
+[[realms.security.grants]]
+permissions = ["bondy.issue"]
+uri = "bondy.ticket.scope.client_local"
 roles = ["users"]
 
 [[realms.security.grants]]
@@ -166,6 +194,41 @@ async def test_a_ticket_is_only_valid_for_its_user_and_realm(clients):
     forged_payload = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
     await join_fails(clients.login(ACME, "ann", f"{forged_payload}.{signature}"))
     await clients.login(ACME, "joe", ticket)
+
+
+async def test_issuing_needs_bondy_issue_on_the_tickets_scope(clients):
+    nora = await clients.login(ACME, "nora", "nora-secret-1")
+    with pytest.raises(ApplicationError) as e:
+        await call(nora, "bondy.ticket.issue")
+    assert e.value.error == NOT_AUTHORIZED
+    assert e.value.args == (
+        'permission bondy.issue on "bondy.ticket.scope.local" is not granted to this session',)
+    # kiosk may issue its own (local) tickets, not client tickets.
+    kiosk_ticket = await issue(clients, "kiosk")
+    kiosk = await clients.login(ACME, "kiosk", "kiosk-secret-1")
+    with pytest.raises(ApplicationError) as e:
+        await call(kiosk, "bondy.ticket.issue", client_ticket=kiosk_ticket)
+    assert "bondy.ticket.scope.client_local" in e.value.args[0], e.value
+
+
+async def test_a_client_ticket_names_its_client_and_expires_with_it(clients):
+    """A client application (kiosk) holds a ticket of its own; joe, logged in with his password,
+    is issued a ticket through it (``client_ticket``): the ticket is joe's, issued by kiosk,
+    names kiosk in its scope, and does not outlive kiosk's ticket."""
+    kiosk_ticket = await issue(clients, "kiosk", expiry_time_secs=120)
+    ticket = await issue(clients, client_ticket=kiosk_ticket, client_id="kiosk",
+                         client_instance_id="lobby-2", expiry_time_secs=3600)
+    joe = await clients.login(ACME, "joe", ticket)
+    assert joe.joined.result().authid == "joe"
+    claims = await call(joe, "bondy.ticket.verify", ticket)
+    assert (claims["authid"], claims["issued_by"]) == ("joe", "kiosk"), claims
+    assert claims["scope"] == {"realm": ACME, "client_id": "kiosk",
+                               "client_instance_id": "lobby-2"}, claims
+    assert claims["expires_at"] == claims_of(kiosk_ticket)["expires_at"], claims
+    # A ticket that is not kiosk's valid ticket vouches for nothing.
+    with pytest.raises(ApplicationError) as e:
+        await issue(clients, client_ticket=kiosk_ticket + "x")
+    assert e.value.error == AUTHENTICATION_FAILED, e.value
 
 
 async def test_a_user_administrator_revokes_all_tickets_of_a_user(clients):

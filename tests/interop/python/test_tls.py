@@ -30,6 +30,7 @@ import pytest
 import pytest_asyncio
 import xconn
 from autobahn.wamp.cryptosign import CryptosignKey
+from autobahn.wamp.exception import ApplicationError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,6 +59,7 @@ from junction_harness import (
 
 SECURE = "secure"
 JOE_SECRET = "joe-tls-secret"
+ROOT_SECRET = "root-tls-secret"
 UNA_SECRET = "una-tls-secret-unsalted"
 ANN_SEED = os.urandom(32)
 ANN_KEY = CryptosignKey.from_bytes(ANN_SEED)
@@ -78,16 +80,17 @@ NOT_RELOADED = "TLS certificate not reloaded"
 
 
 class Certificate:
-    """A self-signed certificate for 127.0.0.1 and localhost, written as PEM files."""
+    """A certificate for 127.0.0.1 and localhost, written as PEM files: self-signed, or signed
+    by ``issuer``; ``ca=True`` makes a certificate authority (to sign client certificates)."""
 
-    def __init__(self, common_name: str):
+    def __init__(self, common_name: str, issuer: "Certificate | None" = None, ca: bool = False):
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = datetime.datetime.now(datetime.timezone.utc)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(name)
-            .issuer_name(name)
+            .issuer_name(issuer.cert.subject if issuer else name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
@@ -95,8 +98,8 @@ class Certificate:
             .add_extension(x509.SubjectAlternativeName([
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
             ]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(issuer.key if issuer else self.key, hashes.SHA256())
         )
         self.der = self.cert.public_bytes(serialization.Encoding.DER)
         self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
@@ -117,12 +120,14 @@ def trusting(*certificates: Certificate) -> ssl.SSLContext:
     return context
 
 
-def config(tls_port: int, cert_path, key_path) -> str:
+def config(tls_port: int, cert_path, key_path, client_ca=None) -> str:
+    client_ca = f'client_ca = "{client_ca}"' if client_ca else ""
     return f"""
 [tls]
 listen = ["127.0.0.1:{tls_port}"]
 cert = "{cert_path}"
 key = "{key_path}"
+{client_ca}
 
 [[realms]]
 name = "{SECURE}"
@@ -163,6 +168,28 @@ permissions = ["wamp.call"]
 uri = "bondy.source."
 match = "prefix"
 roles = ["user"]
+
+# The admin realm: root may rotate the TLS certificate (bondy.cert_manager.*).
+[[realms]]
+name = "junction.admin"
+anonymous = false
+
+[realms.security]
+authmethods = ["ticket"]
+
+[[realms.security.users]]
+authid = "root"
+password = "{ROOT_SECRET}"
+groups = ["operators"]
+
+[[realms.security.groups]]
+name = "operators"
+
+[[realms.security.grants]]
+permissions = ["wamp.call"]
+uri = "bondy.cert_manager."
+match = "prefix"
+roles = ["operators"]
 """
 
 
@@ -192,6 +219,12 @@ def accepts(port: int) -> bool:
 
 @pytest.fixture
 def tls_router(request, tmp_path):
+    yield from started_tls_router(request, tmp_path)
+
+
+def started_tls_router(request, tmp_path, client_ca=None):
+    """Starts a router with a TLS listener (asking for client certificates signed by the PEM
+    file ``client_ca`` when given), yields it, and stops it, failing the test if it crashed."""
     certificate = Certificate("junction-test-1")
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     certificate.write(cert_path, key_path)
@@ -201,7 +234,7 @@ def tls_router(request, tmp_path):
     for _attempt in range(3):
         tls_port = free_port()
         process = RouterProcess(junction_binary(), tmp_path,
-                                config=config(tls_port, cert_path, key_path))
+                                config=config(tls_port, cert_path, key_path, client_ca))
         request.node.junction_routers = getattr(request.node, "junction_routers", []) + [process]
         try:
             process.start()
@@ -369,6 +402,24 @@ async def test_autobahn_component_with_a_tls_endpoint(tls_router, kind):
     assert (transport["type"], transport["tls"]) == (kind, True), transport
 
 
+async def test_autobahn_asking_for_tls_unique_channel_binding_is_told_to_use_tls_exporter(tls_router):
+    """Autobahn|Python binds cryptosign to ``tls-unique`` when asked; Junction's TLS (rustls) has
+    no tls-unique, so the join is refused at HELLO with a message naming what works instead.
+    (tls-exporter is tested with Autobahn|JS and Node's TLS exporter: Python's ssl has none.)"""
+    transport_config = {
+        "type": "websocket", "url": tls_router.wss_url, "serializers": ["json"],
+        "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": tls_router.tls_port,
+                     "tls": {"trust_root": str(tls_router.cert_path)}},
+    }
+    authentication = {"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex(),
+                                     "authextra": {"channel_binding": "tls-unique"}}}
+    with pytest.raises(JoinFailed) as refused:
+        await join_with_component(transport_config, SECURE, authentication)
+    assert refused.value.reason == "wamp.error.authentication_failed", refused.value
+    assert "tls-unique is not supported" in refused.value.message, refused.value
+    assert "tls-exporter" in refused.value.message, refused.value
+
+
 class RecordingWampCra(xconn.WAMPCRAAuthenticator):
     """xconn's WAMP-CRA authenticator (salted when the challenge has a salt, else keyed with the
     secret itself), keeping the ``extra`` of each CHALLENGE it answers."""
@@ -493,17 +544,49 @@ async def test_sighup_reloads_the_certificate_and_keeps_serving(tls, tls_router)
     assert process.is_running()
 
 
+async def test_the_admin_api_rotates_the_certificate(tls, tls_router):
+    """``bondy.cert_manager.rotate_all`` and ``rotate_listener("wamp_tls")`` (Bondy's names) do
+    what SIGHUP does, from a session of the admin realm; broken files leave the certificate in
+    use, and the caller is told why."""
+    root = await join_autobahn_auth(tls_router.process, "junction.admin", ["ticket"], "root",
+                                    ticket_answer(ROOT_SECRET))
+    tls._autobahn.append(root)
+    old = tls_router.certificate
+    for procedure, args in (("bondy.cert_manager.rotate_all", ()),
+                            ("bondy.cert_manager.rotate_listener", ("wamp_tls",))):
+        new = Certificate(f"junction-test-{procedure}")
+        new.write(tls_router.cert_path, tls_router.key_path)
+        assert await asyncio.wait_for(root.call(procedure, *args), RECV_TIMEOUT) is None
+        assert await presented_certificate(tls_router.tls_port, trusting(old, new)) == new.der
+        old = new
+
+    tls_router.cert_path.write_text("not a certificate\n")
+    with pytest.raises(ApplicationError) as e:
+        await asyncio.wait_for(root.call("bondy.cert_manager.rotate_all"), RECV_TIMEOUT)
+    assert e.value.error == "bondy.error.invalid_data", e.value
+    assert "the previous one stays" in e.value.args[0], e.value
+    assert await presented_certificate(tls_router.tls_port, trusting(old)) == old.der
+    with pytest.raises(ApplicationError) as e:
+        await asyncio.wait_for(root.call("bondy.cert_manager.rotate_listener", "admin_api_https"),
+                               RECV_TIMEOUT)
+    assert e.value.error == "wamp.error.invalid_argument", e.value
+
+
 # ------------------------------------------------------------------------------------------------
 # The command line over wss://
 # ------------------------------------------------------------------------------------------------
 
 
-def cli_over_tls(tls_router, tmp_path, *args: str, ca_file=None) -> subprocess.CompletedProcess:
-    """``junction --url wss://… [--ca-file …] <args>``, joining realm secure as joe (a config
-    file names it as the realm to join)."""
+def cli_over_tls(tls_router, tmp_path, *args: str, ca_file=None,
+                 client=None) -> subprocess.CompletedProcess:
+    """``junction --url wss://… [--ca-file …] [--client-cert … --client-key …] <args>``,
+    joining realm secure as joe (a config file names it as the realm to join). ``client`` is
+    a pair of PEM paths (certificate, key)."""
     cli_config = tmp_path / "cli.toml"
     cli_config.write_text(f'admin_realm = "{SECURE}"\n')
     ca = ["--ca-file", str(ca_file)] if ca_file is not None else []
+    if client is not None:
+        ca += ["--client-cert", str(client[0]), "--client-key", str(client[1])]
     env = {**os.environ, "JUNCTION_ADMIN_PASSWORD": JOE_SECRET}
     # No system trust store may vouch for the test certificate.
     env.pop("SSL_CERT_FILE", None)
@@ -544,3 +627,73 @@ def test_the_cli_over_wss_refuses_a_certificate_it_does_not_trust(tls_router, tm
     other.write_bytes(Certificate("someone-else").cert_pem)
     wrong_ca = cli_over_tls(tls_router, tmp_path, "source", "list", SECURE, ca_file=other)
     assert wrong_ca.returncode == 1 and "certificate" in wrong_ca.stderr.lower(), wrong_ca.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Client certificates (tls.client_ca)
+# ------------------------------------------------------------------------------------------------
+
+
+class ClientAuthority:
+    """A CA for client certificates, one client certificate it signed, and one from a CA the
+    router does not know, written as PEM files."""
+
+    def __init__(self, tmp_path):
+        self.ca = Certificate("junction-test-clients-ca", ca=True)
+        self.ca_path = tmp_path / "clients-ca.pem"
+        self.ca_path.write_bytes(self.ca.cert_pem)
+        self.client = Certificate("joe's laptop", issuer=self.ca)
+        self.client_paths = (tmp_path / "client.pem", tmp_path / "client-key.pem")
+        self.client.write(*self.client_paths)
+        stranger_ca = Certificate("someone-else's-ca", ca=True)
+        self.stranger = Certificate("stranger", issuer=stranger_ca)
+
+
+@pytest.fixture
+def clients_ca(tmp_path):
+    return ClientAuthority(tmp_path)
+
+
+@pytest.fixture
+def mtls_router(request, tmp_path, clients_ca):
+    yield from started_tls_router(request, tmp_path, client_ca=clients_ca.ca_path)
+
+
+def presenting(router: TlsRouter, certificate: Certificate | None, tmp_path) -> ssl.SSLContext:
+    """A client context that trusts the router and presents ``certificate`` (or nothing)."""
+    context = trusting(router.certificate)
+    if certificate is not None:
+        cert_path, key_path = tmp_path / "presented.pem", tmp_path / "presented-key.pem"
+        certificate.write(cert_path, key_path)
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+async def test_with_client_ca_only_clients_with_a_certificate_it_signed_get_in(
+        mtls_router, clients_ca, tmp_path, transport):
+    """``tls.client_ca``: Autobahn|Python presenting a certificate the CA signed joins (and
+    still authenticates with WAMP); without a certificate, or with one another CA signed, the
+    TLS handshake fails and no session starts."""
+    pool = TlsClients(mtls_router)
+    try:
+        session = await pool.join("ticket", transport,
+                                  context=presenting(mtls_router, clients_ca.client, tmp_path))
+        assert (await own_transport(session))["tls"] is True
+        for certificate in (None, clients_ca.stranger):
+            with pytest.raises((ssl.SSLError, ConnectionError, JoinFailed)):
+                await pool.join("ticket", transport,
+                                context=presenting(mtls_router, certificate, tmp_path))
+    finally:
+        await pool.close()
+    assert mtls_router.process.is_running()
+
+
+def test_the_cli_presents_a_client_certificate_over_wss(mtls_router, clients_ca, tmp_path):
+    listed = cli_over_tls(mtls_router, tmp_path, "source", "list", SECURE,
+                          ca_file=mtls_router.cert_path, client=clients_ca.client_paths)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    without = cli_over_tls(mtls_router, tmp_path, "source", "list", SECURE,
+                           ca_file=mtls_router.cert_path)
+    assert without.returncode == 1 and "cannot connect" in without.stderr, without.stderr

@@ -5,7 +5,7 @@ use junction_wire::{Dict, Uri, Value, dict};
 use super::{Admin, Args, strings_of};
 use crate::error::Error;
 use crate::options::MatchPolicy;
-use crate::security::{Grant, Permission};
+use crate::security::{ANY_RESOURCE, Grant, Permission, Security};
 
 /// Answers `bondy.grant.<name>`, or `None` if there is no such procedure.
 pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<Value, Error>> {
@@ -17,6 +17,9 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
     Some((|| {
         let (realm, offset) = admin.target(args, 2)?;
         let grants = parse(args.dict(offset, "grant")?).map_err(|e| args.wrong(&e))?;
+        if create {
+            known_roles(&realm.security(), &grants)?;
+        }
         let mut security = realm.snapshot().security;
         for grant in grants {
             if create {
@@ -28,6 +31,30 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
         admin.commit(&realm, security)?;
         Ok(Value::Null)
     })())
+}
+
+/// Refuses grants to roles that name no user or group of the realm (its prototype's groups
+/// included), as Bondy does: a typo would otherwise grant nothing, silently.
+fn known_roles(security: &Security, grants: &[Grant]) -> Result<(), Error> {
+    let mut unknown: Vec<&str> = grants
+        .iter()
+        .flat_map(|g| &g.roles)
+        .map(String::as_str)
+        .filter(|r| {
+            !matches!(*r, "all" | "anonymous")
+                && !security.users.contains_key(*r)
+                && !security.groups.contains_key(*r)
+        })
+        .collect();
+    unknown.dedup();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnknownRoles(format!(
+            "no user or group named {}",
+            unknown.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
+        )))
+    }
 }
 
 /// `grants` without `revoked`'s permissions for `revoked`'s roles on its URI: a grant that also
@@ -61,38 +88,40 @@ fn revoke(grants: Vec<Grant>, revoked: &Grant) -> Vec<Grant> {
 /// `resources: [{uri, match}, …]` for several URIs at once (`resource` is accepted for `uri`,
 /// `to` for `roles`).
 fn parse(data: &Dict) -> Result<Vec<Grant>, String> {
-    let permissions = strings_of(data.get("permissions"), "permissions")?
-        .iter()
-        .flat_map(|p| match p.as_str() {
-            "all" => Permission::ALL.map(Ok).to_vec(),
-            name => vec![
-                Permission::parse(name).ok_or_else(|| format!("unknown permission \"{name}\"")),
-            ],
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let names = strings_of(data.get("permissions"), "permissions")?;
+    let permissions = Permission::parse_names(names.iter().map(String::as_str))?;
     let roles = strings_of(data.get("roles").or_else(|| data.get("to")), "roles")?;
     if permissions.is_empty() || roles.is_empty() {
         return Err("permissions and roles must not be empty".into());
     }
     let resources = match data.get("resources") {
-        Some(Value::List(items)) if !items.is_empty() => items
-            .iter()
-            .map(|item| item.as_dict().ok_or("each of resources must be a {uri, match} dictionary"))
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::List(items)) if !items.is_empty() => {
+            items.iter().map(resource_of).collect::<Result<Vec<_>, _>>()?
+        }
         Some(_) => return Err("resources must be a non-empty list of {uri, match}".into()),
-        None => vec![data],
+        None => vec![resource_of(&Value::Dict(data.clone()))?],
     };
-    resources
+    Ok(resources
         .into_iter()
-        .map(|resource| {
-            let (uri, policy) = resource_of(resource)?;
-            Ok(Grant { permissions: permissions.clone(), uri, policy, roles: roles.clone() })
+        .map(|(uri, policy)| Grant {
+            permissions: permissions.clone(),
+            uri,
+            policy,
+            roles: roles.clone(),
         })
-        .collect()
+        .collect())
 }
 
-/// A resource's URI and match policy.
-fn resource_of(data: &Dict) -> Result<(Uri, MatchPolicy), String> {
+/// A resource's URI and match policy: a `{uri, match}` dictionary, or `any` (as a string or
+/// as the URI) for every URI.
+fn resource_of(resource: &Value) -> Result<(Uri, MatchPolicy), String> {
+    let data = match resource {
+        Value::Str(any) if any == ANY_RESOURCE => {
+            return Ok(Grant::resource(any, MatchPolicy::Exact));
+        }
+        Value::Dict(data) => data,
+        _ => return Err("each of resources must be a {uri, match} dictionary or \"any\"".into()),
+    };
     let uri = data
         .get("uri")
         .or_else(|| data.get("resource"))
@@ -104,7 +133,7 @@ fn resource_of(data: &Dict) -> Result<(Uri, MatchPolicy), String> {
         Some("wildcard") => MatchPolicy::Wildcard,
         Some(other) => return Err(format!("unknown match policy \"{other}\"")),
     };
-    Ok((Uri::from(uri), policy))
+    Ok(Grant::resource(uri, policy))
 }
 
 /// The grants `keep` selects, as Bondy's `grant` dictionaries.

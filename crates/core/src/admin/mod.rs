@@ -13,7 +13,9 @@
 //!   credentials_changed`, `bondy.group.added|updated|deleted`, published in the managed realm
 //!   and the admin realm.
 //! - Tickets: `bondy.ticket.issue|revoke|revoke_all|verify` (see `ticket`).
+//! - TLS: `bondy.cert_manager.rotate_all|rotate_listener` (see `cert_manager`).
 
+mod cert_manager;
 mod grant;
 mod realm;
 mod source;
@@ -65,6 +67,8 @@ pub(crate) fn call(
         source::call(&admin, rest, &args)?
     } else if let Some(rest) = name.strip_prefix("ticket.") {
         ticket::call(&admin, rest, &args)?
+    } else if let Some(rest) = name.strip_prefix("cert_manager.") {
+        cert_manager::call(&admin, rest, &args)?
     } else {
         return None;
     };
@@ -140,6 +144,10 @@ impl Admin<'_> {
         config.effective_security(prototype.as_deref()).validate().map_err(|e| match e {
             crate::security::SecurityError::NoSuchGroups(groups) => {
                 Error::NoSuchGroups(groups.join(", "))
+            }
+            e @ crate::security::SecurityError::NameTaken(_) => Error::AlreadyExists(e.to_string()),
+            e @ crate::security::SecurityError::TooManyAliases(_) => {
+                Error::PropertyRangeLimit(e.to_string())
             }
             other => Error::InvalidArgument(other.to_string()),
         })

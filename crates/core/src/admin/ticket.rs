@@ -1,9 +1,12 @@
 //! `bondy.ticket.*`: tickets the router issues to an authenticated user, who then joins with
-//! authmethod `ticket` and the ticket as its secret. Local scope only: a ticket is valid on the
-//! realm it was issued in, for the user it was issued to.
+//! authmethod `ticket` and the ticket as its secret. Local and client-local scopes: a ticket is
+//! valid on the realm it was issued in, for the user it was issued to.
 //!
-//! - `issue(; expiry_time_secs)`: a ticket for the caller itself, who must have authenticated
-//!   neither with an issued ticket nor anonymously; expiry capped at the router's maximum (30 days).
+//! - `issue(; expiry_time_secs, client_ticket, client_id, client_instance_id)`: a ticket for the
+//!   caller itself, who must have authenticated neither with an issued ticket nor anonymously
+//!   and hold `bondy.issue` on the scope's resource; expiry capped at the router's maximum (30
+//!   days). With `client_ticket` (a client application's valid ticket of this realm) the ticket
+//!   is a client ticket: issued by the client, named in its scope, expiring with it.
 //! - `revoke([realm,] ticket_id)`, `revoke_all([realm,] authid)`: the caller's own tickets, or
 //!   any user's for a caller who may also call `bondy.user.update` there (a user administrator),
 //!   a session of the admin realm, or the local operator.
@@ -12,13 +15,14 @@
 //! Deleting a user, changing its password or deleting its realm revokes its tickets.
 
 use junction_auth::ticket::Claims;
-use junction_wire::{Uri, Value, dict};
+use junction_wire::{Uri, Value};
 
 use super::{Admin, Args};
 use crate::error::Error;
 use crate::options::MatchPolicy;
 use crate::realm::Realm;
 use crate::security::Permission;
+use crate::session::SessionInfo;
 use crate::tickets::{DEFAULT_EXPIRY, MAX_EXPIRY, unix};
 
 /// Answers `bondy.ticket.<name>`, or `None` if there is no such procedure.
@@ -82,13 +86,42 @@ fn issue(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
             .ok_or_else(|| args.wrong("expiry_time_secs must be a positive integer"))?,
     };
     let now = unix(admin.now.wall);
+    let realm = admin.home.name().as_str();
+    let text = |name: &str| match args.kwargs.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            v.as_str().map(Some).ok_or_else(|| args.wrong(&format!("{name} must be a string")))
+        }
+    };
+    // A client ticket: the client application's own ticket (of this realm) vouches for it.
+    let client = match text("client_ticket")? {
+        None => None,
+        Some(ticket) => {
+            Some(admin.router.tickets().validate(ticket, realm, now).ok_or_else(|| {
+                Error::AuthenticationFailed(
+                    "client_ticket is not a valid ticket of this realm".into(),
+                )
+            })?)
+        }
+    };
+    if let Some(id) = text("client_id")?
+        && client.as_ref().is_none_or(|c| c.authid != id)
+    {
+        return Err(args.wrong("client_id must be the authid of the client_ticket's user"));
+    }
+    let scope = if client.is_some() { SCOPE_CLIENT_LOCAL } else { SCOPE_LOCAL };
+    may_issue(admin, caller, scope)?;
     let claims = Claims {
         id: hex::encode(rand::random::<[u8; 16]>()),
         authid: caller.authid.clone(),
-        realm: admin.home.name().to_string(),
-        issued_by: caller.authid.clone(),
+        realm: realm.to_owned(),
+        issued_by: client.as_ref().map_or(&caller.authid, |c| &c.authid).clone(),
         issued_at: now,
-        expires_at: now + expiry.min(MAX_EXPIRY.as_secs()),
+        // Never beyond the client's own ticket, whose authority it carries.
+        expires_at: (now + expiry.min(MAX_EXPIRY.as_secs()))
+            .min(client.as_ref().map_or(u64::MAX, |c| c.expires_at)),
+        client_instance_id: client.as_ref().and(text("client_instance_id")?).map(str::to_owned),
+        client_id: client.map(|c| c.authid),
     };
     let ticket = admin
         .router
@@ -96,6 +129,17 @@ fn issue(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
         .issue(admin.router.persistence(), claims, now)
         .map_err(Error::Internal)?;
     Ok(Value::from(ticket))
+}
+
+/// The resources `bondy.issue` is granted on, one per ticket scope (Bondy's names).
+const SCOPE_LOCAL: &str = "bondy.ticket.scope.local";
+const SCOPE_CLIENT_LOCAL: &str = "bondy.ticket.scope.client_local";
+
+/// Whether the caller holds `bondy.issue` on the scope's resource (on a realm with security).
+fn may_issue(admin: &Admin<'_>, caller: &SessionInfo, scope: &str) -> Result<(), Error> {
+    let security = admin.home.security();
+    let principals = security.principals(&caller.authid, caller.authmethod == "anonymous");
+    security.authorize(&principals, Permission::Issue, &Uri::from(scope), MatchPolicy::Exact)
 }
 
 /// Whether the caller may revoke `authid`'s tickets in `realm`.
@@ -127,14 +171,5 @@ fn revoke(admin: &Admin<'_>, which: impl Fn(&Claims) -> bool) -> Result<Value, E
 
 /// Bondy's claims of a ticket.
 fn describe(c: &Claims) -> Value {
-    Value::from(dict! {
-        "id" => c.id.as_str(),
-        "authid" => c.authid.as_str(),
-        "authrealm" => c.realm.as_str(),
-        "issued_by" => c.issued_by.as_str(),
-        "issued_at" => c.issued_at,
-        "expires_at" => c.expires_at,
-        "scope" => dict! { "realm" => c.realm.as_str(), "client_id" => Value::Null,
-            "client_instance_id" => Value::Null },
-    })
+    Value::Dict(junction_wire::json::to_dict(&c.to_json()))
 }

@@ -6,7 +6,7 @@ use junction_wire::{Dict, Value, dict};
 
 use super::{Admin, Args, strings_of};
 use crate::error::Error;
-use crate::security::{Group, Security, User};
+use crate::security::{Group, MAX_ALIASES, Security, User};
 
 /// Answers `bondy.user.<name>`, or `None` if there is no such procedure.
 pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<Value, Error>> {
@@ -72,6 +72,32 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
             })
         }
         "grants" => read_one(admin, args, grants_of_user, "user"),
+        "add_alias" | "remove_alias" => change(
+            admin,
+            args,
+            3,
+            "bondy.user.updated",
+            |s, args, offset| {
+                let name = args.string(offset, "username")?;
+                let alias = args.string(offset + 1, "alias")?;
+                let user = s
+                    .users
+                    .get_mut(name)
+                    .ok_or_else(|| Error::NoSuchPrincipal(format!("no user \"{name}\"")))?;
+                if args.procedure.ends_with("remove_alias") {
+                    user.aliases.retain(|a| a != alias);
+                } else if !user.aliases.iter().any(|a| a == alias) {
+                    if user.aliases.len() == MAX_ALIASES {
+                        return Err(Error::PropertyRangeLimit(format!(
+                            "user \"{name}\" has {MAX_ALIASES} aliases already, the most allowed"
+                        )));
+                    }
+                    user.aliases.push(alias.to_owned());
+                }
+                Ok(name.to_owned())
+            },
+            |_, _| None,
+        ),
         _ => return None,
     })
 }
@@ -203,16 +229,10 @@ fn add(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
         .and_then(Value::as_str)
         .ok_or_else(|| args.wrong("username is required"))?;
     let mut security = realm.snapshot().security;
-    if security.users.contains_key(name) {
+    if security.user_named(name).is_some() {
         return Err(Error::AlreadyExists(format!("user \"{name}\" already exists")));
     }
-    let mut user = User {
-        authid: name.to_owned(),
-        password: None,
-        authorized_keys: Vec::new(),
-        groups: Vec::new(),
-        enabled: true,
-    };
+    let mut user = User::named(name);
     apply_user(&mut user, data).map_err(|e| args.wrong(&e))?;
     let described = describe_user(&user);
     security.users.insert(name.to_owned(), user);
@@ -341,7 +361,8 @@ fn close_if_disabled(admin: &Admin<'_>, args: &Args, arity: usize) {
     }
 }
 
-/// Applies `password`, `authorized_keys` and `groups` from Bondy's user input data, and
+/// Applies `password`, `authorized_keys`, `groups`, `enabled`, `aliases` and `meta` from
+/// Bondy's user input data, and
 /// Junction's `wampcra_unsalted` (whether the user gets unsalted WAMP-CRA challenges).
 fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
     let unsalted = match data.get("wampcra_unsalted") {
@@ -376,6 +397,15 @@ fn apply_user(user: &mut User, data: &Dict) -> Result<(), String> {
     if let Some(enabled) = data.get("enabled") {
         user.enabled = enabled.as_bool().ok_or("enabled must be a boolean")?;
     }
+    if let Some(aliases) = data.get("aliases") {
+        user.aliases = strings_of(Some(aliases), "aliases")?;
+    }
+    match data.get("meta") {
+        None => {}
+        Some(Value::Dict(meta)) => user.meta = meta.clone(),
+        Some(Value::Null) => user.meta = Dict::new(),
+        Some(_) => return Err("meta must be a dictionary".into()),
+    }
     Ok(())
 }
 
@@ -390,7 +420,8 @@ fn describe_user(user: &User) -> Value {
         "wampcra_unsalted" => has_unsalted_cra(user),
         "has_authorized_keys" => !user.authorized_keys.is_empty(),
         "authorized_keys" => Value::List(user.authorized_keys.iter().map(|k| Value::from(hex::encode(k))).collect()),
-        "meta" => Dict::new(),
+        "aliases" => Value::List(user.aliases.iter().map(|a| Value::from(a.as_str())).collect()),
+        "meta" => user.meta.clone(),
     })
 }
 

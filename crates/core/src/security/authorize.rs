@@ -27,10 +27,22 @@ pub enum Permission {
     Unsubscribe,
     /// PUBLISH.
     Publish,
+    /// Not an action but a disclosure: the holder's calls to the procedure tell the callee who
+    /// calls (INVOCATION.Details `caller`, `caller_authid`, `caller_authrole`), as if CALL had
+    /// `disclose_me`.
+    DiscloseCaller,
+    /// The holder's publications to the topic tell subscribers who published (EVENT.Details
+    /// `publisher`, `publisher_authid`, `publisher_authrole`), as if PUBLISH had `disclose_me`.
+    DisclosePublisher,
+    /// `bondy.issue`: `bondy.ticket.issue` may issue tickets of the scope the resource names
+    /// (`bondy.ticket.scope.local`, `bondy.ticket.scope.client_local`).
+    Issue,
 }
 
 impl Permission {
-    /// Every permission, for grants of `all` permissions.
+    /// Every WAMP action, for grants of `all` permissions. The disclosure permissions and
+    /// `bondy.issue` are granted by name only, so that `all` never reveals anyone's identity
+    /// nor lets anyone mint tickets.
     pub const ALL: [Permission; 7] = [
         Permission::Register,
         Permission::Unregister,
@@ -51,12 +63,34 @@ impl Permission {
             Permission::Subscribe => "wamp.subscribe",
             Permission::Unsubscribe => "wamp.unsubscribe",
             Permission::Publish => "wamp.publish",
+            Permission::DiscloseCaller => "wamp.disclose_caller",
+            Permission::DisclosePublisher => "wamp.disclose_publisher",
+            Permission::Issue => "bondy.issue",
         }
+    }
+
+    /// The permissions a grant names, where `all` stands for every action ([`Self::ALL`]).
+    pub fn parse_names<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Permission>, String> {
+        let mut permissions = Vec::new();
+        for name in names {
+            match name {
+                "all" => permissions.extend(Self::ALL),
+                name => permissions.push(
+                    Self::parse(name).ok_or_else(|| format!("unknown permission \"{name}\""))?,
+                ),
+            }
+        }
+        Ok(permissions)
     }
 
     /// The permission named `name`.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain([Permission::DiscloseCaller, Permission::DisclosePublisher, Permission::Issue])
+            .find(|p| p.name() == name)
     }
 }
 
@@ -72,15 +106,7 @@ impl Security {
         uri: &Uri,
         policy: MatchPolicy,
     ) -> Result<(), Error> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let granted = self.grants.iter().any(|g| {
-            g.permissions.contains(&permission)
-                && g.roles.iter().any(|r| principals.contains(r))
-                && covers(g, uri, policy)
-        });
-        if granted {
+        if !self.enabled || self.grants(principals, permission, uri, policy) {
             Ok(())
         } else {
             metrics::counter!("junction_authorization_refusals_total", "permission" => permission.name()).increment(1);
@@ -89,6 +115,24 @@ impl Security {
                 permission.name()
             )))
         }
+    }
+}
+
+impl Security {
+    /// Whether a grant gives `permission` on `uri` (under `policy`) to one of `principals`,
+    /// whether or not security is enabled.
+    pub fn grants(
+        &self,
+        principals: &BTreeSet<String>,
+        permission: Permission,
+        uri: &Uri,
+        policy: MatchPolicy,
+    ) -> bool {
+        self.grants.iter().any(|g| {
+            g.permissions.contains(&permission)
+                && g.roles.iter().any(|r| principals.contains(r))
+                && covers(g, uri, policy)
+        })
     }
 }
 
@@ -156,5 +200,35 @@ mod tests {
         assert!(covers(&wildcard, &Uri::from("com.a.x"), MatchPolicy::Exact));
         assert!(covers(&wildcard, &Uri::from("com..x"), MatchPolicy::Wildcard));
         assert!(!covers(&wildcard, &Uri::from("..x"), MatchPolicy::Wildcard));
+    }
+
+    #[test]
+    fn the_any_resource_covers_every_uri_and_pattern() {
+        let (uri, policy) = Grant::resource("any", MatchPolicy::Exact);
+        let any = grant(uri.as_str(), policy);
+        for (target, policy) in [
+            ("com.a.b", MatchPolicy::Exact),
+            ("", MatchPolicy::Prefix),
+            ("com.", MatchPolicy::Prefix),
+            ("..x", MatchPolicy::Wildcard),
+        ] {
+            assert!(covers(&any, &Uri::from(target), policy), "{target}");
+        }
+        assert_eq!(Grant::resource("anything", MatchPolicy::Exact).0, Uri::from("anything"));
+    }
+
+    #[test]
+    fn permission_lists_expand_all_to_the_actions_only() {
+        let all = Permission::parse_names(["all"]).unwrap();
+        assert_eq!(all, Permission::ALL);
+        assert!(!all.contains(&Permission::DiscloseCaller));
+        assert_eq!(
+            Permission::parse_names(["wamp.disclose_publisher"]).unwrap(),
+            [Permission::DisclosePublisher]
+        );
+        assert_eq!(
+            Permission::parse_names(["wamp.call", "wamp.nope"]),
+            Err("unknown permission \"wamp.nope\"".into())
+        );
     }
 }

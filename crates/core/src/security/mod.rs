@@ -11,7 +11,7 @@ mod authorize;
 use std::collections::{BTreeSet, HashMap};
 
 use junction_auth::password::StoredPassword;
-use junction_wire::Uri;
+use junction_wire::{Dict, Uri};
 
 use crate::options::MatchPolicy;
 
@@ -33,6 +33,12 @@ pub enum SecurityError {
     /// A username that names a role in grants.
     #[error("\"{0}\" is a reserved name")]
     ReservedName(String),
+    /// A name that is both a username and an alias, or the alias of two users.
+    #[error("\"{0}\" is already the name or an alias of a user")]
+    NameTaken(String),
+    /// More aliases than [`MAX_ALIASES`].
+    #[error("user \"{0}\" has more than 5 aliases")]
+    TooManyAliases(String),
 }
 
 /// A realm's users, groups and grants.
@@ -85,6 +91,29 @@ pub struct User {
     /// Whether the user may authenticate (Bondy's `enabled`). A disabled user is refused like
     /// an unknown one, with every method, and its sessions are closed when it is disabled.
     pub enabled: bool,
+    /// Other names the user may give as authid in HELLO (Bondy's aliases, at most
+    /// [`MAX_ALIASES`]); sessions get the username all the same.
+    pub aliases: Vec<String>,
+    /// Application data about the user, kept and shown as given (Bondy's `meta`).
+    pub meta: Dict,
+}
+
+/// How many aliases a user may have (Bondy's limit).
+pub const MAX_ALIASES: usize = 5;
+
+impl User {
+    /// A user named `authid` with no credentials, groups, aliases or metadata, enabled.
+    pub fn named(authid: &str) -> Self {
+        Self {
+            authid: authid.to_owned(),
+            password: None,
+            authorized_keys: Vec::new(),
+            groups: Vec::new(),
+            enabled: true,
+            aliases: Vec::new(),
+            meta: Dict::new(),
+        }
+    }
 }
 
 /// A group of users (and of other groups).
@@ -109,10 +138,33 @@ pub struct Grant {
     pub roles: Vec<String>,
 }
 
+/// The grant resource that stands for every URI (Bondy's `any`).
+pub const ANY_RESOURCE: &str = "any";
+
+impl Grant {
+    /// The URI and match policy a grant's resource names: `any` is the prefix `""`, which
+    /// covers every URI and pattern.
+    pub fn resource(uri: &str, policy: MatchPolicy) -> (Uri, MatchPolicy) {
+        if uri == ANY_RESOURCE {
+            (Uri::from(""), MatchPolicy::Prefix)
+        } else {
+            (Uri::from(uri), policy)
+        }
+    }
+}
+
 impl Security {
-    /// The user `authid`, if it exists and is enabled: who may authenticate.
+    /// The user `authid` names, by username or alias, if it exists and is enabled: who may
+    /// authenticate.
     pub fn enabled_user(&self, authid: &str) -> Option<&User> {
-        self.users.get(authid).filter(|u| u.enabled)
+        self.user_named(authid).filter(|u| u.enabled)
+    }
+
+    /// The user whose username or one of whose aliases is `name`.
+    pub fn user_named(&self, name: &str) -> Option<&User> {
+        self.users
+            .get(name)
+            .or_else(|| self.users.values().find(|u| u.aliases.iter().any(|a| a == name)))
     }
 
     /// Whether the realm accepts `method` (anonymous excepted, see the realm config).
@@ -145,9 +197,18 @@ impl Security {
     /// belong to declared groups, groups may not contain themselves, and the names Bondy
     /// reserves for roles cannot be user or group names.
     pub fn validate(&self) -> Result<(), SecurityError> {
+        let mut names = BTreeSet::new();
         for user in self.users.values() {
-            if RESERVED_NAMES.contains(&user.authid.as_str()) {
-                return Err(SecurityError::ReservedName(user.authid.clone()));
+            for name in std::iter::once(&user.authid).chain(&user.aliases) {
+                if RESERVED_NAMES.contains(&name.as_str()) {
+                    return Err(SecurityError::ReservedName(name.clone()));
+                }
+                if !names.insert(name.as_str()) {
+                    return Err(SecurityError::NameTaken(name.clone()));
+                }
+            }
+            if user.aliases.len() > MAX_ALIASES {
+                return Err(SecurityError::TooManyAliases(user.authid.clone()));
             }
             let missing: Vec<String> =
                 user.groups.iter().filter(|g| !self.groups.contains_key(*g)).cloned().collect();

@@ -198,14 +198,22 @@ impl Established {
             // The spec answers a failed PUBLISH only when it asked for acknowledgement.
             return if options.acknowledge { Err(error) } else { Ok(()) };
         }
-        if let Err(error) = self.authorize(Permission::Publish, &m.topic, MatchPolicy::Exact) {
-            return if options.acknowledge { Err(error) } else { Ok(()) };
-        }
+        let granted_disclosure = match self.peer.authorize_disclosing(
+            &self.realm,
+            Permission::Publish,
+            Permission::DisclosePublisher,
+            &m.topic,
+        ) {
+            Ok(granted) => granted,
+            Err(error) => return if options.acknowledge { Err(error) } else { Ok(()) },
+        };
         let publication = self.realm.broker.publish(Publication {
             publisher: Some(&self.peer),
             topic: &m.topic,
             options: &options,
-            disclose: options.disclose_me || self.realm.config().disclose_publisher,
+            disclose: options.disclose_me
+                || granted_disclosure
+                || self.realm.config().disclose_publisher,
             passthru,
             payload: m.payload,
             now: now.wall,
@@ -252,7 +260,7 @@ impl Established {
     }
 
     fn call(&self, router: &Router, now: Now, m: message::Call) -> Result<(), Error> {
-        let options = CallOptions::parse(&m.options)?;
+        let mut options = CallOptions::parse(&m.options)?;
         if options.progress
             && !self.peer.info().has_feature("caller", "progressive_call_invocations")
         {
@@ -263,7 +271,13 @@ impl Established {
         limits::check_payload(self.realm.limits().max_payload_size, &m.payload)?;
         self.passthru(&m.options, "caller")?;
         self.check_uri(&m.procedure, MatchPolicy::Exact, false)?;
-        self.authorize(Permission::Call, &m.procedure, MatchPolicy::Exact)?;
+        // A caller granted `wamp.disclose_caller` is disclosed as if it had asked.
+        options.disclose_me |= self.peer.authorize_disclosing(
+            &self.realm,
+            Permission::Call,
+            Permission::DiscloseCaller,
+            &m.procedure,
+        )?;
         let routed_by_router = if m.procedure.is_reserved() {
             meta::call(&self.realm, &self.peer, &m.procedure, &m.payload, now)
         } else {

@@ -52,6 +52,8 @@ enum Pending {
     Cryptosign {
         challenge: cryptosign::Challenge,
         key: Option<[u8; 32]>,
+        /// The TLS channel id the signature must be bound to, when the client asked for it.
+        channel_id: Option<[u8; 32]>,
     },
     /// The user's SCRAM credential, or a decoy for unknown users and users without one.
     Scram(scram::Challenge, scram::ScramCredential),
@@ -149,11 +151,16 @@ impl Establishing {
                             .find(|u| u.enabled && u.authorized_keys.contains(&key))
                             .map(|u| u.authid.clone())
                     });
-                    let Some(authid) = authid else {
+                    let Some(claimed) = authid else {
                         return Err(Error::AuthenticationFailed(format!(
                             "authmethod {method} needs an authid in HELLO"
                         )));
                     };
+                    // An alias stands for its user: sources, grants and the session see the
+                    // username.
+                    let authid = security
+                        .user_named(&claimed)
+                        .map_or_else(|| claimed.clone(), |u| u.authid.clone());
                     if !from_here(Some(&authid)) {
                         refused_here.push(method.as_str());
                         continue;
@@ -164,11 +171,13 @@ impl Establishing {
                     let request = ChallengeRequest {
                         method,
                         authid: &authid,
+                        claimed: &claimed,
                         user: user.as_ref(),
                         password,
                         decoy_secret: router.decoy_secret(),
                         authextra: authextra(&hello),
                         pubkey,
+                        tls_exporter: self.transport.tls_exporter,
                         session,
                         now,
                     };
@@ -256,8 +265,8 @@ impl Challenging {
                 }
             }
             Pending::Cra(challenge, stored) => challenge.verify(stored, &answer.signature).is_ok(),
-            Pending::Cryptosign { challenge, key: Some(key) } => {
-                challenge.verify(key, &answer.signature).is_ok()
+            Pending::Cryptosign { challenge, key: Some(key), channel_id } => {
+                challenge.verify(key, &answer.signature, channel_id.as_ref()).is_ok()
             }
             Pending::Cryptosign { key: None, .. } => false,
             Pending::Scram(challenge, credential) => {
@@ -343,7 +352,10 @@ fn offered_methods(hello: &Hello) -> Result<Vec<String>, Error> {
 /// What a CHALLENGE is built from.
 struct ChallengeRequest<'a> {
     method: &'a str,
+    /// The username (HELLO's authid, or the user it is an alias of).
     authid: &'a str,
+    /// The authid as HELLO gave it (the username or an alias), which SCRAM's AuthMessage uses.
+    claimed: &'a str,
     user: Option<&'a User>,
     /// The user's stored password, if the user exists and has one.
     password: Option<StoredPassword>,
@@ -353,6 +365,8 @@ struct ChallengeRequest<'a> {
     authextra: Dict,
     /// HELLO.Details.authextra.pubkey, for cryptosign.
     pubkey: Option<[u8; 32]>,
+    /// The connection's `tls-exporter` channel binding, for cryptosign.
+    tls_exporter: Option<[u8; 32]>,
     session: SessionId,
     now: Now,
 }
@@ -363,11 +377,13 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
     let ChallengeRequest {
         method,
         authid,
+        claimed,
         user,
         password,
         decoy_secret,
         authextra,
         pubkey,
+        tls_exporter,
         session,
         now,
     } = request;
@@ -391,7 +407,7 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
                 .and_then(|p| p.scram.clone())
                 .unwrap_or_else(|| scram::decoy(decoy_secret, authid));
             let challenge =
-                scram::Challenge::new(authid, client_nonce, &credential).map_err(|_| {
+                scram::Challenge::new(claimed, client_nonce, &credential).map_err(|_| {
                     Error::AuthenticationFailed(
                         "authmethod scram needs HELLO.Details.authextra.nonce, a base64 nonce"
                             .into(),
@@ -429,12 +445,47 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
             (Pending::Cra(challenge, password), extra)
         }
         _ => {
+            // Checked before anything depends on the user, so it tells nothing about them.
+            let binding = channel_binding(&authextra, tls_exporter)?;
             let key = pubkey.filter(|key| user.is_some_and(|u| u.authorized_keys.contains(key)));
             let challenge = cryptosign::Challenge::new();
-            let extra = dict! { "challenge" => challenge.hex(), "channel_binding" => Value::Null };
-            (Pending::Cryptosign { challenge, key }, extra)
+            let (name, channel_id) =
+                binding.map_or((Value::Null, None), |(name, id)| (name.into(), Some(id)));
+            let extra = dict! { "challenge" => challenge.hex(), "channel_binding" => name };
+            (Pending::Cryptosign { challenge, key, channel_id }, extra)
         }
     })
+}
+
+/// The channel binding a cryptosign client asked for in HELLO.Details.authextra, with the
+/// connection's channel id. Only `tls-exporter` (RFC 9266) can be offered: `tls-unique` is the
+/// TLS Finished message, which rustls does not expose and TLS 1.3 does not define.
+fn channel_binding(
+    authextra: &Dict,
+    tls_exporter: Option<[u8; 32]>,
+) -> Result<Option<(&'static str, [u8; 32])>, Error> {
+    let refuse =
+        |why: &str| Err(Error::AuthenticationFailed(format!("authmethod cryptosign: {why}")));
+    let Some(requested) = authextra.get("channel_binding").filter(|v| **v != Value::Null) else {
+        return Ok(None);
+    };
+    match requested.as_str() {
+        Some("tls-exporter") => match tls_exporter {
+            Some(id) => Ok(Some(("tls-exporter", id))),
+            None => refuse(
+                "channel binding tls-exporter needs a TLS 1.3 connection; connect over TLS 1.3 \
+                 or leave channel_binding out",
+            ),
+        },
+        Some("tls-unique") => refuse(
+            "channel binding tls-unique is not supported (Junction's TLS does not expose the \
+             TLS Finished message, and TLS 1.3 defines no tls-unique); use tls-exporter \
+             (RFC 9266) or leave channel_binding out",
+        ),
+        _ => refuse(&format!(
+            "unknown channel binding {requested:?}; Junction supports tls-exporter"
+        )),
+    }
 }
 
 /// HELLO.Details.authextra (empty when absent).

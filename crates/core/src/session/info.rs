@@ -49,6 +49,9 @@ pub struct TransportInfo {
     pub peer: String,
     /// Whether the connection is encrypted with TLS.
     pub tls: bool,
+    /// The connection's `tls-exporter` channel binding (RFC 9266), which cryptosign can bind a
+    /// signature to: 32 octets of keying material, on TLS 1.3 connections only.
+    pub tls_exporter: Option<[u8; 32]>,
     /// The HTTP path of a WebSocket connection.
     pub http_path: Option<String>,
     /// The WebSocket subprotocol agreed.

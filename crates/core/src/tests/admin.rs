@@ -13,13 +13,7 @@ use crate::{RealmConfig, Router, RouterConfig, Status};
 /// A router with an admin realm (user "root", password "rootpw", may call everything) and an
 /// open realm1.
 pub(super) fn router() -> Arc<Router> {
-    let root = User {
-        authid: "root".into(),
-        password: Some(StoredPassword::new("rootpw")),
-        authorized_keys: vec![],
-        groups: vec![],
-        enabled: true,
-    };
+    let root = User { password: Some(StoredPassword::new("rootpw")), ..User::named("root") };
     let all = Grant {
         permissions: Permission::ALL.to_vec(),
         uri: "".into(),
@@ -95,7 +89,7 @@ fn a_realm_and_user_created_by_the_admin_api_can_log_in_at_once() {
     );
     assert_eq!(
         user[3][0],
-        json!({"type": "user", "username": "joe", "groups": ["staff"], "enabled": true, "has_password": true, "wampcra_unsalted": false, "has_authorized_keys": false, "authorized_keys": [], "meta": {}})
+        json!({"type": "user", "username": "joe", "groups": ["staff"], "enabled": true, "has_password": true, "wampcra_unsalted": false, "has_authorized_keys": false, "authorized_keys": [], "aliases": [], "meta": {}})
     );
     let (_joe, welcome) = login(&router, "com.example", "joe", "s3cret");
     assert_eq!((welcome[0].clone(), welcome[2]["authrole"].clone()), (json!(2), json!("staff")));
@@ -197,6 +191,60 @@ fn users_added_and_passwords_changed_by_the_admin_api_get_scram_credentials() {
         "wamp.error.authentication_failed"
     );
     assert_eq!(login_scram(&router, "com.scram", "joe", "two")[0], 2);
+}
+
+#[test]
+fn aliases_log_in_as_their_user_and_meta_is_kept_as_given() {
+    let router = router();
+    let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
+    let realm = json!([{"uri": "com.alias", "authmethods": ["scram", "ticket"]}]);
+    assert_eq!(call(&mut root, "bondy.realm.create", realm)[0], 50);
+    let joe = json!(["com.alias", {"username": "joe", "password": "pw", "meta": {"team": "ops"}}]);
+    assert_eq!(call(&mut root, "bondy.user.add", joe)[0], 50);
+    let ann = json!(["com.alias", {"username": "ann", "password": "pw2", "aliases": ["annie"]}]);
+    assert_eq!(call(&mut root, "bondy.user.add", ann)[0], 50);
+
+    let added = call(&mut root, "bondy.user.add_alias", json!(["com.alias", "joe", "joseph"]));
+    assert_eq!(added[0], 50, "{added}");
+    let got = call(&mut root, "bondy.user.get", json!(["com.alias", "joe"]));
+    assert_eq!(
+        (&got[3][0]["aliases"], &got[3][0]["meta"]),
+        (&json!(["joseph"]), &json!({"team": "ops"}))
+    );
+    // The alias joins as joe, with ticket and with scram (whose proof covers the alias).
+    let (_c, welcome) = login(&router, "com.alias", "joseph", "pw");
+    assert_eq!((&welcome[0], &welcome[2]["authid"]), (&json!(2), &json!("joe")), "{welcome}");
+    let welcome = login_scram(&router, "com.alias", "joseph", "pw");
+    assert_eq!((&welcome[0], &welcome[2]["authid"]), (&json!(2), &json!("joe")), "{welcome}");
+
+    // A name is one user's: another user's alias, a username, or a reserved name is refused.
+    for (alias, error) in [
+        ("annie", "bondy.error.already_exists"),
+        ("ann", "bondy.error.already_exists"),
+        ("all", "wamp.error.invalid_argument"),
+    ] {
+        let refused = call(&mut root, "bondy.user.add_alias", json!(["com.alias", "joe", alias]));
+        assert_eq!(refused[4], error, "{alias}: {refused}");
+    }
+    let taken = json!(["com.alias", {"username": "joseph", "password": "x"}]);
+    assert_eq!(call(&mut root, "bondy.user.add", taken)[4], "bondy.error.already_exists");
+    let nobody = call(&mut root, "bondy.user.add_alias", json!(["com.alias", "nobody", "x"]));
+    assert_eq!(nobody[4], "wamp.error.no_such_principal");
+    // At most five aliases.
+    for alias in ["j2", "j3", "j4", "j5"] {
+        assert_eq!(
+            call(&mut root, "bondy.user.add_alias", json!(["com.alias", "joe", alias]))[0],
+            50
+        );
+    }
+    let sixth = call(&mut root, "bondy.user.add_alias", json!(["com.alias", "joe", "j6"]));
+    assert_eq!(sixth[4], "bondy.error.property_range_limit", "{sixth}");
+
+    // Removed, the alias no longer logs in.
+    let removed = call(&mut root, "bondy.user.remove_alias", json!(["com.alias", "joe", "joseph"]));
+    assert_eq!(removed[0], 50, "{removed}");
+    let (_d, refused) = login(&router, "com.alias", "joseph", "pw");
+    assert_eq!(refused[2], "wamp.error.authentication_failed", "{refused}");
 }
 
 /// Joins `realm` with `wampcra`, answering as Autobahn and xconn do: with the PBKDF2 key when
@@ -433,6 +481,14 @@ fn revoking_some_permissions_for_some_roles_keeps_the_rest_of_the_grant() {
     let router = router();
     let (mut root, _) = login(&router, "junction.admin", "root", "rootpw");
     call(&mut root, "bondy.realm.create", json!([{"uri": "com.shop", "authmethods": ["ticket"]}]));
+    let to_nobody =
+        json!(["com.shop", {"permissions": ["wamp.call"], "uri": "any", "roles": ["ann", "all"]}]);
+    let refused = call(&mut root, "bondy.grant.create", to_nobody);
+    assert_eq!(refused[4], "bondy.error.unknown_roles", "{refused}");
+    for name in ["ann", "bob"] {
+        let user = json!(["com.shop", {"username": name}]);
+        assert_eq!(call(&mut root, "bondy.user.add", user)[0], 50);
+    }
     let both = json!(["com.shop", {
         "permissions": ["wamp.register", "wamp.unregister"],
         "resources": [{"uri": "com.shop.", "match": "prefix"}, {"uri": "com.stock", "match": "exact"}],

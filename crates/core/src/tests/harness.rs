@@ -55,12 +55,22 @@ pub(super) fn msg(json: &str) -> Message {
 
 impl Client {
     pub(super) fn connect(router: &Arc<Router>) -> Self {
+        Self::connect_with_exporter(router, None)
+    }
+
+    /// Connects as over TLS 1.3 whose `tls-exporter` channel binding is `exporter`.
+    pub(super) fn connect_over_tls(router: &Arc<Router>, exporter: [u8; 32]) -> Self {
+        Self::connect_with_exporter(router, Some(exporter))
+    }
+
+    fn connect_with_exporter(router: &Arc<Router>, tls_exporter: Option<[u8; 32]>) -> Self {
         let outbox = Arc::new(Recorder::default());
         let transport = TransportInfo {
             kind: TransportKind::InProcess,
             serializer: Serializer::Json,
             peer: "test".into(),
-            tls: false,
+            tls: tls_exporter.is_some(),
+            tls_exporter,
             http_path: None,
             subprotocol: None,
         };

@@ -14,33 +14,26 @@ use crate::{RealmConfig, Router, Status};
 
 const KEY: [u8; 32] = [7; 32];
 
-/// A realm "secure": joe (password "secret", group "user"), ann (Ed25519 key, group "admin",
-/// which is in "user"); users may call com.app.*, admins may also register it.
+/// A realm "secure" that discloses nobody by default: joe (password "secret", group "user",
+/// alias "joseph"), ann
+/// (Ed25519 key, group "admin", which is in "user"); users may call com.app.*, admins may also
+/// register it.
 fn secure_router() -> Arc<Router> {
     let public = SigningKey::from_bytes(&KEY).verifying_key().to_bytes();
     let users = [
         User {
-            authid: "joe".into(),
             password: Some(StoredPassword::new("secret")),
-            authorized_keys: vec![],
             groups: vec!["user".into()],
-            enabled: true,
+            aliases: vec!["joseph".into()],
+            ..User::named("joe")
         },
         // A password stored before `scram` existed: no SCRAM credential.
         User {
-            authid: "old".into(),
             password: Some(StoredPassword::with_salt("secret", "salt", 1000)),
-            authorized_keys: vec![],
             groups: vec!["user".into()],
-            enabled: true,
+            ..User::named("old")
         },
-        User {
-            authid: "ann".into(),
-            password: None,
-            authorized_keys: vec![public],
-            groups: vec!["admin".into()],
-            enabled: true,
-        },
+        User { authorized_keys: vec![public], groups: vec!["admin".into()], ..User::named("ann") },
     ];
     let security = Security {
         enabled: true,
@@ -66,7 +59,13 @@ fn secure_router() -> Arc<Router> {
         ],
         sources: vec![],
     };
-    let realm = RealmConfig { allow_anonymous: false, security, ..RealmConfig::open("secure") };
+    let realm = RealmConfig {
+        allow_anonymous: false,
+        disclose_caller: false,
+        disclose_publisher: false,
+        security,
+        ..RealmConfig::open("secure")
+    };
     router_with(vec![realm])
 }
 
@@ -217,30 +216,58 @@ fn scram_needs_a_base64_nonce_and_no_channel_binding() {
 #[test]
 fn cryptosign_accepts_the_authorized_key_only() {
     let router = secure_router();
-    let signing = SigningKey::from_bytes(&KEY);
-    let pubkey = hex::encode(signing.verifying_key().to_bytes());
-    let mut c = Client::connect(&router);
-    c.send(&hello("ann", &["cryptosign"], json!({"pubkey": pubkey})));
-    let challenge = c.recv().expect("CHALLENGE");
-    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
-    c.send(&json!([5, hex::encode(signing.sign(&bytes).to_bytes()), {}]).to_string());
-    let welcome = c.recv().expect("WELCOME");
+    let (_c, welcome) = join_ann(&router);
     assert_eq!(
         (welcome[2]["authid"].clone(), welcome[2]["authrole"].clone()),
         (json!("ann"), json!("admin"))
     );
 
-    let other = SigningKey::from_bytes(&[9; 32]);
-    let mut d = Client::connect(&router);
-    d.send(&hello(
-        "ann",
-        &["cryptosign"],
-        json!({"pubkey": hex::encode(other.verifying_key().to_bytes())}),
-    ));
+    let (_d, abort) = join_cryptosign(&router, "ann", &SigningKey::from_bytes(&[9; 32]));
+    assert_eq!(abort[2], "wamp.error.authentication_failed");
+}
+
+#[test]
+fn cryptosign_binds_the_signature_to_the_tls_exporter_when_asked() {
+    let router = secure_router();
+    let signing = SigningKey::from_bytes(&KEY);
+    let pubkey = hex::encode(signing.verifying_key().to_bytes());
+    let exporter = [0x3c; 32];
+    let bound = json!({"pubkey": pubkey, "channel_binding": "tls-exporter"});
+    // Signs the challenge XOR `channel_id` the way the spec says.
+    let answer = |challenge: &Json, channel_id: [u8; 32]| {
+        let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+        let message: Vec<u8> = bytes.iter().zip(channel_id).map(|(b, c)| b ^ c).collect();
+        json!([5, hex::encode(signing.sign(&message).to_bytes()), {}]).to_string()
+    };
+
+    let mut c = Client::connect_over_tls(&router, exporter);
+    c.send(&hello("ann", &["cryptosign"], bound.clone()));
+    let challenge = c.recv().expect("CHALLENGE");
+    assert_eq!(challenge[2]["channel_binding"], "tls-exporter");
+    c.send(&answer(&challenge, exporter));
+    assert_eq!(c.recv().expect("WELCOME")[0], 2);
+
+    // A signature bound to another connection's exporter (a relayed one) fails.
+    let mut d = Client::connect_over_tls(&router, exporter);
+    d.send(&hello("ann", &["cryptosign"], bound.clone()));
     let challenge = d.recv().expect("CHALLENGE");
-    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
-    d.send(&json!([5, hex::encode(other.sign(&bytes).to_bytes()), {}]).to_string());
+    d.send(&answer(&challenge, [0x3d; 32]));
     assert_eq!(d.recv().expect("ABORT")[2], "wamp.error.authentication_failed");
+
+    // Without TLS 1.3 there is no exporter, and tls-unique is never available: both refused
+    // at HELLO with a message that says what to do, for known and unknown users alike.
+    for (authid, extra, what) in [
+        ("ann", bound.clone(), "needs a TLS 1.3 connection"),
+        ("nobody", bound, "needs a TLS 1.3 connection"),
+        ("ann", json!({"pubkey": pubkey, "channel_binding": "tls-unique"}), "use tls-exporter"),
+        ("ann", json!({"pubkey": pubkey, "channel_binding": "x"}), "unknown channel binding"),
+    ] {
+        let mut e = Client::connect(&router);
+        assert_eq!(e.try_send(&hello(authid, &["cryptosign"], extra)), Status::Closed);
+        let abort = e.recv().expect("ABORT");
+        assert_eq!(abort[2], "wamp.error.authentication_failed");
+        assert!(abort[1]["message"].as_str().unwrap().contains(what), "{abort}");
+    }
 }
 
 #[test]
@@ -285,17 +312,7 @@ fn grants_allow_and_deny_naming_permission_and_uri() {
 #[test]
 fn nested_groups_inherit_grants_and_grant_changes_apply_to_live_sessions() {
     let router = secure_router();
-    let signing = SigningKey::from_bytes(&KEY);
-    let mut ann = Client::connect(&router);
-    ann.send(&hello(
-        "ann",
-        &["cryptosign"],
-        json!({"pubkey": hex::encode(signing.verifying_key().to_bytes())}),
-    ));
-    let challenge = ann.recv().unwrap();
-    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
-    ann.send(&json!([5, hex::encode(signing.sign(&bytes).to_bytes()), {}]).to_string());
-    ann.recv().expect("WELCOME");
+    let (mut ann, _) = join_ann(&router);
     // "admin" is in "user": ann may register (admin) and call (user).
     ann.send(r#"[64, 1, {}, "com.app.add"]"#);
     assert_eq!(ann.recv().unwrap()[0], 65);
@@ -308,6 +325,92 @@ fn nested_groups_inherit_grants_and_grant_changes_apply_to_live_sessions() {
     realm.set_security(security);
     ann.send(r#"[32, 3, {}, "com.app.u"]"#);
     assert_eq!(ann.recv().unwrap()[4], "wamp.error.not_authorized");
+}
+
+/// Joins ann (cryptosign) on the secure realm; returns her client and the WELCOME.
+fn join_ann(router: &Arc<Router>) -> (Client, Json) {
+    let (ann, welcome) = join_cryptosign(router, "ann", &SigningKey::from_bytes(&KEY));
+    assert_eq!(welcome[0], 2, "{welcome}");
+    (ann, welcome)
+}
+
+/// Authenticates `authid` with cryptosign and `key`; returns the client and the reply to
+/// AUTHENTICATE (WELCOME or ABORT).
+fn join_cryptosign(router: &Arc<Router>, authid: &str, key: &SigningKey) -> (Client, Json) {
+    let mut c = Client::connect(router);
+    c.send(&hello(
+        authid,
+        &["cryptosign"],
+        json!({"pubkey": hex::encode(key.verifying_key().to_bytes())}),
+    ));
+    let challenge = c.recv().expect("CHALLENGE");
+    let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
+    c.send(&json!([5, hex::encode(key.sign(&bytes).to_bytes()), {}]).to_string());
+    let reply = c.recv().expect("WELCOME or ABORT");
+    (c, reply)
+}
+
+#[test]
+fn disclosure_grants_reveal_the_holders_calls_and_publications_on_their_uris_only() {
+    let router = secure_router();
+    let realm = router.realm(&"secure".into()).unwrap();
+    let mut security = (*realm.security()).clone();
+    let grant = |permission, uri: &str, role: &str| Grant {
+        permissions: vec![permission],
+        uri: uri.into(),
+        policy: MatchPolicy::Prefix,
+        roles: vec![role.into()],
+    };
+    security.grants.extend([
+        grant(Permission::Publish, "com.app.", "user"),
+        // Joe's calls and publications under com.app.open. are disclosed; ann's never.
+        grant(Permission::DiscloseCaller, "com.app.open.", "joe"),
+        grant(Permission::DisclosePublisher, "com.app.open.", "joe"),
+    ]);
+    realm.set_security(security);
+    let (mut ann, _) = join_ann(&router);
+    let (mut joe, welcome) = join_ticket(&router, "joe", "secret");
+    let joe_id = welcome[1].clone();
+    ann.send(r#"[64, 1, {"match": "prefix"}, "com.app."]"#);
+    assert_eq!(ann.recv().unwrap()[0], 65);
+    ann.send(r#"[32, 2, {"match": "prefix"}, "com.app."]"#);
+    assert_eq!(ann.recv().unwrap()[0], 33);
+
+    for (uri, disclosed) in [("com.app.open.x", true), ("com.app.closed", false)] {
+        joe.send(&json!([48, 10, {}, uri, [1]]).to_string());
+        let invocation = ann.recv().expect("INVOCATION");
+        assert_eq!(invocation[0], 68);
+        let details = &invocation[3];
+        if disclosed {
+            assert_eq!(details["caller"], joe_id, "{invocation}");
+            assert_eq!(
+                (&details["caller_authid"], &details["caller_authrole"]),
+                (&json!("joe"), &json!("user"))
+            );
+        } else {
+            assert!(details.get("caller").is_none(), "{invocation}");
+        }
+        ann.send(&json!([70, invocation[1], {}, [2]]).to_string());
+        assert_eq!(joe.recv().expect("RESULT")[0], 50);
+
+        joe.send(&json!([16, 11, {}, uri, [1]]).to_string());
+        let event = ann.recv().expect("EVENT");
+        assert_eq!(event[0], 36);
+        if disclosed {
+            assert_eq!(event[3]["publisher"], joe_id, "{event}");
+            assert_eq!(event[3]["publisher_authid"], "joe");
+        } else {
+            assert!(event[3].get("publisher").is_none(), "{event}");
+        }
+    }
+
+    // Revoking the grant hides joe's next call at once.
+    let mut security = (*realm.security()).clone();
+    security.grants.retain(|g| !g.permissions.contains(&Permission::DiscloseCaller));
+    realm.set_security(security);
+    joe.send(r#"[48, 12, {}, "com.app.open.y", [1]]"#);
+    let invocation = ann.recv().expect("INVOCATION");
+    assert!(invocation[3].get("caller").is_none(), "revoked at once: {invocation}");
 }
 
 #[test]

@@ -11,15 +11,13 @@ use crate::options::MatchPolicy;
 use crate::security::{Grant, Permission, Security, User};
 use crate::{Now, RealmConfig, Router, Status};
 
-/// A secure realm with users joe ("secret") and ann ("annpw"), both allowed to call the ticket
-/// procedures (joe may also change passwords).
+/// A secure realm with users joe ("secret"), ann ("annpw") and the client application webapp
+/// ("apppw"), allowed to call the ticket procedures; joe and webapp may issue local tickets,
+/// joe client tickets too (joe may also change passwords).
 fn realm(name: &str) -> RealmConfig {
     let user = |authid: &str, password: &str| User {
-        authid: authid.into(),
         password: Some(StoredPassword::new(password)),
-        authorized_keys: vec![],
-        groups: vec![],
-        enabled: true,
+        ..User::named(authid)
     };
     let security = Security {
         enabled: true,
@@ -27,6 +25,7 @@ fn realm(name: &str) -> RealmConfig {
         users: [
             ("joe".to_string(), user("joe", "secret")),
             ("ann".to_string(), user("ann", "annpw")),
+            ("webapp".to_string(), user("webapp", "apppw")),
         ]
         .into(),
         groups: Default::default(),
@@ -35,7 +34,19 @@ fn realm(name: &str) -> RealmConfig {
                 permissions: vec![Permission::Call],
                 uri: "bondy.ticket.".into(),
                 policy: MatchPolicy::Prefix,
-                roles: vec!["joe".into(), "ann".into()],
+                roles: vec!["joe".into(), "ann".into(), "webapp".into()],
+            },
+            Grant {
+                permissions: vec![Permission::Issue],
+                uri: "bondy.ticket.scope.local".into(),
+                policy: MatchPolicy::Exact,
+                roles: vec!["joe".into(), "webapp".into()],
+            },
+            Grant {
+                permissions: vec![Permission::Issue],
+                uri: "bondy.ticket.scope.client_local".into(),
+                policy: MatchPolicy::Exact,
+                roles: vec!["joe".into()],
             },
             Grant {
                 permissions: vec![Permission::Call],
@@ -87,6 +98,13 @@ fn issue(router: &Arc<Router>, realm: &str, kwargs: Json) -> String {
     let result = call(&mut joe, "bondy.ticket.issue", json!([]), kwargs);
     assert_eq!(result[0], 50, "{result}");
     result[3][0].as_str().expect("the ticket").to_owned()
+}
+
+/// `authid` logs in with `password` and asks for a ticket with `kwargs`: RESULT or ERROR.
+fn ask(router: &Arc<Router>, authid: &str, password: &str, kwargs: Json) -> Json {
+    let (mut c, welcome) = join(router, "com.a", authid, password);
+    assert_eq!(welcome[0], 2, "{welcome}");
+    call(&mut c, "bondy.ticket.issue", json!([]), kwargs)
 }
 
 fn assert_refused(reply: &Json) {
@@ -180,16 +198,62 @@ fn a_ticket_is_refused_on_another_realm_and_for_another_user() {
 fn changing_the_password_revokes_the_users_tickets() {
     let router = router();
     let ticket = issue(&router, "com.a", json!({}));
-    let ann_ticket = {
-        let (mut ann, _) = join(&router, "com.a", "ann", "annpw");
-        call(&mut ann, "bondy.ticket.issue", json!([]), json!({}))[3][0]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let app_ticket = ask(&router, "webapp", "apppw", json!({}))[3][0].as_str().unwrap().to_owned();
     let (mut joe, _) = join(&router, "com.a", "joe", "secret");
     let changed = call(&mut joe, "bondy.user.change_password", json!(["joe", "new"]), json!({}));
     assert_eq!(changed[0], 50, "{changed}");
     assert_refused(&join(&router, "com.a", "joe", &ticket).1);
-    assert_eq!(join(&router, "com.a", "ann", &ann_ticket).1[0], 2, "only joe's tickets");
+    assert_eq!(join(&router, "com.a", "webapp", &app_ticket).1[0], 2, "only joe's tickets");
+}
+
+#[test]
+fn issuing_needs_bondy_issue_on_the_scope() {
+    let router = router();
+    let denied = ask(&router, "ann", "annpw", json!({}));
+    assert_eq!(denied[4], "wamp.error.not_authorized", "{denied}");
+    assert_eq!(
+        denied[5][0],
+        "permission bondy.issue on \"bondy.ticket.scope.local\" is not granted to this session"
+    );
+    // webapp may issue local tickets but not client ones.
+    let app_ticket = ask(&router, "webapp", "apppw", json!({}))[3][0].as_str().unwrap().to_owned();
+    let (mut ann_app, _) = join(&router, "com.a", "webapp", "apppw");
+    let client = json!({"client_ticket": app_ticket});
+    let denied = call(&mut ann_app, "bondy.ticket.issue", json!([]), client);
+    assert!(denied[5][0].as_str().unwrap().contains("bondy.ticket.scope.client_local"), "{denied}");
+}
+
+#[test]
+fn a_client_ticket_is_issued_by_the_client_and_expires_with_it() {
+    let router = router();
+    let app = ask(&router, "webapp", "apppw", json!({"expiry_time_secs": 60}));
+    let app_ticket = app[3][0].as_str().unwrap().to_owned();
+    let issued = ask(
+        &router,
+        "joe",
+        "secret",
+        json!({"client_ticket": app_ticket, "client_id": "webapp", "client_instance_id": "tab-7",
+               "expiry_time_secs": 3600}),
+    );
+    let ticket = issued[3][0].as_str().expect("a ticket").to_owned();
+    let (mut joe, welcome) = join(&router, "com.a", "joe", &ticket);
+    assert_eq!((&welcome[0], &welcome[2]["authid"]), (&json!(2), &json!("joe")));
+    let claims = call(&mut joe, "bondy.ticket.verify", json!([ticket]), json!({}))[3][0].clone();
+    assert_eq!((&claims["issued_by"], &claims["authid"]), (&json!("webapp"), &json!("joe")));
+    assert_eq!(
+        claims["scope"],
+        json!({"realm": "com.a", "client_id": "webapp", "client_instance_id": "tab-7"})
+    );
+    let app_claims =
+        call(&mut joe, "bondy.ticket.verify", json!([app_ticket]), json!({}))[3][0].clone();
+    assert_eq!(claims["expires_at"], app_claims["expires_at"], "capped at the client's expiry");
+
+    // An invalid client ticket, or a client_id that is not its user, is refused.
+    let forged = ask(&router, "joe", "secret", json!({"client_ticket": "x.y"}));
+    assert_eq!(forged[4], "wamp.error.authentication_failed", "{forged}");
+    let other =
+        ask(&router, "joe", "secret", json!({"client_ticket": app_ticket, "client_id": "ann"}));
+    assert_eq!(other[4], "wamp.error.invalid_argument", "{other}");
+    let alone = ask(&router, "joe", "secret", json!({"client_id": "webapp"}));
+    assert_eq!(alone[4], "wamp.error.invalid_argument", "{alone}");
 }

@@ -1,11 +1,13 @@
-//! WAMP values as JSON, for directory records (session details, registration options).
+//! Dictionaries as JSON documents, for records kept outside WAMP messages (the store, the
+//! cluster directory): user metadata, session details, registration options.
 
-use junction_wire::{Dict, Value};
 use serde_json::Value as Json;
 
-/// A dictionary as a JSON object. Binary strings become lists of bytes: directory records
-/// carry none that matter.
-pub(crate) fn from_dict(dict: &Dict) -> Json {
+use crate::{Dict, Value};
+
+/// A dictionary as a JSON object. Binary strings become lists of bytes: the records that
+/// use this carry none that matter.
+pub fn from_dict(dict: &Dict) -> Json {
     Json::Object(dict.iter().map(|(k, v)| (k.clone(), from_value(v))).collect())
 }
 
@@ -24,7 +26,7 @@ fn from_value(value: &Value) -> Json {
 }
 
 /// A JSON object as a dictionary (anything else gives an empty one).
-pub(crate) fn to_dict(json: &Json) -> Dict {
+pub fn to_dict(json: &Json) -> Dict {
     match json {
         Json::Object(map) => map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect(),
         _ => Dict::new(),
@@ -48,9 +50,8 @@ fn to_value(json: &Json) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use junction_wire::dict;
-
     use super::*;
+    use crate::dict;
 
     #[test]
     fn dictionaries_survive_the_round_trip() {
