@@ -12,7 +12,7 @@
 pub(crate) mod history;
 mod retained;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -42,15 +42,17 @@ pub struct Broker {
     history: History,
 }
 
+/// Hashed with foldhash, not SipHash: the maps are read on every publication, and the keys are
+/// the router's own ids and URIs that passed its checks (foldhash is seeded at random too).
 #[derive(Default)]
 struct Table {
     /// Subscription per (topic, policy): the key that makes ids shared.
-    by_key: HashMap<(Uri, MatchPolicy), SubscriptionId>,
+    by_key: foldhash::HashMap<(Uri, MatchPolicy), SubscriptionId>,
     /// Prefix and wildcard subscriptions, scanned on every publication.
     patterns: Vec<SubscriptionId>,
-    subscriptions: HashMap<SubscriptionId, Subscription>,
+    subscriptions: foldhash::HashMap<SubscriptionId, Subscription>,
     /// What each session subscribed to, so a leaving session is removed in one step.
-    by_session: HashMap<SessionId, HashSet<SubscriptionId>>,
+    by_session: foldhash::HashMap<SessionId, foldhash::HashSet<SubscriptionId>>,
 }
 
 /// A subscription and its subscribers.
@@ -125,7 +127,7 @@ impl Broker {
         if !already {
             limits::check(
                 self.limits.max_subscriptions,
-                held.map_or(0, HashSet::len),
+                held.map_or(0, |ids| ids.len()),
                 "subscriptions per session",
             )?;
         }
