@@ -2,9 +2,13 @@
 //! [`Session`] and the link, and loops: read a message and hand it to the session, or drain the
 //! session's outbox and write it in one batch with one flush.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -166,12 +170,18 @@ impl<L: Link> Driver<'_, L> {
         // Liveness: the last time the peer was heard from, and the ping awaiting its answer.
         let mut heard = Instant::now();
         let mut ping_sent: Option<Instant> = None;
+        // Made once, not once per turn of the loop: a timer armed and dropped per message
+        // (or per batch of events) is two trips through the runtime's timer wheel under its
+        // lock, and a fresh `cancelled()` joins and leaves the waiters of the token every
+        // connection shares (and polling it takes two locks every connection shares, so it is
+        // polled only once it was woken: see `WhenWoken`). The liveness timer is not moved when the peer is heard from:
+        // when it fires early, it is set again to the deadline that holds by then.
+        let liveness = sleep_until(liveness_due(config, heard, ping_sent).unwrap_or(heard));
+        tokio::pin!(liveness);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let mut cancelled = WhenWoken::new(cancelled);
         loop {
-            let liveness = match (ping_sent, config.ping_interval) {
-                (Some(sent), _) => Some(sent + config.ping_timeout),
-                (None, Some(interval)) => Some(heard + interval),
-                (None, None) => None,
-            };
             let deadline = match (self.session.info(), self.closing_since) {
                 (_, Some(since)) => Some(since + config.close_timeout),
                 (None, None) => Some(handshake_deadline),
@@ -194,14 +204,21 @@ impl<L: Link> Driver<'_, L> {
                         },
                     }
                 }
-                () = sleep_until(liveness.unwrap_or(heard)), if liveness.is_some() => {
-                    if ping_sent.is_some() {
-                        metrics::counter!("junction_ping_timeouts_total").increment(1);
-                        tracing::debug!("closing a connection that did not answer a ping");
-                        return Ok(());
+                () = &mut liveness, if config.ping_interval.is_some() => {
+                    let now = Instant::now();
+                    match liveness_due(config, heard, ping_sent) {
+                        Some(due) if due > now => liveness.as_mut().reset(due),
+                        _ if ping_sent.is_some() => {
+                            metrics::counter!("junction_ping_timeouts_total").increment(1);
+                            tracing::debug!("closing a connection that did not answer a ping");
+                            return Ok(());
+                        }
+                        _ => {
+                            self.link.ping().await?;
+                            ping_sent = Some(now);
+                            liveness.as_mut().reset(now + config.ping_timeout);
+                        }
                     }
-                    self.link.ping().await?;
-                    ping_sent = Some(Instant::now());
                     Flow::Continue
                 }
                 () = outbox.overflowed() => {
@@ -210,7 +227,7 @@ impl<L: Link> Driver<'_, L> {
                     let _ = self.session.abort(Now::read(), &error);
                     self.finish().await?
                 }
-                () = shutdown.cancelled(), if !shutting_down => {
+                () = &mut cancelled, if !shutting_down => {
                     shutting_down = true;
                     let goodbye = Goodbye {
                         details: junction_wire::dict! { "message" => "the router is shutting down" },
@@ -218,7 +235,9 @@ impl<L: Link> Driver<'_, L> {
                     };
                     self.write_batch(Outbound::close(goodbye)).await?
                 }
-                () = sleep_until(deadline.unwrap_or(handshake_deadline)), if deadline.is_some() => {
+                // A timer only when there is a deadline (the future is made even when the
+                // branch is disabled).
+                () = sleep_until_some(deadline), if deadline.is_some() => {
                     tracing::debug!("handshake or closing handshake timed out");
                     Flow::Stop
                 }
@@ -363,5 +382,79 @@ impl<L: Link> Driver<'_, L> {
         }
         self.link.flush().await?;
         Ok(Flow::Stop)
+    }
+}
+
+/// When the liveness check is due: the ping's answer is late, or the peer has been silent for
+/// `ping_interval`. `None` without pings.
+fn liveness_due(
+    config: &TransportConfig,
+    heard: Instant,
+    ping_sent: Option<Instant>,
+) -> Option<Instant> {
+    match (ping_sent, config.ping_interval) {
+        (Some(sent), _) => Some(sent + config.ping_timeout),
+        (None, Some(interval)) => Some(heard + interval),
+        (None, None) => None,
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A future that is polled again only after its own waker fired (and on the first poll).
+///
+/// For the shutdown branch of the driver's `select!`: that branch is polled whenever the task
+/// wakes for anything else (a message, an event), and polling a `CancellationToken`'s future
+/// locks the token's state and its waiter list, which every connection shares: two contended
+/// locks per wake-up and connection. Here a wake-up that is not its own costs an atomic swap.
+struct WhenWoken<'a, F> {
+    future: Pin<&'a mut F>,
+    signal: Arc<Signal>,
+    /// Wakes `signal`: the waker the inner future is given.
+    waker: Waker,
+}
+
+/// Set when the inner future's waker fires; wakes the task polling the [`WhenWoken`].
+struct Signal {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<'a, F: Future> WhenWoken<'a, F> {
+    fn new(future: Pin<&'a mut F>) -> Self {
+        let signal = Arc::new(Signal { woken: AtomicBool::new(true), task: AtomicWaker::new() });
+        let waker = Waker::from(Arc::clone(&signal));
+        Self { future, signal, waker }
+    }
+}
+
+impl<F: Future> Future for WhenWoken<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        // Registered before the flag is read, so a wake-up in between is not lost.
+        this.signal.task.register(cx.waker());
+        if !this.signal.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.future.as_mut().poll(&mut Context::from_waker(&this.waker))
     }
 }
