@@ -2,7 +2,6 @@
 //! [`Session`] and the link, and loops: read a message and hand it to the session, or drain the
 //! session's outbox and write it in one batch with one flush.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
@@ -173,14 +172,15 @@ impl<L: Link> Driver<'_, L> {
         // Made once, not once per turn of the loop: a timer armed and dropped per message
         // (or per batch of events) is two trips through the runtime's timer wheel under its
         // lock, and a fresh `cancelled()` joins and leaves the waiters of the token every
-        // connection shares (and polling it takes two locks every connection shares, so it is
-        // polled only once it was woken: see `WhenWoken`). The liveness timer is not moved when the peer is heard from:
-        // when it fires early, it is set again to the deadline that holds by then.
+        // connection shares. The liveness timer is not moved when the peer is heard from: when
+        // it fires early, it is set again to the deadline that holds by then.
         let liveness = sleep_until(liveness_due(config, heard, ping_sent).unwrap_or(heard));
         tokio::pin!(liveness);
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
-        let mut cancelled = WhenWoken::new(cancelled);
+        // The link and the shutdown future are polled only when they may have progressed (see
+        // `Gate`), not every time the task wakes for something else.
+        let (reading, stopping) = (Gate::new(), Gate::new());
         loop {
             let deadline = match (self.session.info(), self.closing_since) {
                 (_, Some(since)) => Some(since + config.close_timeout),
@@ -189,7 +189,7 @@ impl<L: Link> Driver<'_, L> {
             };
             let flow = tokio::select! {
                 Some(item) = self.rx.recv() => self.write_batch(item).await?,
-                incoming = self.link.recv() => {
+                incoming = reading.pass(self.link.recv()) => {
                     heard = Instant::now();
                     ping_sent = None;
                     match incoming {
@@ -227,7 +227,7 @@ impl<L: Link> Driver<'_, L> {
                     let _ = self.session.abort(Now::read(), &error);
                     self.finish().await?
                 }
-                () = &mut cancelled, if !shutting_down => {
+                () = stopping.pass(cancelled.as_mut()), if !shutting_down => {
                     shutting_down = true;
                     let goodbye = Goodbye {
                         details: junction_wire::dict! { "message" => "the router is shutting down" },
@@ -407,22 +407,26 @@ async fn sleep_until_some(deadline: Option<Instant>) {
     }
 }
 
-/// A future that is polled again only after its own waker fired (and on the first poll).
+/// Lets a future be polled only when it may have progressed: on the first poll, after it was
+/// ready (a link may hold more messages), and after its own waker fired.
 ///
-/// For the shutdown branch of the driver's `select!`: that branch is polled whenever the task
-/// wakes for anything else (a message, an event), and polling a `CancellationToken`'s future
-/// locks the token's state and its waiter list, which every connection shares: two contended
-/// locks per wake-up and connection. Here a wake-up that is not its own costs an atomic swap.
-struct WhenWoken<'a, F> {
-    future: Pin<&'a mut F>,
+/// The driver's task wakes for every message queued for the session and every message from
+/// the peer, and `select!` then polls its other branches too. Polling the link when nothing
+/// arrived is not free (tungstenite zeroes its 4 KiB read buffer before every read attempt:
+/// for a subscriber, once per batch of events), and polling a `CancellationToken`'s future
+/// takes two locks that every connection shares. Behind a gate, a wake-up that is not the
+/// future's own costs an atomic swap. Correct for any future that keeps the contract of
+/// `Future::poll`: when it returns `Pending` it has arranged for the waker it was given (the
+/// gate's) to be woken.
+struct Gate {
     signal: Arc<Signal>,
-    /// Wakes `signal`: the waker the inner future is given.
+    /// Wakes `signal`: the waker the gated futures are given.
     waker: Waker,
 }
 
-/// Set when the inner future's waker fires; wakes the task polling the [`WhenWoken`].
+/// Set when a gated future's waker fires; wakes the task that polls the gate.
 struct Signal {
-    woken: AtomicBool,
+    open: AtomicBool,
     task: AtomicWaker,
 }
 
@@ -432,29 +436,33 @@ impl Wake for Signal {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
+        self.open.store(true, Ordering::Release);
         self.task.wake();
     }
 }
 
-impl<'a, F: Future> WhenWoken<'a, F> {
-    fn new(future: Pin<&'a mut F>) -> Self {
-        let signal = Arc::new(Signal { woken: AtomicBool::new(true), task: AtomicWaker::new() });
+impl Gate {
+    fn new() -> Self {
+        let signal = Arc::new(Signal { open: AtomicBool::new(true), task: AtomicWaker::new() });
         let waker = Waker::from(Arc::clone(&signal));
-        Self { future, signal, waker }
+        Self { signal, waker }
     }
-}
 
-impl<F: Future> Future for WhenWoken<'_, F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
-        // Registered before the flag is read, so a wake-up in between is not lost.
-        this.signal.task.register(cx.waker());
-        if !this.signal.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        this.future.as_mut().poll(&mut Context::from_waker(&this.waker))
+    /// `future`, polled only while the gate is open.
+    async fn pass<F: Future>(&self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            // Registered before the flag is read, so a wake-up in between is not lost.
+            self.signal.task.register(cx.waker());
+            if !self.signal.open.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            let ready = future.as_mut().poll(&mut Context::from_waker(&self.waker));
+            if ready.is_ready() {
+                self.signal.open.store(true, Ordering::Release);
+            }
+            ready
+        })
+        .await
     }
 }
