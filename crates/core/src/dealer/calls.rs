@@ -387,6 +387,12 @@ impl Calls {
         soonest
     }
 
+    /// How many sessions the indexes hold (kept or not yet removed).
+    #[cfg(test)]
+    pub(super) fn sessions(&self) -> usize {
+        self.invocations.len() + self.by_caller.len()
+    }
+
     /// The invocation serving `caller`'s call `request`, if it is in flight.
     fn serving(&self, caller: SessionId, request: RequestId) -> Option<CalleeKey> {
         self.by_caller.get(&caller)?.get(&request).copied()

@@ -245,6 +245,13 @@ impl Dealer {
         self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// How many sessions the table of calls in flight still indexes, as callee or caller (for
+    /// tests: it must not keep sessions that left).
+    #[cfg(test)]
+    pub(crate) fn sessions_with_calls(&self) -> usize {
+        self.lock_calls().sessions()
+    }
+
     /// The number of registrations (for tests and metrics).
     pub fn registration_count(&self) -> usize {
         read(&self.table).registrations.len()
