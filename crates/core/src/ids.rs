@@ -21,10 +21,10 @@ pub(crate) fn random<T>(wrap: fn(u64) -> Option<T>) -> T {
 /// The id of the subscription or registration `key` names (realm, kind, match policy, URI):
 /// the same on every router that computes it, so cluster nodes agree on ids without talking.
 /// On a collision with another key already in `taken`, the next free value is used.
-pub(crate) fn keyed<T: std::hash::Hash + Eq + Copy, V>(
+pub(crate) fn keyed<T: std::hash::Hash + Eq + Copy, V, S: std::hash::BuildHasher>(
     wrap: fn(u64) -> Option<T>,
     key: &[&str],
-    taken: &HashMap<T, V>,
+    taken: &HashMap<T, V, S>,
 ) -> T {
     let hash = stable_hash(key);
     let mut n = hash % MAX_ID;

@@ -3,8 +3,11 @@
 //! session's outbox and write it in one batch with one flush.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -164,12 +167,19 @@ impl<L: Link> Driver<'_, L> {
         // Liveness: the last time the peer was heard from, and the ping awaiting its answer.
         let mut heard = Instant::now();
         let mut ping_sent: Option<Instant> = None;
+        // Made once, not once per turn of the loop: a timer armed and dropped per message
+        // (or per batch of events) is two trips through the runtime's timer wheel under its
+        // lock, and a fresh `cancelled()` joins and leaves the waiters of the token every
+        // connection shares. The liveness timer is not moved when the peer is heard from: when
+        // it fires early, it is set again to the deadline that holds by then.
+        let liveness = sleep_until(liveness_due(config, heard, ping_sent).unwrap_or(heard));
+        tokio::pin!(liveness);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        // The link and the shutdown future are polled only when they may have progressed (see
+        // `Gate`), not every time the task wakes for something else.
+        let (reading, stopping) = (Gate::new(), Gate::new());
         loop {
-            let liveness = match (ping_sent, config.ping_interval) {
-                (Some(sent), _) => Some(sent + config.ping_timeout),
-                (None, Some(interval)) => Some(heard + interval),
-                (None, None) => None,
-            };
             let deadline = match (self.session.info(), self.closing_since) {
                 (_, Some(since)) => Some(since + config.close_timeout),
                 (None, None) => Some(handshake_deadline),
@@ -185,7 +195,7 @@ impl<L: Link> Driver<'_, L> {
                         self.finish().await?
                     }
                 },
-                incoming = self.link.recv() => {
+                incoming = reading.pass(self.link.recv()) => {
                     heard = Instant::now();
                     ping_sent = None;
                     match incoming {
@@ -200,17 +210,24 @@ impl<L: Link> Driver<'_, L> {
                         },
                     }
                 }
-                () = sleep_until(liveness.unwrap_or(heard)), if liveness.is_some() => {
-                    if ping_sent.is_some() {
-                        metrics::counter!("junction_ping_timeouts_total").increment(1);
-                        tracing::debug!("closing a connection that did not answer a ping");
-                        return Ok(());
+                () = &mut liveness, if config.ping_interval.is_some() => {
+                    let now = Instant::now();
+                    match liveness_due(config, heard, ping_sent) {
+                        Some(due) if due > now => liveness.as_mut().reset(due),
+                        _ if ping_sent.is_some() => {
+                            metrics::counter!("junction_ping_timeouts_total").increment(1);
+                            tracing::debug!("closing a connection that did not answer a ping");
+                            return Ok(());
+                        }
+                        _ => {
+                            self.link.ping().await?;
+                            ping_sent = Some(now);
+                            liveness.as_mut().reset(now + config.ping_timeout);
+                        }
                     }
-                    self.link.ping().await?;
-                    ping_sent = Some(Instant::now());
                     Flow::Continue
                 }
-                () = shutdown.cancelled(), if !shutting_down => {
+                () = stopping.pass(cancelled.as_mut()), if !shutting_down => {
                     shutting_down = true;
                     let goodbye = Goodbye {
                         details: junction_wire::dict! { "message" => "the router is shutting down" },
@@ -218,7 +235,9 @@ impl<L: Link> Driver<'_, L> {
                     };
                     self.write_batch(Outbound::close(goodbye)).await?
                 }
-                () = sleep_until(deadline.unwrap_or(handshake_deadline)), if deadline.is_some() => {
+                // A timer only when there is a deadline (the future is made even when the
+                // branch is disabled).
+                () = sleep_until_some(deadline), if deadline.is_some() => {
                     tracing::debug!("handshake or closing handshake timed out");
                     Flow::Stop
                 }
@@ -363,5 +382,87 @@ impl<L: Link> Driver<'_, L> {
         }
         self.link.flush().await?;
         Ok(Flow::Stop)
+    }
+}
+
+/// When the liveness check is due: the ping's answer is late, or the peer has been silent for
+/// `ping_interval`. `None` without pings.
+fn liveness_due(
+    config: &TransportConfig,
+    heard: Instant,
+    ping_sent: Option<Instant>,
+) -> Option<Instant> {
+    match (ping_sent, config.ping_interval) {
+        (Some(sent), _) => Some(sent + config.ping_timeout),
+        (None, Some(interval)) => Some(heard + interval),
+        (None, None) => None,
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Lets a future be polled only when it may have progressed: on the first poll, after it was
+/// ready (a link may hold more messages), and after its own waker fired.
+///
+/// The driver's task wakes for every message queued for the session and every message from
+/// the peer, and `select!` then polls its other branches too. Polling the link when nothing
+/// arrived is not free (a read attempt on the socket: for a subscriber, once per batch of
+/// events), and polling a `CancellationToken`'s future takes two locks that every connection
+/// shares. Behind a gate, a wake-up that is not the
+/// future's own costs an atomic swap. Correct for any future that keeps the contract of
+/// `Future::poll`: when it returns `Pending` it has arranged for the waker it was given (the
+/// gate's) to be woken.
+struct Gate {
+    signal: Arc<Signal>,
+    /// Wakes `signal`: the waker the gated futures are given.
+    waker: Waker,
+}
+
+/// Set when a gated future's waker fires; wakes the task that polls the gate.
+struct Signal {
+    open: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.open.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Gate {
+    fn new() -> Self {
+        let signal = Arc::new(Signal { open: AtomicBool::new(true), task: AtomicWaker::new() });
+        let waker = Waker::from(Arc::clone(&signal));
+        Self { signal, waker }
+    }
+
+    /// `future`, polled only while the gate is open.
+    async fn pass<F: Future>(&self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            // Registered before the flag is read, so a wake-up in between is not lost.
+            self.signal.task.register(cx.waker());
+            if !self.signal.open.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            let ready = future.as_mut().poll(&mut Context::from_waker(&self.waker));
+            if ready.is_ready() {
+                self.signal.open.store(true, Ordering::Release);
+            }
+            ready
+        })
+        .await
     }
 }

@@ -12,7 +12,7 @@
 pub(crate) mod history;
 mod retained;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -42,15 +42,17 @@ pub struct Broker {
     history: History,
 }
 
+/// Hashed with foldhash, not SipHash: the maps are read on every publication, and the keys are
+/// the router's own ids and URIs that passed its checks (foldhash is seeded at random too).
 #[derive(Default)]
 struct Table {
     /// Subscription per (topic, policy): the key that makes ids shared.
-    by_key: HashMap<(Uri, MatchPolicy), SubscriptionId>,
+    by_key: foldhash::HashMap<(Uri, MatchPolicy), SubscriptionId>,
     /// Prefix and wildcard subscriptions, scanned on every publication.
     patterns: Vec<SubscriptionId>,
-    subscriptions: HashMap<SubscriptionId, Subscription>,
+    subscriptions: foldhash::HashMap<SubscriptionId, Subscription>,
     /// What each session subscribed to, so a leaving session is removed in one step.
-    by_session: HashMap<SessionId, HashSet<SubscriptionId>>,
+    by_session: foldhash::HashMap<SessionId, foldhash::HashSet<SubscriptionId>>,
 }
 
 /// A subscription and its subscribers.
@@ -125,7 +127,7 @@ impl Broker {
         if !already {
             limits::check(
                 self.limits.max_subscriptions,
-                held.map_or(0, HashSet::len),
+                held.map_or(0, |ids| ids.len()),
                 "subscriptions per session",
             )?;
         }
@@ -242,30 +244,30 @@ impl Broker {
         {
             let table = read(&self.table);
             for subscription in table.matching(topic) {
-                let mut recipients = subscription
-                    .subscribers
-                    .values()
-                    .filter(|p| {
-                        options.allows_publisher(publisher, p)
-                            && (!lists || options.allows_by_lists(p))
-                    })
-                    // The router's own events stay on this node (see `Realm::publish_meta`).
-                    .filter(|p| publisher.is_some() || !p.is_remote())
-                    .filter(|p| !passthru_used || supports_passthru(p.info(), "subscriber"))
-                    .peekable();
-                if recipients.peek().is_none() {
-                    continue;
-                }
-                let details = event_details(&publisher_details, subscription, topic);
-                let event = Event {
-                    subscription: subscription.id,
-                    publication: id,
-                    details,
-                    payload: payload.clone(),
-                };
-                let event = Arc::new(SharedMessage::new(event.into()));
-                for peer in recipients {
-                    peer.push(Outbound::Event(Arc::clone(&event)));
+                // Publisher exclusion compares the map's key, so the subscriber's `Peer` is read
+                // only to queue the event (and for the rare checks below).
+                let excluded = publisher.filter(|_| options.exclude_me).map(Peer::id);
+                // Built for the first recipient: a subscription nobody may receive gets none.
+                let mut event: Option<Arc<SharedMessage>> = None;
+                for (subscriber, peer) in &subscription.subscribers {
+                    if Some(*subscriber) == excluded
+                        || (lists && !options.allows_by_lists(peer))
+                        // The router's own events stay on this node (see `Realm::publish_meta`).
+                        || (publisher.is_none() && peer.is_remote())
+                        || (passthru_used && !supports_passthru(peer.info(), "subscriber"))
+                    {
+                        continue;
+                    }
+                    let event = event.get_or_insert_with(|| {
+                        let event = Event {
+                            subscription: subscription.id,
+                            publication: id,
+                            details: event_details(&publisher_details, subscription, topic),
+                            payload: payload.clone(),
+                        };
+                        Arc::new(SharedMessage::new(event.into()))
+                    });
+                    peer.push(Outbound::Event(Arc::clone(event)));
                 }
             }
         }

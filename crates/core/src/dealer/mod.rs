@@ -9,7 +9,7 @@
 
 mod calls;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,15 +42,17 @@ pub struct Dealer {
     timers: Arc<TimerWaker>,
 }
 
+/// Hashed with foldhash, not SipHash: the maps are read on every call, and the keys are
+/// the router's own ids and URIs that passed its checks (foldhash is seeded at random too).
 #[derive(Default)]
 struct Table {
     /// Registration per (procedure, policy): the key that makes ids shared.
-    by_key: HashMap<(Uri, MatchPolicy), RegistrationId>,
+    by_key: foldhash::HashMap<(Uri, MatchPolicy), RegistrationId>,
     /// Prefix and wildcard registrations, consulted when no exact one matches.
     patterns: Vec<RegistrationId>,
-    registrations: HashMap<RegistrationId, Registration>,
+    registrations: foldhash::HashMap<RegistrationId, Registration>,
     /// What each session registered, so a leaving session is removed in one step.
-    by_session: HashMap<SessionId, HashSet<RegistrationId>>,
+    by_session: foldhash::HashMap<SessionId, foldhash::HashSet<RegistrationId>>,
 }
 
 /// A registration and its callees.
@@ -117,7 +119,7 @@ impl Dealer {
         if !peer.is_attached() {
             return Ok(None);
         }
-        let held = table.by_session.get(&peer.id()).map_or(0, HashSet::len);
+        let held = table.by_session.get(&peer.id()).map_or(0, |ids| ids.len());
         limits::check(self.limits.max_registrations, held, "registrations per session")?;
         let key = (procedure, options.match_policy);
         let existing_id = table.by_key.get(&key).copied();
@@ -241,6 +243,13 @@ impl Dealer {
 
     fn lock_calls(&self) -> std::sync::MutexGuard<'_, Calls> {
         self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many sessions the table of calls in flight still indexes, as callee or caller (for
+    /// tests: it must not keep sessions that left).
+    #[cfg(test)]
+    pub(crate) fn sessions_with_calls(&self) -> usize {
+        self.lock_calls().sessions()
     }
 
     /// The number of registrations (for tests and metrics).

@@ -321,6 +321,9 @@ impl Established {
     /// The payload passthru options (`ppt_*`) of a request, checked: using them needs
     /// `ppt_scheme` and the feature announced for `role` in HELLO (spec: else a protocol error).
     fn passthru(&self, options: &Dict, role: &str) -> Result<Dict, Error> {
+        if options.is_empty() {
+            return Ok(Dict::new());
+        }
         let ppt: Dict = options
             .iter()
             .filter(|(k, _)| k.starts_with("ppt_"))

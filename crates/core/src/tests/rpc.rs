@@ -107,6 +107,37 @@ fn caller_leaving_interrupts_and_forgets_its_invocations() {
 }
 
 #[test]
+fn callee_leaving_fails_its_pending_calls_in_request_order() {
+    let (_router, mut callee, mut caller, _) = callee_and_caller();
+    for request in [7, 3, 5] {
+        caller.send(&format!(r#"[48, {request}, {{}}, "com.add"]"#));
+        callee.recv();
+    }
+    callee.disconnect();
+    let failed: Vec<_> = (0..3).map(|_| caller.recv().expect("ERROR")[2].clone()).collect();
+    assert_eq!(failed, [json!(7), json!(3), json!(5)]);
+}
+
+#[test]
+fn sessions_that_left_leave_nothing_in_the_table_of_calls() {
+    let (router, mut callee, mut caller, _) = callee_and_caller();
+    let realm = router.realm(&"realm1".into()).expect("realm1");
+    caller.send(r#"[48, 1, {}, "com.add"]"#);
+    caller.send(r#"[48, 2, {}, "com.add"]"#);
+    callee.recv();
+    callee.recv();
+    callee.send(r#"[70, 1, {}, [5]]"#);
+    caller.recv();
+    // Both stay indexed (the caller's call 2 is in flight).
+    assert_eq!(realm.dealer.sessions_with_calls(), 2);
+    caller.disconnect();
+    // The late answer to call 2 finds nothing, and the callee's emptied index is kept.
+    callee.send(r#"[70, 2, {}, [5]]"#);
+    callee.disconnect();
+    assert_eq!(realm.dealer.sessions_with_calls(), 0);
+}
+
+#[test]
 fn yield_for_an_invocation_never_issued_is_a_protocol_violation() {
     let (_router, mut callee, _caller, _) = callee_and_caller();
     assert_eq!(callee.try_send(r#"[70, 99, {}]"#), crate::Status::Closed);

@@ -275,6 +275,26 @@ mod tests {
     }
 
     #[test]
+    fn message_with_elements_beyond_its_type_or_beyond_any_type_has_too_many() {
+        for text in [
+            r#"[48,1,{},"a",[],{},1]"#,
+            r#"[48,1,{},"a",[],{},1,2]"#,
+            r#"[48,1,{},"a",[],{},1,2,3,4,5,6,7,8,9]"#,
+        ] {
+            assert_eq!(
+                Serializer::Json.decode(&Bytes::from(text)),
+                Err(DecodeError::TooManyElements { message: "CALL" }),
+                "{text}"
+            );
+        }
+        // Elements past the kept ones are still checked to be JSON.
+        assert!(matches!(
+            Serializer::Json.decode(&Bytes::from(r#"[48,1,{},"a",[],{},1,2,nope]"#)),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
     fn header_shortcut_leaves_everything_else_to_the_general_path() {
         let raws = [
             "18446744073709551616",
