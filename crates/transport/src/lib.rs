@@ -15,10 +15,13 @@
 //! - `message_metrics`: the per-message counters and histogram, registered once.
 //! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable.
 //! - `timers`: the task that expires calls past their deadline.
+//! - `fuzzing`: the WebSocket link driven by arbitrary octets (the `websocket_framing` target).
 #![forbid(unsafe_code)]
 
 pub mod config;
 mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 mod input;
 pub mod listener;
