@@ -234,7 +234,7 @@ fn enc_err<E: std::fmt::Display>(e: minicbor::encode::Error<E>) -> EncodeError {
 }
 
 pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
-    let mut e = Encoder::new(Vec::with_capacity(64));
+    let mut e = Encoder::new(Vec::with_capacity(super::capacity_hint(elements)));
     e.array(elements.len() as u64).map_err(enc_err)?;
     for element in elements {
         match element {

@@ -165,7 +165,7 @@ fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError
 }
 
 pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(64);
+    let mut out = Vec::with_capacity(super::capacity_hint(elements));
     out.push(b'[');
     for (i, element) in elements.iter().enumerate() {
         if i > 0 {

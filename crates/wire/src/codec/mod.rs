@@ -10,7 +10,7 @@ mod msgpack;
 
 use bytes::Bytes;
 
-use crate::message::{Message, MessageType};
+use crate::message::{Element, Message, MessageType};
 use crate::payload::{Data, Payload};
 use crate::value::Value;
 
@@ -220,6 +220,24 @@ fn decode_message(mut reader: impl ElementReader) -> Result<Message, DecodeError
 pub(crate) enum DataOut<'a> {
     Raw(&'a [u8]),
     Value(std::borrow::Cow<'a, Value>),
+}
+
+/// Room for an encoded message, so that encoding it rarely grows the buffer: the payload's
+/// encoded octets (the largest part, passed through or transcoded to about the same size), the
+/// strings, and 32 octets per dictionary entry. A generous guess costs little: the buffer
+/// becomes the message and is freed once it is written.
+pub(crate) fn capacity_hint(elements: &[Element<'_>]) -> usize {
+    16 + elements
+        .iter()
+        .map(|element| match element {
+            Element::UInt(_) => 9,
+            Element::Str(s) => s.len() + 5,
+            Element::Dict(d) => 4 + 32 * d.len(),
+            Element::EmptyList => 2,
+            Element::Data(Data::Encoded { bytes, .. }) => bytes.len() + 8,
+            Element::Data(Data::Decoded(_)) => 64,
+        })
+        .sum::<usize>()
 }
 
 pub(crate) fn data_for(data: &Data, target: Serializer) -> Result<DataOut<'_>, EncodeError> {

@@ -214,7 +214,7 @@ fn skip_value(rest: &mut &[u8], depth: usize) -> Result<(), DecodeError> {
 }
 
 pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(64);
+    let mut out = Vec::with_capacity(super::capacity_hint(elements));
     write(rmp::encode::write_array_len(&mut out, len32(elements.len())?))?;
     for element in elements {
         match element {
