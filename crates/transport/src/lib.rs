@@ -10,7 +10,8 @@
 //! - `rawsocket`: the RawSocket handshake and link.
 //! - `connection`: the per-connection driver shared by every transport: read, hand to the
 //!   session, drain the outbox, write in batches, close.
-//! - `input`: the read side of both links, with no buffer kept while a connection is idle.
+//! - `input`, `output`: the read and write sides of both links, with no buffer kept while a
+//!   connection is idle.
 //! - `outbox`: the bounded outbound queue behind each session.
 //! - `message_metrics`: the per-message counters and histogram, registered once.
 //! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable.
@@ -27,6 +28,7 @@ mod input;
 pub mod listener;
 mod message_metrics;
 mod outbox;
+mod output;
 mod rawsocket;
 mod timers;
 pub mod tls;

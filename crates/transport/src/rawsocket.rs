@@ -1,6 +1,6 @@
 //! RawSocket: the 4-octet handshake, then length-prefixed frames (spec, "WAMP-over-RawSocket").
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use junction_wire::Serializer;
@@ -9,14 +9,11 @@ use junction_wire::rawsocket::{FrameHeader, FrameKind, Handshake};
 use crate::config::TransportConfig;
 use crate::connection::{Incoming, Link, LinkError};
 use crate::input::Input;
+use crate::output::Output;
 
 /// The most read from the socket in one call while no frame is in progress (the rest of a frame
 /// whose header has arrived is read into room of its size; see [`Input`]).
 const READ_SIZE: usize = 8 * 1024;
-
-/// Frames gather in the output buffer until the driver flushes its batch or the buffer holds
-/// this much; the buffer is released after each flush, so an idle connection keeps none.
-const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Reads the client's handshake and answers it. On refusal, sends the spec's error reply and
 /// returns `None`.
@@ -51,7 +48,7 @@ where
         reader,
         writer,
         input: Input::default(),
-        output: Vec::new(),
+        output: Output::default(),
         limit: announced,
         serializer,
         peer_max: handshake.max_length,
@@ -65,8 +62,8 @@ pub(crate) struct RawSocketLink<R, W> {
     writer: W,
     /// Octets read and not parsed yet.
     input: Input,
-    /// Frames to write: unallocated between flushes.
-    output: Vec<u8>,
+    /// Frames to write.
+    output: Output,
     /// The largest frame we announced we accept: a longer one is refused from its header,
     /// before its body is buffered.
     limit: usize,
@@ -82,22 +79,10 @@ where
         self.serializer
     }
 
-    /// Buffers one frame; when it would take the output past [`WRITE_BUFFER`], writes the
-    /// output and the frame out at once instead (without flushing), in one vectored write that
-    /// does not copy the payload: the buffer never grows to a large message's size.
+    /// Gathers one frame (see [`Output::frame`]).
     async fn write_frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), LinkError> {
         let header = FrameHeader::encode(kind, payload.len());
-        if self.output.len() + payload.len() < WRITE_BUFFER {
-            self.output.reserve(4 + payload.len());
-            self.output.extend_from_slice(&header);
-            self.output.extend_from_slice(payload);
-            return Ok(());
-        }
-        self.output.extend_from_slice(&header);
-        let mut out = Buf::chain(&self.output[..], payload);
-        self.writer.write_all_buf(&mut out).await?;
-        self.output.clear();
-        Ok(())
+        Ok(self.output.frame(&mut self.writer, &header, payload).await?)
     }
 }
 
@@ -130,10 +115,7 @@ where
     }
 
     async fn flush(&mut self) -> Result<(), LinkError> {
-        if !self.output.is_empty() {
-            self.writer.write_all(&self.output).await?;
-        }
-        self.output = Vec::new();
+        self.output.write_out(&mut self.writer).await?;
         Ok(self.writer.flush().await?)
     }
 

@@ -14,6 +14,7 @@ use junction_wire::Serializer;
 use crate::config::TransportConfig;
 use crate::connection::{Incoming, Link, LinkError};
 use crate::input::{Input, STACK_READ};
+use crate::output::Output;
 
 /// A WAMP WebSocket subprotocol: a serializer, plain or batched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,18 +48,13 @@ impl Subprotocol {
     }
 }
 
-/// Buffers are allocated only while they hold something, so that an idle session keeps none.
-///
-/// - Reading: see [`Input`]; `websocket.read_buffer` bounds a read while no frame is in
-///   progress (never more than [`STACK_READ`]).
-/// - Writing: frames gather in a buffer until the driver flushes its batch (or the buffer holds
-///   [`WRITE_BUFFER`] octets); the buffer is released after each flush.
-///
-/// (The link was tokio-tungstenite until 2026-11-26. Its read buffer of `read_buffer_size` is
-/// allocated when the connection opens and kept for its whole life, and its write buffer keeps
-/// the capacity of the largest batch written: about 5 of the 10.4 KiB an idle session cost;
-/// docs/benchmarks.md, "Memory per idle session".)
-const WRITE_BUFFER: usize = 8 * 1024;
+// Buffers are allocated only while they hold something, so that an idle session keeps none:
+// reading through [`Input`] (`websocket.read_buffer` bounds a read while no frame is in
+// progress, never more than [`STACK_READ`]), writing through [`Output`]. The link was
+// tokio-tungstenite until 2026-11-26: its read buffer was allocated when the connection opened
+// and kept for its whole life, and its write buffer kept the capacity of the largest batch
+// written, about 5 of the 10.4 KiB an idle session cost (docs/benchmarks.md, "Memory per idle
+// session").
 
 /// Frame opcodes (RFC 6455 §5.2).
 const CONTINUATION: u8 = 0x0;
@@ -115,7 +111,7 @@ pub(crate) struct WebSocketLink<S> {
     /// The outgoing batch, sent as one WebSocket message at the next flush.
     batch: BytesMut,
     /// Frames to write: unallocated between flushes.
-    output: Vec<u8>,
+    output: Output,
     /// The close frame to send when the connection closes.
     closing: Closing,
 }
@@ -143,35 +139,28 @@ impl<S> WebSocketLink<S> {
             fragments: None,
             received: VecDeque::new(),
             batch: BytesMut::new(),
-            output: Vec::new(),
+            output: Output::default(),
             closing: Closing::Normal,
         }
     }
 
-    /// Appends one unmasked frame to the output.
-    fn buffer_frame(&mut self, opcode: u8, payload: &[u8]) {
-        self.output.reserve(10 + payload.len());
-        self.buffer_header(opcode, payload);
-        self.output.extend_from_slice(payload);
-    }
-
-    /// Appends the header of an unmasked frame carrying `payload` to the output.
-    fn buffer_header(&mut self, opcode: u8, payload: &[u8]) {
-        debug_assert!(
-            opcode != TEXT || std::str::from_utf8(payload).is_ok(),
-            "JSON output was not UTF-8"
-        );
-        let output = &mut self.output;
-        output.push(0x80 | opcode);
-        match payload.len() {
-            n if n < 126 => output.push(n as u8),
+    /// The header of an unmasked frame of `len` octets, and how much of the array it fills.
+    fn header(opcode: u8, len: usize) -> ([u8; 10], usize) {
+        let mut header = [0x80 | opcode, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        match len {
+            n if n < 126 => {
+                header[1] = n as u8;
+                (header, 2)
+            }
             n if n <= 0xFFFF => {
-                output.push(126);
-                output.extend_from_slice(&(n as u16).to_be_bytes());
+                header[1] = 126;
+                header[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                (header, 4)
             }
             n => {
-                output.push(127);
-                output.extend_from_slice(&(n as u64).to_be_bytes());
+                header[1] = 127;
+                header[2..10].copy_from_slice(&(n as u64).to_be_bytes());
+                (header, 10)
             }
         }
     }
@@ -181,7 +170,7 @@ impl<S> WebSocketLink<S> {
     /// The router's JSON is UTF-8 by construction: its encoder writes Rust strings and
     /// serde_json output, and copies payload elements out of JSON messages that were checked to
     /// be UTF-8 when they were decoded; a batch adds the ASCII separator 0x1e. Debug builds (the
-    /// tests) check it in [`Self::buffer_frame`].
+    /// tests) check it in [`Self::write_frame`].
     fn data_opcode(&self) -> u8 {
         if self.protocol.serializer.is_text() { TEXT } else { BINARY }
     }
@@ -289,37 +278,20 @@ impl<S> WebSocketLink<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// Buffers one data frame; when it would take the output past [`WRITE_BUFFER`], writes the
-    /// output and the frame out at once instead (without flushing the stream), in one vectored
-    /// write that does not copy the payload: the buffer never grows to a large message's size.
+    /// Gathers one frame (see [`Output::frame`]).
     async fn write_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
-        if self.output.len() + payload.len() < WRITE_BUFFER {
-            self.buffer_frame(opcode, payload);
-            return Ok(());
-        }
-        self.buffer_header(opcode, payload);
-        let mut out = Buf::chain(&self.output[..], payload);
-        self.io.write_all_buf(&mut out).await?;
-        self.output.clear();
-        Ok(())
-    }
-
-    /// Writes out the output buffer (without flushing the stream); `release` frees it after.
-    async fn write_out(&mut self, release: bool) -> std::io::Result<()> {
-        if !self.output.is_empty() {
-            self.io.write_all(&self.output).await?;
-            self.output.clear();
-        }
-        if release {
-            self.output = Vec::new();
-        }
-        Ok(())
+        debug_assert!(
+            opcode != TEXT || std::str::from_utf8(payload).is_ok(),
+            "JSON output was not UTF-8"
+        );
+        let (header, len) = Self::header(opcode, payload.len());
+        self.output.frame(&mut self.io, &header[..len], payload).await
     }
 
     /// Sends a control frame and flushes it.
     async fn send_control(&mut self, opcode: u8, payload: &[u8]) -> Result<(), LinkError> {
-        self.buffer_frame(opcode, payload);
-        self.write_out(true).await?;
+        self.write_frame(opcode, payload).await?;
+        self.output.write_out(&mut self.io).await?;
         Ok(self.io.flush().await?)
     }
 }
@@ -385,7 +357,7 @@ where
             let batch = std::mem::take(&mut self.batch);
             self.write_frame(self.data_opcode(), &batch).await?;
         }
-        self.write_out(true).await?;
+        self.output.write_out(&mut self.io).await?;
         Ok(self.io.flush().await?)
     }
 

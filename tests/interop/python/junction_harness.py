@@ -102,6 +102,34 @@ def realms_config(realms: list[str]) -> str:
     return "".join(f'[[realms]]\nname = {json.dumps(name)}\n\n' for name in realms)
 
 
+def admin_realm_config(password: str, authmethods: list[str], permissions: list[str],
+                       uri: str) -> str:
+    """The admin realm ``junction.admin`` with ``root`` (``password``) in group ``operators``,
+    which holds ``permissions`` on the prefix ``uri``: a configuration section (TOML)."""
+    return f"""
+[[realms]]
+name = "junction.admin"
+anonymous = false
+
+[realms.security]
+authmethods = {json.dumps(authmethods)}
+
+[[realms.security.users]]
+authid = "root"
+password = "{password}"
+groups = ["operators"]
+
+[[realms.security.groups]]
+name = "operators"
+
+[[realms.security.grants]]
+permissions = {json.dumps(permissions)}
+uri = "{uri}"
+match = "prefix"
+roles = ["operators"]
+"""
+
+
 class RouterProcess:
     """One ``junction serve`` process on a free loopback port, with its own data directory."""
 

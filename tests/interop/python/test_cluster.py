@@ -58,6 +58,7 @@ from junction_harness import (
     Collector,
     JoinFailed,
     RouterProcess,
+    admin_realm_config,
     assert_error,
     connect_autobahn,
     junction_binary,
@@ -93,28 +94,8 @@ name = "realm1"
 
 [[realms]]
 name = "{COUNT_REALM}"
-
-[[realms]]
-name = "{ADMIN}"
-anonymous = false
-
-[realms.security]
-authmethods = ["ticket", "wampcra"]
-
-[[realms.security.users]]
-authid = "root"
-password = "{ROOT_SECRET}"
-groups = ["operators"]
-
-[[realms.security.groups]]
-name = "operators"
-
-[[realms.security.grants]]
-permissions = ["wamp.call", "wamp.subscribe", "wamp.unsubscribe"]
-uri = "bondy."
-match = "prefix"
-roles = ["operators"]
-"""
+""" + admin_realm_config(ROOT_SECRET, ["ticket", "wampcra"],
+                         ["wamp.call", "wamp.subscribe", "wamp.unsubscribe"], "bondy.")
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -45,6 +45,7 @@ from junction_harness import (
     JoinFailed,
     RouterProcess,
     RouterStartError,
+    admin_realm_config,
     cryptosign_answer,
     free_port,
     join_autobahn_auth,
@@ -169,28 +170,7 @@ uri = "bondy.source."
 match = "prefix"
 roles = ["user"]
 
-# The admin realm: root may rotate the TLS certificate (bondy.cert_manager.*).
-[[realms]]
-name = "junction.admin"
-anonymous = false
-
-[realms.security]
-authmethods = ["ticket"]
-
-[[realms.security.users]]
-authid = "root"
-password = "{ROOT_SECRET}"
-groups = ["operators"]
-
-[[realms.security.groups]]
-name = "operators"
-
-[[realms.security.grants]]
-permissions = ["wamp.call"]
-uri = "bondy.cert_manager."
-match = "prefix"
-roles = ["operators"]
-"""
+""" + admin_realm_config(ROOT_SECRET, ["ticket"], ["wamp.call"], "bondy.cert_manager.")
 
 
 class TlsRouter:

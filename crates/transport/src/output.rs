@@ -1,0 +1,60 @@
+//! The write side of a link: frames gather in a buffer until the driver flushes its batch, and
+//! the buffer is released after each flush, so that an idle connection keeps none.
+
+use bytes::Buf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Frames gather until the buffer would hold this much; then it is written out with the frame.
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// Frames to write: unallocated between flushes.
+#[derive(Default)]
+pub(crate) struct Output {
+    bytes: Vec<u8>,
+}
+
+impl Output {
+    /// Gathers one frame (`header`, then `payload`). When it would take the buffer past
+    /// [`WRITE_BUFFER`], writes the buffer and the frame out at once instead (without flushing
+    /// the stream), in one vectored write that does not copy the payload: the buffer never
+    /// grows to a large message's size.
+    pub(crate) async fn frame<W>(
+        &mut self,
+        io: &mut W,
+        header: &[u8],
+        payload: &[u8],
+    ) -> std::io::Result<()>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        if self.bytes.len() + header.len() + payload.len() < WRITE_BUFFER {
+            self.bytes.reserve(header.len() + payload.len());
+            self.bytes.extend_from_slice(header);
+            self.bytes.extend_from_slice(payload);
+            return Ok(());
+        }
+        self.bytes.extend_from_slice(header);
+        let mut out = Buf::chain(&self.bytes[..], payload);
+        io.write_all_buf(&mut out).await?;
+        self.bytes.clear();
+        Ok(())
+    }
+
+    /// Writes out what was gathered and releases the buffer (without flushing the stream).
+    pub(crate) async fn write_out<W>(&mut self, io: &mut W) -> std::io::Result<()>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        if !self.bytes.is_empty() {
+            io.write_all(&self.bytes).await?;
+        }
+        self.bytes = Vec::new();
+        Ok(())
+    }
+
+    /// The buffer's allocation, for tests that check an idle link keeps none.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+}
