@@ -6,6 +6,7 @@
 //! queue items sharing one event become one message naming every recipient.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -57,6 +58,47 @@ pub(crate) mod kind {
     pub(crate) const KILL: &str = "kill";
     /// A YIELD or ERROR from the callee in `to`, for the dealer of the receiving node.
     pub(crate) const ANSWER: &str = "answer";
+    /// A request the receiving node answers at once (see [`super::reach`]).
+    pub(crate) const PING: &str = "ping";
+}
+
+/// How long a forwarder waits for a node's answer to one ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Pings unanswered before a forwarder says it cannot reach its node.
+const PINGS_BEFORE_WARNING: u32 = 5;
+
+/// Waits until the node behind `subject` answers a ping, or until `queue` has no senders left
+/// (the node is forgotten). NATS drops what it cannot route: a node's inbox subscription
+/// reaches the other NATS servers of a cluster a moment after it is made, and what is sent
+/// before that (such as the first invocation for a callee there) would be lost, leaving a
+/// call without an answer. A request that is answered shows the route works both ways.
+async fn reach(
+    client: &async_nats::Client,
+    subject: &str,
+    from: &str,
+    queue: &mpsc::UnboundedReceiver<Forward>,
+) {
+    let mut unanswered = 0;
+    while !queue.is_closed() {
+        let mut headers = HeaderMap::new();
+        headers.insert("k", kind::PING);
+        headers.insert("from", from);
+        let ping = client.request_with_headers(subject.to_owned(), headers, Bytes::new());
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(Ok(_)) if unanswered >= PINGS_BEFORE_WARNING => {
+                return tracing::info!(%subject, unanswered, "another cluster node answers now");
+            }
+            Ok(Ok(_)) => return tracing::debug!(%subject, unanswered, "another node answers"),
+            // No responders (nobody subscribed as far as our NATS server knows yet), a
+            // timeout, or NATS unreachable: try again in a moment.
+            _ => unanswered += 1,
+        }
+        if unanswered == PINGS_BEFORE_WARNING {
+            tracing::warn!(%subject, "another cluster node does not answer over NATS; holding what is queued for it");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Sends what is queued for `to` until the node is forgotten.
@@ -67,6 +109,7 @@ pub(crate) async fn run(
     mut queue: mpsc::UnboundedReceiver<Forward>,
 ) {
     let subject = inbox_subject(&to);
+    reach(&client, &subject, &from, &queue).await;
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 256).await > 0 {
         let mut items = batch.drain(..).peekable();
@@ -115,7 +158,9 @@ async fn send(
     headers.insert("k", kind);
     headers.insert("from", from);
     let to: Vec<String> = sessions.iter().map(ToString::to_string).collect();
-    headers.insert("to", to.join(",").as_str());
+    let to = to.join(",");
+    tracing::debug!(%subject, kind, %to, "to another node");
+    headers.insert("to", to.as_str());
     if let Err(error) = client.publish_with_headers(subject.to_owned(), headers, bytes).await {
         tracing::warn!(%error, %subject, "message for another node not sent");
     }

@@ -29,9 +29,13 @@ impl Node {
         let header = |name: &str| {
             nats.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned())
         };
+        if header("k").as_deref() == Some(kind::PING) {
+            return self.pong(nats.reply);
+        }
         let (Some(kind), Some(from), Some(to)) = (header("k"), header("from"), header("to")) else {
             return tracing::warn!(subject = %nats.subject, "malformed message from another node");
         };
+        tracing::debug!(%kind, %from, %to, "from another node");
         let sessions: Vec<SessionId> =
             to.split(',').filter_map(|s| s.parse().ok()).filter_map(SessionId::new).collect();
         let message = match Serializer::MsgPack.decode(&nats.payload) {
@@ -120,6 +124,17 @@ impl Node {
             }
             other => peer.send(other),
         }
+    }
+
+    /// Answers another node's forwarder (see `forward::reach`).
+    fn pong(&self, reply: Option<async_nats::Subject>) {
+        let Some(reply) = reply else { return };
+        let client = self.client.clone();
+        self.runtime.spawn(async move {
+            if let Err(error) = client.publish(reply, bytes::Bytes::new()).await {
+                tracing::warn!(%error, "answer to another node's ping not sent");
+            }
+        });
     }
 
     fn local_peer(&self, session: SessionId) -> Option<Arc<junction_core::realm::Peer>> {

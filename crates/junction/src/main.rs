@@ -186,7 +186,11 @@ fn run_remote(
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JUNCTION_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file is read with grep and less.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

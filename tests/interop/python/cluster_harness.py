@@ -300,6 +300,11 @@ class NatsCluster:
 # ------------------------------------------------------------------------------------------------
 
 
+# Every message between nodes is logged (at debug level), so that a failed test shows where
+# a message stopped.
+CLUSTER_LOG = '\n[log]\nlevel = "info,junction_cluster=debug"\n'
+
+
 def cluster_section(node: str, nats_urls: list[str], extra: str = "") -> str:
     """The ``[cluster]`` table of issue #7 (``extra``: more keys, one per line)."""
     return f"[cluster]\nnode = {json.dumps(node)}\nnats = {json.dumps(nats_urls)}\n{extra}"
@@ -312,7 +317,8 @@ class ClusterNode(RouterProcess):
     def __init__(self, binary: Path, workdir: Path, node: str, nats_urls: list[str],
                  config: str, cluster_extra: str = ""):
         super().__init__(binary, workdir,
-                         config=cluster_section(node, nats_urls, cluster_extra) + "\n" + config)
+                         config=cluster_section(node, nats_urls, cluster_extra) + CLUSTER_LOG
+                         + config)
         self.node = node
         self.nats_urls = nats_urls
         self.killed = False
@@ -328,6 +334,10 @@ class ClusterNode(RouterProcess):
                 return True
             time.sleep(0.05)
         return False
+
+    def log_tail(self, max_chars: int = 30000) -> str:
+        # A failure across nodes is read from the messages between them: keep more of them.
+        return super().log_tail(max_chars)
 
     def kill9(self) -> None:
         """SIGKILL: no GOODBYE, no goodbye to NATS either."""
