@@ -6,6 +6,7 @@
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rand::Rng;
+use sha2::Digest;
 
 use crate::AuthError;
 
@@ -66,6 +67,12 @@ impl Default for Challenge {
     }
 }
 
+/// The channel id of a `tls-unique` binding (the TLS Finished message, 12 octets in TLS 1.2):
+/// its SHA-256, as Autobahn computes it (the spec asks for 32 octets and does not say how).
+pub fn tls_unique_channel_id(finished: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(finished).into()
+}
+
 /// Parses a hex Ed25519 public key (64 hex digits).
 pub fn parse_public_key(hex_key: &str) -> Option<[u8; 32]> {
     hex::decode(hex_key.trim()).ok()?.try_into().ok()
@@ -75,6 +82,13 @@ pub fn parse_public_key(hex_key: &str) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
+
+    #[test]
+    fn the_tls_unique_channel_id_is_the_sha256_of_the_finished_message() {
+        // hashlib.sha256(bytes([0x5a] * 12)).hexdigest()
+        let expected = "bb134d483f1c01bd2a5db5cc1045c826c01e88e3f4e0fa2423ab4bf9196730e6";
+        assert_eq!(hex::encode(tls_unique_channel_id(&[0x5a; 12])), expected);
+    }
 
     #[test]
     fn a_signature_by_the_authorized_key_verifies_in_both_encodings() {

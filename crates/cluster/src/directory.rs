@@ -168,7 +168,7 @@ impl SessionRecord {
                 serializer,
                 peer: self.peer.clone(),
                 tls: self.tls,
-                tls_exporter: None,
+                channel_bindings: Default::default(),
                 http_path: None,
                 subprotocol: None,
             },

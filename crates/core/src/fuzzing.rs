@@ -61,7 +61,7 @@ fn session(router: &Arc<Router>, serializer: Serializer) -> Session {
         serializer,
         peer: "fuzz".into(),
         tls: false,
-        tls_exporter: None,
+        channel_bindings: Default::default(),
         http_path: None,
         subprotocol: None,
     };

@@ -17,11 +17,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use junction_core::session::ChannelBindings;
 use junction_core::{TransportInfo, TransportKind};
 
 use crate::connection::drive;
 use crate::listener::Services;
-use crate::tls::TlsChannel;
 use crate::websocket::{Subprotocol, WebSocketLink};
 
 /// What the operator endpoints show, provided by the binary.
@@ -34,7 +34,7 @@ pub struct HttpEndpoints {
 /// Serves one HTTP/1.1 connection (keep-alive included) until it closes or upgrades.
 pub(crate) async fn serve<S>(
     stream: S,
-    tls: Option<TlsChannel>,
+    tls: Option<ChannelBindings>,
     peer: String,
     services: Services,
     accepted_at: Instant,
@@ -74,7 +74,7 @@ pub(crate) async fn serve<S>(
 struct Origin {
     services: Services,
     /// The connection's TLS, if any.
-    tls: Option<TlsChannel>,
+    tls: Option<ChannelBindings>,
     peer: String,
     accepted_at: Instant,
 }
@@ -163,7 +163,7 @@ fn upgrade(request: Request<Incoming>, origin: Origin) -> Response<Full<Bytes>> 
             serializer: protocol.serializer(),
             peer,
             tls: tls.is_some(),
-            tls_exporter: tls.and_then(|t| t.exporter),
+            channel_bindings: tls.unwrap_or_default(),
             http_path: Some(path),
             subprotocol: Some(protocol.name().to_owned()),
         };

@@ -14,7 +14,8 @@
 //!   connection is idle.
 //! - `outbox`: the bounded outbound queue behind each session.
 //! - `message_metrics`: the per-message counters and histogram, registered once.
-//! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable.
+//! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable; `tls_unique`: the TLS 1.2
+//!   channel binding rustls does not expose, worked out from the handshake.
 //! - `timers`: the task that expires calls past their deadline.
 //! - `fuzzing`: the WebSocket link driven by arbitrary octets (the `websocket_framing` target).
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ mod output;
 mod rawsocket;
 mod timers;
 pub mod tls;
+mod tls_unique;
 mod websocket;
 
 pub use config::TransportConfig;

@@ -13,6 +13,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use junction_core::session::ChannelBindings;
 use junction_core::{Router, TransportInfo, TransportKind};
 use junction_wire::rawsocket::MAGIC;
 
@@ -20,7 +21,7 @@ use crate::config::TransportConfig;
 use crate::connection::drive;
 use crate::http::{self, HttpEndpoints};
 use crate::rawsocket;
-use crate::tls::{Prefixed, Tls, TlsChannel};
+use crate::tls::{Prefixed, Tls};
 
 /// Graceful shutdown: a token every accept loop and connection watches, and a tracker of the
 /// connection tasks so the caller can wait for them to finish.
@@ -211,8 +212,7 @@ async fn serve_tcp_connection(
             // Boxed, like the HTTP branch below: a RawSocket session runs in this task for its
             // whole life, and an inline TLS handshake future would make every task larger.
             let opened = Box::pin(async {
-                let mut stream = tls.acceptor().accept(stream).await?;
-                let channel = TlsChannel::of(stream.get_ref().1);
+                let (mut stream, channel) = tls.accept(stream).await?;
                 let mut first = [0u8; 1];
                 let n = stream.read(&mut first).await?;
                 Ok::<_, std::io::Error>((stream, channel, first[0], n))
@@ -238,7 +238,7 @@ async fn serve_tcp_connection(
 async fn dispatch<S>(
     stream: S,
     first: u8,
-    tls: Option<TlsChannel>,
+    tls: Option<ChannelBindings>,
     peer: String,
     services: Services,
     accepted_at: Instant,
@@ -262,7 +262,7 @@ async fn serve_rawsocket<R, W>(
     reader: R,
     writer: W,
     kind: TransportKind,
-    tls: Option<TlsChannel>,
+    tls: Option<ChannelBindings>,
     peer: String,
     services: &Services,
     accepted_at: Instant,
@@ -283,7 +283,7 @@ async fn serve_rawsocket<R, W>(
         serializer: link.serializer(),
         peer,
         tls: tls.is_some(),
-        tls_exporter: tls.and_then(|t| t.exporter),
+        channel_bindings: tls.unwrap_or_default(),
         http_path: None,
         subprotocol: None,
     };

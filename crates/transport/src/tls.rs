@@ -1,18 +1,27 @@
 //! TLS for the universal listener (WSS and RawSocket over TLS), with rustls. Certificates are
 //! re-read on demand ([`Tls::reload`], wired to SIGHUP by the binary) without dropping
 //! connections: new handshakes use the new certificate.
+//!
+//! Each connection learns its channel bindings, which cryptosign can bind a signature to:
+//! `tls-exporter` on TLS 1.3, `tls-unique` on TLS 1.2 ([`crate::tls_unique`]).
 
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
+use junction_core::session::ChannelBindings;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{ProtocolVersion, RootCertStore, ServerConfig, ServerConnection};
+use tokio_rustls::rustls::{
+    KeyLog, ProtocolVersion, RootCertStore, ServerConfig, ServerConnection,
+};
+use tokio_rustls::server::TlsStream;
+
+use crate::tls_unique::{MasterSecrets, Recorder};
 
 /// Where the certificate and key live.
 #[derive(Debug, Clone)]
@@ -25,54 +34,58 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// What a session learns of its connection's TLS: that there is TLS, and the channel binding.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TlsChannel {
-    /// The `tls-exporter` channel binding (RFC 9266), on TLS 1.3 connections.
-    pub(crate) exporter: Option<[u8; 32]>,
-}
-
-impl TlsChannel {
-    /// Reads the channel binding of a connection whose handshake has completed. RFC 9266
-    /// defines `tls-exporter` for TLS 1.3 (TLS 1.2 would need the extended master secret).
-    pub(crate) fn of(connection: &ServerConnection) -> Self {
-        let exporter = (connection.protocol_version() == Some(ProtocolVersion::TLSv1_3))
-            .then(|| {
-                connection.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", Some(&[]))
-            })
-            .and_then(Result::ok);
-        Self { exporter }
-    }
-}
-
 /// A TLS server configuration that can be reloaded.
 pub struct Tls {
     files: TlsFiles,
     config: RwLock<Arc<ServerConfig>>,
+    /// Where rustls leaves TLS 1.2 master secrets for `tls-unique`.
+    secrets: Arc<MasterSecrets>,
 }
 
 impl Tls {
     /// Loads the certificate and key; errors name the file that is wrong.
     pub fn load(files: TlsFiles) -> Result<Self, String> {
-        let config = RwLock::new(Arc::new(server_config(&files)?));
-        Ok(Self { files, config })
+        let secrets = Arc::default();
+        let config = RwLock::new(Arc::new(server_config(&files, &secrets)?));
+        Ok(Self { files, config, secrets })
     }
 
     /// Re-reads the files; on error the previous certificate stays in use.
     pub fn reload(&self) -> Result<(), String> {
-        let config = server_config(&self.files)?;
+        let config = server_config(&self.files, &self.secrets)?;
         *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
         Ok(())
     }
 
-    pub(crate) fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(Arc::clone(
+    /// Completes the TLS handshake of a new connection, and reads its channel bindings.
+    pub(crate) async fn accept<S>(
+        &self,
+        stream: S,
+    ) -> std::io::Result<(TlsStream<Recorder<S>>, ChannelBindings)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let acceptor = TlsAcceptor::from(Arc::clone(
             &self.config.read().unwrap_or_else(std::sync::PoisonError::into_inner),
-        ))
+        ));
+        let mut stream = acceptor.accept(Recorder::new(stream)).await?;
+        let (recorder, connection) = stream.get_mut();
+        let tls_unique = recorder.stop(connection, &self.secrets);
+        let bindings = ChannelBindings { tls_exporter: tls_exporter(connection), tls_unique };
+        Ok((stream, bindings))
     }
 }
 
-fn server_config(files: &TlsFiles) -> Result<ServerConfig, String> {
+/// The `tls-exporter` channel binding (RFC 9266), which is defined for TLS 1.3 (TLS 1.2 would
+/// need the extended master secret; it has `tls-unique`).
+fn tls_exporter(connection: &ServerConnection) -> Option<[u8; 32]> {
+    if connection.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
+        return None;
+    }
+    connection.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", Some(&[])).ok()
+}
+
+fn server_config(files: &TlsFiles, secrets: &Arc<MasterSecrets>) -> Result<ServerConfig, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| format!("{}: {e}", files.cert.display()))?
         .collect::<Result<_, _>>()
@@ -103,7 +116,11 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, String> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    builder.with_single_cert(certs, key).map_err(|e| format!("{}: {e}", files.key.display()))
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{}: {e}", files.key.display()))?;
+    config.key_log = Arc::clone(secrets) as Arc<dyn KeyLog>;
+    Ok(config)
 }
 
 /// A stream whose first bytes were already read (to tell RawSocket from HTTP) and are served

@@ -1,8 +1,8 @@
 'use strict';
 // Realm security with Autobahn|JS: ticket, salted and unsalted WAMP-CRA authentication over
 // plain WebSocket and RawSocket and over WebSocket with TLS (wss://), cryptosign with TLS
-// channel binding (tls-exporter), refused credentials, and grants (see docs/security.md; spec:
-// advanced/authentication_*.md).
+// channel binding (tls-exporter on TLS 1.3, tls-unique on TLS 1.2), refused credentials, and
+// grants (see docs/security.md; spec: advanced/authentication_*.md).
 //
 // The suite starts its own router with CONFIG: realm `secure` admits no anonymous sessions and
 // accepts ticket and wampcra; joe is a user, carl an admin (admins are users too), una a user
@@ -12,6 +12,7 @@
 // cryptosign, for kim's Ed25519 key.
 
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const https = require('node:https');
 const { describe, before, after, test } = require('node:test');
 
@@ -128,11 +129,14 @@ function cryptosign(key, seen = [], channelId = null) {
 }
 
 /**
- * An agent that trusts the router's certificate and remembers the TLS socket it opens, whose
- * `exportKeyingMaterial` (OpenSSL's, in Node) gives the RFC 9266 tls-exporter channel id.
+ * An agent that trusts the router's certificate and remembers the TLS socket it opens, for its
+ * channel ids as OpenSSL (in Node) sees them: `exporter()`, the RFC 9266 tls-exporter, and
+ * `unique()`, the RFC 5929 tls-unique (the first Finished message: the client's own on a full
+ * handshake) as Autobahn|Python turns it into 32 octets, its SHA-256. `options`: more TLS
+ * options (`maxVersion: 'TLSv1.2'` for tls-unique).
  */
-function exporterAgent(router) {
-  const agent = router.tlsAgent();
+function bindingAgent(router, options = {}) {
+  const agent = router.tlsAgent(options);
   const create = agent.createConnection.bind(agent);
   agent.createConnection = (...args) => {
     agent.socket = create(...args);
@@ -140,8 +144,13 @@ function exporterAgent(router) {
   };
   agent.exporter = () => agent.socket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding',
     Buffer.alloc(0));
+  // On a resumed session the server's Finished comes first.
+  agent.unique = () => crypto.createHash('sha256').update(agent.socket.isSessionReused()
+    ? agent.socket.getPeerFinished() : agent.socket.getFinished()).digest();
   return agent;
 }
+
+const TLS12 = { maxVersion: 'TLSv1.2' };
 
 function serializerOptions(name) {
   const serializers = {
@@ -399,7 +408,7 @@ describe('Autobahn|JS realm security', () => {
       ['permission wamp.register on "com.app.mine" is not granted to this session']);
   });
 
-  describe('cryptosign with TLS channel binding (tls-exporter, RFC 9266)', () => {
+  describe('cryptosign with TLS channel binding (tls-exporter RFC 9266, tls-unique RFC 5929)', () => {
     const pubkey = Buffer.from(KIM_KEY.publicKey).toString('hex');
     const kim = (channelBinding, extra) => ({ realm: 'bound', authid: 'kim',
       authmethods: ['cryptosign'], authextra: { pubkey, channel_binding: channelBinding },
@@ -407,7 +416,7 @@ describe('Autobahn|JS realm security', () => {
 
     it('a signature bound to the connection\'s exporter joins over wss://', async () => {
       const seen = [];
-      const agent = exporterAgent(router);
+      const agent = bindingAgent(router);
       const { session, details } = await join(kim('tls-exporter',
         { transport: 'wss', agent, onchallenge: cryptosign(KIM_KEY, seen, agent.exporter) }));
       assert.equal(seen.length, 1);
@@ -419,16 +428,51 @@ describe('Autobahn|JS realm security', () => {
 
     it('an unbound signature, or one bound to another connection, is refused', async () => {
       const unbound = await refusal(kim('tls-exporter',
-        { transport: 'wss', agent: exporterAgent(router), onchallenge: cryptosign(KIM_KEY) }));
+        { transport: 'wss', agent: bindingAgent(router), onchallenge: cryptosign(KIM_KEY) }));
       assert.equal(unbound.reason, 'wamp.error.authentication_failed', JSON.stringify(unbound));
 
       // The exporter of another TLS connection to the same router (a relayed signature).
-      const other = exporterAgent(router);
+      const other = bindingAgent(router);
       const first = await join(kim('tls-exporter',
         { transport: 'wss', agent: other, onchallenge: cryptosign(KIM_KEY, [], other.exporter) }));
       assert.equal(first.details.authid, 'kim');
       const relayed = await refusal(kim('tls-exporter', { transport: 'wss',
-        agent: exporterAgent(router), onchallenge: cryptosign(KIM_KEY, [], other.exporter) }));
+        agent: bindingAgent(router), onchallenge: cryptosign(KIM_KEY, [], other.exporter) }));
+      assert.equal(relayed.reason, 'wamp.error.authentication_failed', JSON.stringify(relayed));
+    });
+
+    it('a signature bound to the connection\'s tls-unique joins over wss:// on TLS 1.2', async () => {
+      const seen = [];
+      const agent = bindingAgent(router, TLS12);
+      const { details } = await join(kim('tls-unique',
+        { transport: 'wss', agent, onchallenge: cryptosign(KIM_KEY, seen, agent.unique) }));
+      assert.equal(agent.socket.getProtocol(), 'TLSv1.2');
+      assert.equal(seen[0].extra.channel_binding, 'tls-unique', JSON.stringify(seen));
+      assert.deepEqual([details.authid, details.authmethod], ['kim', 'cryptosign']);
+    });
+
+    it('tls-unique binds the signature on a resumed TLS 1.2 session too', async () => {
+      // One agent: Node's agent offers the session of its first connection to the second.
+      const agent = bindingAgent(router, TLS12);
+      for (const resumed of [false, true]) {
+        const { session, details } = await join(kim('tls-unique',
+          { transport: 'wss', agent, onchallenge: cryptosign(KIM_KEY, [], agent.unique) }));
+        assert.equal(agent.socket.isSessionReused(), resumed);
+        assert.equal(details.authmethod, 'cryptosign');
+        session.leave();
+      }
+    });
+
+    it('a tls-unique signature unbound or bound to another connection is refused', async () => {
+      const unbound = await refusal(kim('tls-unique',
+        { transport: 'wss', agent: bindingAgent(router, TLS12), onchallenge: cryptosign(KIM_KEY) }));
+      assert.equal(unbound.reason, 'wamp.error.authentication_failed', JSON.stringify(unbound));
+
+      const other = bindingAgent(router, TLS12);
+      await join(kim('tls-unique',
+        { transport: 'wss', agent: other, onchallenge: cryptosign(KIM_KEY, [], other.unique) }));
+      const relayed = await refusal(kim('tls-unique', { transport: 'wss',
+        agent: bindingAgent(router, TLS12), onchallenge: cryptosign(KIM_KEY, [], other.unique) }));
       assert.equal(relayed.reason, 'wamp.error.authentication_failed', JSON.stringify(relayed));
     });
 
@@ -442,7 +486,7 @@ describe('Autobahn|JS realm security', () => {
       }
     });
 
-    it('tls-exporter without TLS and tls-unique are refused with what to do', async () => {
+    it('tls-exporter without TLS 1.3 and tls-unique without TLS 1.2 are refused with what to do', async () => {
       const noChallenge = () => { throw new Error('no challenge expected'); };
       const plain = await refusal(kim('tls-exporter', { onchallenge: noChallenge }));
       assert.equal(plain.reason, 'wamp.error.authentication_failed', JSON.stringify(plain));
@@ -450,7 +494,10 @@ describe('Autobahn|JS realm security', () => {
       const unique = await refusal(kim('tls-unique',
         { transport: 'wss', onchallenge: noChallenge }));
       assert.equal(unique.reason, 'wamp.error.authentication_failed', JSON.stringify(unique));
-      assert.match(unique.message, /tls-unique is not supported.*tls-exporter/);
+      assert.match(unique.message, /tls-unique needs a TLS 1\.2 connection.*tls-exporter over TLS 1\.3/);
+      const exporter = await refusal(kim('tls-exporter',
+        { transport: 'wss', agent: bindingAgent(router, TLS12), onchallenge: noChallenge }));
+      assert.match(exporter.message, /needs a TLS 1\.3 connection.*tls-unique over TLS 1\.2/);
     });
   });
 });

@@ -1,8 +1,9 @@
 """TLS end to end: WebSocket over TLS (wss://), RawSocket over TLS and HTTPS on the ``[tls]``
 listen address, with Autobahn|Python (its ``ApplicationSession`` and its ``Component`` with a
 ``tls`` endpoint) and xconn, authenticating with ticket, salted and unsalted WAMP-CRA,
-Cryptosign and WAMP-SCRAM (wrong secrets are refused over TLS too); the session reports
-``transport.tls``; SIGHUP reloads the certificate (docs/security.md, docs/configuration.md).
+Cryptosign (also bound to the connection's ``tls-unique`` over TLS 1.2) and WAMP-SCRAM (wrong
+secrets are refused over TLS too); the session reports ``transport.tls``; SIGHUP reloads the
+certificate (docs/security.md, docs/configuration.md).
 
 Each test makes its own self-signed certificate for 127.0.0.1 with the ``cryptography`` package
 (installed with ``autobahn[encryption]``) and starts a router whose configuration names a free
@@ -382,22 +383,74 @@ async def test_autobahn_component_with_a_tls_endpoint(tls_router, kind):
     assert (transport["type"], transport["tls"]) == (kind, True), transport
 
 
-async def test_autobahn_asking_for_tls_unique_channel_binding_is_told_to_use_tls_exporter(tls_router):
-    """Autobahn|Python binds cryptosign to ``tls-unique`` when asked; Junction's TLS (rustls) has
-    no tls-unique, so the join is refused at HELLO with a message naming what works instead.
-    (tls-exporter is tested with Autobahn|JS and Node's TLS exporter: Python's ssl has none.)"""
-    transport_config = {
-        "type": "websocket", "url": tls_router.wss_url, "serializers": ["json"],
-        "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": tls_router.tls_port,
-                     "tls": {"trust_root": str(tls_router.cert_path)}},
-    }
+def tls_context(router, maximum_version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client context that trusts the router's certificate, up to ``maximum_version``."""
+    context = ssl.create_default_context(cafile=str(router.cert_path))
+    context.maximum_version = maximum_version
+    return context
+
+
+def bound_component(router, kind: str, context: ssl.SSLContext) -> tuple[dict, dict]:
+    """Transport and authentication of an Autobahn ``Component`` that joins as ann with
+    cryptosign bound to the connection's ``tls-unique`` (Autobahn|Python's only binding: the
+    SHA-256 of the TLS Finished message, from Python's ``ssl``, i.e. OpenSSL)."""
+    transport = {"type": kind,
+                 "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": router.tls_port,
+                              "tls": context}}
+    if kind == "websocket":
+        transport.update(url=router.wss_url, serializers=["json"])
+    else:
+        transport.update(serializer="json")
     authentication = {"cryptosign": {"authid": "ann", "privkey": ANN_SEED.hex(),
                                      "authextra": {"channel_binding": "tls-unique"}}}
+    return transport, authentication
+
+
+# The TLS 1.2 PRF hashes with the cipher suite's hash: both kinds.
+@pytest.mark.parametrize("kind,cipher", [("websocket", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+                                         ("websocket", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+                                         ("rawsocket", "ECDHE-ECDSA-CHACHA20-POLY1305")])
+async def test_autobahn_joins_with_cryptosign_bound_to_tls_unique_over_tls_1_2(tls_router, kind,
+                                                                                cipher):
+    context = tls_context(tls_router, ssl.TLSVersion.TLSv1_2)
+    context.set_ciphers(cipher)
+    transport, authentication = bound_component(tls_router, kind, context)
+
+    async def own_transport_info(session, details):
+        return (await session.call("wamp.session.get", details.session))["transport"]
+
+    details, info = await join_with_component(transport, SECURE, authentication,
+                                              own_transport_info)
+    assert (details.authid, details.authmethod) == ("ann", "cryptosign"), details
+    assert info["tls"] is True, info
+
+
+async def test_a_signature_bound_to_another_tls_unique_is_refused(tls_router, monkeypatch):
+    """What a relay would send: the signature is bound to another channel than the router's
+    end of this one (Autobahn is made to report another channel id than its own)."""
+    import autobahn.asyncio.websocket as autobahn_websocket
+
+    monkeypatch.setattr(autobahn_websocket, "transport_channel_id",
+                        lambda *_args: bytes(range(32)))
+    transport, authentication = bound_component(
+        tls_router, "websocket", tls_context(tls_router, ssl.TLSVersion.TLSv1_2))
     with pytest.raises(JoinFailed) as refused:
-        await join_with_component(transport_config, SECURE, authentication)
-    assert refused.value.reason == "wamp.error.authentication_failed", refused.value
-    assert "tls-unique is not supported" in refused.value.message, refused.value
-    assert "tls-exporter" in refused.value.message, refused.value
+        await join_with_component(transport, SECURE, authentication)
+    assert refused.value.reason == AUTHENTICATION_FAILED, refused.value
+    # Refused at AUTHENTICATE (the signature), not at HELLO (the binding was accepted).
+    assert "were not accepted" in refused.value.message, refused.value
+
+
+async def test_tls_unique_over_tls_1_3_is_refused_with_what_to_do(tls_router):
+    """TLS 1.3 defines no tls-unique (Python's ssl hands out a TLS 1.3 Finished message all
+    the same): the join is refused at HELLO with a message naming what works instead."""
+    transport, authentication = bound_component(
+        tls_router, "websocket", tls_context(tls_router, ssl.TLSVersion.TLSv1_3))
+    with pytest.raises(JoinFailed) as refused:
+        await join_with_component(transport, SECURE, authentication)
+    assert refused.value.reason == AUTHENTICATION_FAILED, refused.value
+    assert "tls-unique needs a TLS 1.2 connection" in refused.value.message, refused.value
+    assert "tls-exporter over TLS 1.3" in refused.value.message, refused.value
 
 
 class RecordingWampCra(xconn.WAMPCRAAuthenticator):

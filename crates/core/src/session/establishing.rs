@@ -12,7 +12,9 @@ use junction_auth::{cra, cryptosign, scram, ticket};
 use junction_wire::message::{Authenticate, Challenge, Hello, Welcome};
 use junction_wire::{Dict, Message, SessionId, Value, dict};
 
-use super::{Established, SessionInfo, State, Status, TransportInfo, abort_message};
+use super::{
+    ChannelBindings, Established, SessionInfo, State, Status, TransportInfo, abort_message,
+};
 use crate::error::Error;
 use crate::features::router_roles;
 use crate::ids;
@@ -177,7 +179,7 @@ impl Establishing {
                         decoy_secret: router.decoy_secret(),
                         authextra: authextra(&hello),
                         pubkey,
-                        tls_exporter: self.transport.tls_exporter,
+                        channel_bindings: self.transport.channel_bindings,
                         session,
                         now,
                     };
@@ -365,8 +367,8 @@ struct ChallengeRequest<'a> {
     authextra: Dict,
     /// HELLO.Details.authextra.pubkey, for cryptosign.
     pubkey: Option<[u8; 32]>,
-    /// The connection's `tls-exporter` channel binding, for cryptosign.
-    tls_exporter: Option<[u8; 32]>,
+    /// The connection's channel bindings, for cryptosign.
+    channel_bindings: ChannelBindings,
     session: SessionId,
     now: Now,
 }
@@ -383,7 +385,7 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
         decoy_secret,
         authextra,
         pubkey,
-        tls_exporter,
+        channel_bindings,
         session,
         now,
     } = request;
@@ -446,7 +448,7 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
         }
         _ => {
             // Checked before anything depends on the user, so it tells nothing about them.
-            let binding = channel_binding(&authextra, tls_exporter)?;
+            let binding = channel_binding(&authextra, channel_bindings)?;
             let key = pubkey.filter(|key| user.is_some_and(|u| u.authorized_keys.contains(key)));
             let challenge = cryptosign::Challenge::new();
             let (name, channel_id) =
@@ -458,11 +460,12 @@ fn challenge(request: ChallengeRequest<'_>) -> Result<(Pending, Dict), Error> {
 }
 
 /// The channel binding a cryptosign client asked for in HELLO.Details.authextra, with the
-/// connection's channel id. Only `tls-exporter` (RFC 9266) can be offered: `tls-unique` is the
-/// TLS Finished message, which rustls does not expose and TLS 1.3 does not define.
+/// connection's channel id: `tls-exporter` (RFC 9266) on TLS 1.3, `tls-unique` (RFC 5929) on
+/// TLS 1.2, which defines no exporter binding without the extended master secret, while TLS
+/// 1.3 defines no `tls-unique`.
 fn channel_binding(
     authextra: &Dict,
-    tls_exporter: Option<[u8; 32]>,
+    bindings: ChannelBindings,
 ) -> Result<Option<(&'static str, [u8; 32])>, Error> {
     let refuse =
         |why: &str| Err(Error::AuthenticationFailed(format!("authmethod cryptosign: {why}")));
@@ -470,20 +473,25 @@ fn channel_binding(
         return Ok(None);
     };
     match requested.as_str() {
-        Some("tls-exporter") => match tls_exporter {
+        Some("tls-exporter") => match bindings.tls_exporter {
             Some(id) => Ok(Some(("tls-exporter", id))),
             None => refuse(
-                "channel binding tls-exporter needs a TLS 1.3 connection; connect over TLS 1.3 \
-                 or leave channel_binding out",
+                "channel binding tls-exporter needs a TLS 1.3 connection; connect over TLS 1.3, \
+                 use tls-unique over TLS 1.2, or leave channel_binding out",
             ),
         },
-        Some("tls-unique") => refuse(
-            "channel binding tls-unique is not supported (Junction's TLS does not expose the \
-             TLS Finished message, and TLS 1.3 defines no tls-unique); use tls-exporter \
-             (RFC 9266) or leave channel_binding out",
-        ),
+        Some("tls-unique") => match bindings.tls_unique {
+            Some(finished) => {
+                Ok(Some(("tls-unique", cryptosign::tls_unique_channel_id(&finished))))
+            }
+            None => refuse(
+                "channel binding tls-unique needs a TLS 1.2 connection (TLS 1.3 defines no \
+                 tls-unique); use tls-exporter over TLS 1.3, or leave channel_binding out",
+            ),
+        },
         _ => refuse(&format!(
-            "unknown channel binding {requested:?}; Junction supports tls-exporter"
+            "unknown channel binding {requested:?}; Junction supports tls-unique (TLS 1.2) and \
+             tls-exporter (TLS 1.3)"
         )),
     }
 }

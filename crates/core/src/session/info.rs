@@ -38,6 +38,16 @@ impl TransportKind {
     }
 }
 
+/// The TLS channel bindings of a connection: each identifies this one TLS connection, so a
+/// signature over one cannot be relayed over another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelBindings {
+    /// `tls-exporter` (RFC 9266): 32 octets of keying material, on TLS 1.3 connections.
+    pub tls_exporter: Option<[u8; 32]>,
+    /// `tls-unique` (RFC 5929): the handshake's first Finished message, on TLS 1.2 connections.
+    pub tls_unique: Option<[u8; 12]>,
+}
+
 /// The connection a session runs over.
 #[derive(Debug, Clone)]
 pub struct TransportInfo {
@@ -49,9 +59,8 @@ pub struct TransportInfo {
     pub peer: String,
     /// Whether the connection is encrypted with TLS.
     pub tls: bool,
-    /// The connection's `tls-exporter` channel binding (RFC 9266), which cryptosign can bind a
-    /// signature to: 32 octets of keying material, on TLS 1.3 connections only.
-    pub tls_exporter: Option<[u8; 32]>,
+    /// What cryptosign can bind a signature to.
+    pub channel_bindings: ChannelBindings,
     /// The HTTP path of a WebSocket connection.
     pub http_path: Option<String>,
     /// The WebSocket subprotocol agreed.

@@ -26,7 +26,7 @@ use junction_wire::{DecodeError, Message, Uri};
 pub use established::Established;
 pub(crate) use established::supports_passthru;
 pub use establishing::{Challenging, Establishing};
-pub use info::{SessionInfo, TransportInfo, TransportKind};
+pub use info::{ChannelBindings, SessionInfo, TransportInfo, TransportKind};
 
 use crate::error::Error;
 use crate::outbox::{Outbound, Outbox};

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use junction_wire::{Message, Serializer};
 use serde_json::{Value as Json, json};
 
+use crate::session::ChannelBindings;
 use crate::{
     Outbound, Outbox, RealmConfig, Router, RouterConfig, Session, Status, TransportInfo,
     TransportKind,
@@ -55,22 +56,22 @@ pub(super) fn msg(json: &str) -> Message {
 
 impl Client {
     pub(super) fn connect(router: &Arc<Router>) -> Self {
-        Self::connect_with_exporter(router, None)
+        Self::connect_with_bindings(router, None)
     }
 
-    /// Connects as over TLS 1.3 whose `tls-exporter` channel binding is `exporter`.
-    pub(super) fn connect_over_tls(router: &Arc<Router>, exporter: [u8; 32]) -> Self {
-        Self::connect_with_exporter(router, Some(exporter))
+    /// Connects as over TLS with these channel bindings.
+    pub(super) fn connect_over_tls(router: &Arc<Router>, bindings: ChannelBindings) -> Self {
+        Self::connect_with_bindings(router, Some(bindings))
     }
 
-    fn connect_with_exporter(router: &Arc<Router>, tls_exporter: Option<[u8; 32]>) -> Self {
+    fn connect_with_bindings(router: &Arc<Router>, tls: Option<ChannelBindings>) -> Self {
         let outbox = Arc::new(Recorder::default());
         let transport = TransportInfo {
             kind: TransportKind::InProcess,
             serializer: Serializer::Json,
             peer: "test".into(),
-            tls: tls_exporter.is_some(),
-            tls_exporter,
+            tls: tls.is_some(),
+            channel_bindings: tls.unwrap_or_default(),
             http_path: None,
             subprotocol: None,
         };

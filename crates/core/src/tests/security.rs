@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use super::harness::{Client, router_with};
 use crate::options::MatchPolicy;
 use crate::security::{Grant, Group, Permission, Security, User};
+use crate::session::ChannelBindings;
 use crate::{RealmConfig, Router, Status};
 
 const KEY: [u8; 32] = [7; 32];
@@ -227,12 +228,15 @@ fn cryptosign_accepts_the_authorized_key_only() {
 }
 
 #[test]
-fn cryptosign_binds_the_signature_to_the_tls_exporter_when_asked() {
+fn cryptosign_binds_the_signature_to_the_tls_channel_when_asked() {
     let router = secure_router();
     let signing = SigningKey::from_bytes(&KEY);
     let pubkey = hex::encode(signing.verifying_key().to_bytes());
-    let exporter = [0x3c; 32];
-    let bound = json!({"pubkey": pubkey, "channel_binding": "tls-exporter"});
+    let tls13 = ChannelBindings { tls_exporter: Some([0x3c; 32]), tls_unique: None };
+    let finished = [0x5a; 12];
+    let tls12 = ChannelBindings { tls_exporter: None, tls_unique: Some(finished) };
+    let unique_id = junction_auth::cryptosign::tls_unique_channel_id(&finished);
+    let bound = |binding: &str| json!({"pubkey": pubkey, "channel_binding": binding});
     // Signs the challenge XOR `channel_id` the way the spec says.
     let answer = |challenge: &Json, channel_id: [u8; 32]| {
         let bytes = hex::decode(challenge[2]["challenge"].as_str().unwrap()).unwrap();
@@ -240,30 +244,37 @@ fn cryptosign_binds_the_signature_to_the_tls_exporter_when_asked() {
         json!([5, hex::encode(signing.sign(&message).to_bytes()), {}]).to_string()
     };
 
-    let mut c = Client::connect_over_tls(&router, exporter);
-    c.send(&hello("ann", &["cryptosign"], bound.clone()));
-    let challenge = c.recv().expect("CHALLENGE");
-    assert_eq!(challenge[2]["channel_binding"], "tls-exporter");
-    c.send(&answer(&challenge, exporter));
-    assert_eq!(c.recv().expect("WELCOME")[0], 2);
+    for (binding, bindings, channel_id) in
+        [("tls-exporter", tls13, [0x3c; 32]), ("tls-unique", tls12, unique_id)]
+    {
+        let mut c = Client::connect_over_tls(&router, bindings);
+        c.send(&hello("ann", &["cryptosign"], bound(binding)));
+        let challenge = c.recv().expect("CHALLENGE");
+        assert_eq!(challenge[2]["channel_binding"], binding);
+        c.send(&answer(&challenge, channel_id));
+        assert_eq!(c.recv().expect("WELCOME")[0], 2, "{binding}");
 
-    // A signature bound to another connection's exporter (a relayed one) fails.
-    let mut d = Client::connect_over_tls(&router, exporter);
-    d.send(&hello("ann", &["cryptosign"], bound.clone()));
-    let challenge = d.recv().expect("CHALLENGE");
-    d.send(&answer(&challenge, [0x3d; 32]));
-    assert_eq!(d.recv().expect("ABORT")[2], "wamp.error.authentication_failed");
+        // A signature bound to another connection (a relayed one) fails.
+        let mut d = Client::connect_over_tls(&router, bindings);
+        d.send(&hello("ann", &["cryptosign"], bound(binding)));
+        let challenge = d.recv().expect("CHALLENGE");
+        d.send(&answer(&challenge, [0x3d; 32]));
+        assert_eq!(d.recv().expect("ABORT")[2], "wamp.error.authentication_failed");
+    }
 
-    // Without TLS 1.3 there is no exporter, and tls-unique is never available: both refused
-    // at HELLO with a message that says what to do, for known and unknown users alike.
-    for (authid, extra, what) in [
-        ("ann", bound.clone(), "needs a TLS 1.3 connection"),
-        ("nobody", bound, "needs a TLS 1.3 connection"),
-        ("ann", json!({"pubkey": pubkey, "channel_binding": "tls-unique"}), "use tls-exporter"),
-        ("ann", json!({"pubkey": pubkey, "channel_binding": "x"}), "unknown channel binding"),
+    // A binding the connection does not have is refused at HELLO with a message that says
+    // what to do, for known and unknown users alike.
+    let plain = ChannelBindings::default();
+    for (authid, bindings, binding, what) in [
+        ("ann", plain, "tls-exporter", "needs a TLS 1.3 connection"),
+        ("nobody", plain, "tls-exporter", "needs a TLS 1.3 connection"),
+        ("ann", tls12, "tls-exporter", "use tls-unique over TLS 1.2"),
+        ("ann", plain, "tls-unique", "needs a TLS 1.2 connection"),
+        ("ann", tls13, "tls-unique", "use tls-exporter over TLS 1.3"),
+        ("ann", tls13, "x", "unknown channel binding"),
     ] {
-        let mut e = Client::connect(&router);
-        assert_eq!(e.try_send(&hello(authid, &["cryptosign"], extra)), Status::Closed);
+        let mut e = Client::connect_over_tls(&router, bindings);
+        assert_eq!(e.try_send(&hello(authid, &["cryptosign"], bound(binding))), Status::Closed);
         let abort = e.recv().expect("ABORT");
         assert_eq!(abort[2], "wamp.error.authentication_failed");
         assert!(abort[1]["message"].as_str().unwrap().contains(what), "{abort}");

@@ -134,9 +134,12 @@ class Router {
     return `wss://127.0.0.1:${this.tlsPort}/ws`;
   }
 
-  /** An HTTPS agent that trusts this router's certificate (and nothing else). */
-  tlsAgent() {
-    return new https.Agent({ ca: this.certificate.certPem });
+  /**
+   * An HTTPS agent that trusts this router's certificate (and nothing else); `options` are more
+   * TLS options (such as `maxVersion`).
+   */
+  tlsAgent(options = {}) {
+    return new https.Agent({ ca: this.certificate.certPem, ...options });
   }
 
   async start() {
