@@ -196,10 +196,12 @@ impl<L: Link> Driver<'_, L> {
                     }
                 },
                 incoming = reading.pass(self.link.recv()) => {
-                    heard = Instant::now();
+                    // Read once for the liveness check, the session and the routing time.
+                    let now = Now::read();
+                    heard = Instant::from_std(now.monotonic);
                     ping_sent = None;
                     match incoming {
-                        Ok(incoming) => self.on_incoming(incoming).await?,
+                        Ok(incoming) => self.on_incoming(incoming, now).await?,
                         Err(error) => match error.oversize() {
                             // Say why before closing: ABORT names the size and the limit.
                             Some(why) => {
@@ -248,22 +250,26 @@ impl<L: Link> Driver<'_, L> {
         }
     }
 
-    /// Hands a message from the peer to the session, or answers a RawSocket PING.
-    async fn on_incoming(&mut self, incoming: Option<Incoming>) -> Result<Flow, LinkError> {
+    /// Hands a message from the peer, which arrived at `now`, to the session, or answers a
+    /// RawSocket PING.
+    async fn on_incoming(
+        &mut self,
+        incoming: Option<Incoming>,
+        now: Now,
+    ) -> Result<Flow, LinkError> {
         match incoming {
             Some(Incoming::Message(bytes)) => {
-                let started = Instant::now();
                 let status = match self.serializer.decode(&bytes) {
                     Ok(message) => {
                         MESSAGE_METRICS.received(message.message_type());
-                        self.session.handle(Now::read(), message)
+                        self.session.handle(now, message)
                     }
                     Err(error) => {
                         metrics::counter!("junction_malformed_messages_total").increment(1);
-                        self.session.reject(Now::read(), &error)
+                        self.session.reject(now, &error)
                     }
                 };
-                MESSAGE_METRICS.routing(started.elapsed().as_secs_f64());
+                MESSAGE_METRICS.routing(now.monotonic.elapsed().as_secs_f64());
                 self.note_joined();
                 if status == Status::Closed {
                     return self.finish().await;
