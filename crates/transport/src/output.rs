@@ -28,7 +28,15 @@ impl Output {
         W: AsyncWrite + Unpin,
     {
         if self.bytes.len() + header.len() + payload.len() < WRITE_BUFFER {
-            self.bytes.reserve(header.len() + payload.len());
+            // A second frame means a batch (events fanned out, mostly): room for the whole
+            // buffer at once. Growing by doubling took half a dozen reallocations per batch,
+            // and with glibc's allocator threads then waited on each other's arena locks.
+            let room = if self.bytes.is_empty() {
+                header.len() + payload.len()
+            } else {
+                WRITE_BUFFER - self.bytes.len()
+            };
+            self.bytes.reserve(room);
             self.bytes.extend_from_slice(header);
             self.bytes.extend_from_slice(payload);
             return Ok(());
@@ -56,5 +64,25 @@ impl Output {
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.bytes.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_batch_of_small_frames_allocates_the_buffer_twice_at_most() {
+        let (mut output, mut io) = (Output::default(), tokio::io::sink());
+        output.frame(&mut io, &[0x82, 38], &[7; 38]).await.unwrap();
+        assert_eq!(output.capacity(), 40, "one frame: its own size");
+        output.frame(&mut io, &[0x82, 38], &[7; 38]).await.unwrap();
+        assert_eq!(output.capacity(), WRITE_BUFFER, "a second frame: the whole buffer");
+        for _ in 0..150 {
+            output.frame(&mut io, &[0x82, 38], &[7; 38]).await.unwrap();
+        }
+        assert_eq!(output.capacity(), WRITE_BUFFER, "no growth beyond it");
+        output.write_out(&mut io).await.unwrap();
+        assert_eq!(output.capacity(), 0);
     }
 }
