@@ -1,11 +1,24 @@
 //! The write side of a link: frames gather in a buffer until the driver flushes its batch, and
 //! the buffer is released after each flush, so that an idle connection keeps none.
+//!
+//! A single frame (an RPC answer, mostly) gets a buffer of its own size. A batch of several (a
+//! subscriber's events) borrows a whole buffer from a pool shared by every connection and gives
+//! it back after the flush: allocating and freeing one per batch, often on two threads, had
+//! threads waiting on each other's allocator locks (docs/benchmarks.md, "Third round").
+
+use std::sync::LazyLock;
 
 use bytes::Buf;
+use crossbeam_queue::ArrayQueue;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Frames gather until the buffer would hold this much; then it is written out with the frame.
 const WRITE_BUFFER: usize = 8 * 1024;
+
+/// Batch buffers kept for reuse (512 KiB at most); past that, a returned buffer is freed.
+const POOLED: usize = 64;
+
+static POOL: LazyLock<ArrayQueue<Vec<u8>>> = LazyLock::new(|| ArrayQueue::new(POOLED));
 
 /// Frames to write: unallocated between flushes.
 #[derive(Default)]
@@ -31,12 +44,14 @@ impl Output {
             // A second frame means a batch (events fanned out, mostly): room for the whole
             // buffer at once. Growing by doubling took half a dozen reallocations per batch,
             // and with glibc's allocator threads then waited on each other's arena locks.
-            let room = if self.bytes.is_empty() {
-                header.len() + payload.len()
-            } else {
-                WRITE_BUFFER - self.bytes.len()
-            };
-            self.bytes.reserve(room);
+            if self.bytes.is_empty() {
+                self.bytes.reserve(header.len() + payload.len());
+            } else if self.bytes.capacity() < WRITE_BUFFER {
+                // A second frame: a batch.
+                let mut batch = POOL.pop().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
+                batch.extend_from_slice(&self.bytes);
+                self.bytes = batch;
+            }
             self.bytes.extend_from_slice(header);
             self.bytes.extend_from_slice(payload);
             return Ok(());
@@ -56,7 +71,11 @@ impl Output {
         if !self.bytes.is_empty() {
             io.write_all(&self.bytes).await?;
         }
-        self.bytes = Vec::new();
+        let mut bytes = std::mem::take(&mut self.bytes);
+        if bytes.capacity() == WRITE_BUFFER {
+            bytes.clear();
+            let _ = POOL.push(bytes);
+        }
         Ok(())
     }
 
@@ -72,7 +91,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_batch_of_small_frames_allocates_the_buffer_twice_at_most() {
+    async fn a_batch_of_small_frames_gathers_in_one_whole_buffer() {
         let (mut output, mut io) = (Output::default(), tokio::io::sink());
         output.frame(&mut io, &[0x82, 38], &[7; 38]).await.unwrap();
         assert_eq!(output.capacity(), 40, "one frame: its own size");
