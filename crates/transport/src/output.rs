@@ -41,13 +41,11 @@ impl Output {
         W: AsyncWrite + Unpin,
     {
         if self.bytes.len() + header.len() + payload.len() < WRITE_BUFFER {
-            // A second frame means a batch (events fanned out, mostly): room for the whole
-            // buffer at once. Growing by doubling took half a dozen reallocations per batch,
-            // and with glibc's allocator threads then waited on each other's arena locks.
             if self.bytes.is_empty() {
                 self.bytes.reserve(header.len() + payload.len());
             } else if self.bytes.capacity() < WRITE_BUFFER {
-                // A second frame: a batch.
+                // A second frame means a batch: it moves to a whole buffer from the pool rather
+                // than growing by doubling (half a dozen reallocations per batch).
                 let mut batch = POOL.pop().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
                 batch.extend_from_slice(&self.bytes);
                 self.bytes = batch;
