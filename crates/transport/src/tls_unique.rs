@@ -43,10 +43,10 @@ impl MasterSecrets {
 
 impl KeyLog for MasterSecrets {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
-        let Ok(random) = <[u8; 32]>::try_from(client_random) else { return };
         if label != "CLIENT_RANDOM" {
             return;
         }
+        let Ok(random) = <[u8; 32]>::try_from(client_random) else { return };
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if waiting.len() >= MAX_WAITING_SECRETS {
             waiting.pop_front();

@@ -406,6 +406,16 @@ def bound_component(router, kind: str, context: ssl.SSLContext) -> tuple[dict, d
     return transport, authentication
 
 
+async def refused_bound_join(router, maximum_version: ssl.TLSVersion) -> JoinFailed:
+    """The refusal of a ``bound_component`` join over WebSocket (AUTHENTICATION_FAILED)."""
+    transport, authentication = bound_component(router, "websocket",
+                                                tls_context(router, maximum_version))
+    with pytest.raises(JoinFailed) as refused:
+        await join_with_component(transport, SECURE, authentication)
+    assert refused.value.reason == AUTHENTICATION_FAILED, refused.value
+    return refused.value
+
+
 # The TLS 1.2 PRF hashes with the cipher suite's hash: both kinds.
 @pytest.mark.parametrize("kind,cipher", [("websocket", "ECDHE-ECDSA-AES256-GCM-SHA384"),
                                          ("websocket", "ECDHE-ECDSA-AES128-GCM-SHA256"),
@@ -432,25 +442,17 @@ async def test_a_signature_bound_to_another_tls_unique_is_refused(tls_router, mo
 
     monkeypatch.setattr(autobahn_websocket, "transport_channel_id",
                         lambda *_args: bytes(range(32)))
-    transport, authentication = bound_component(
-        tls_router, "websocket", tls_context(tls_router, ssl.TLSVersion.TLSv1_2))
-    with pytest.raises(JoinFailed) as refused:
-        await join_with_component(transport, SECURE, authentication)
-    assert refused.value.reason == AUTHENTICATION_FAILED, refused.value
+    refused = await refused_bound_join(tls_router, ssl.TLSVersion.TLSv1_2)
     # Refused at AUTHENTICATE (the signature), not at HELLO (the binding was accepted).
-    assert "were not accepted" in refused.value.message, refused.value
+    assert "were not accepted" in refused.message, refused
 
 
 async def test_tls_unique_over_tls_1_3_is_refused_with_what_to_do(tls_router):
     """TLS 1.3 defines no tls-unique (Python's ssl hands out a TLS 1.3 Finished message all
     the same): the join is refused at HELLO with a message naming what works instead."""
-    transport, authentication = bound_component(
-        tls_router, "websocket", tls_context(tls_router, ssl.TLSVersion.TLSv1_3))
-    with pytest.raises(JoinFailed) as refused:
-        await join_with_component(transport, SECURE, authentication)
-    assert refused.value.reason == AUTHENTICATION_FAILED, refused.value
-    assert "tls-unique needs a TLS 1.2 connection" in refused.value.message, refused.value
-    assert "tls-exporter over TLS 1.3" in refused.value.message, refused.value
+    refused = await refused_bound_join(tls_router, ssl.TLSVersion.TLSv1_3)
+    assert "tls-unique needs a TLS 1.2 connection" in refused.message, refused
+    assert "tls-exporter over TLS 1.3" in refused.message, refused
 
 
 class RecordingWampCra(xconn.WAMPCRAAuthenticator):
