@@ -1,7 +1,8 @@
 //! Liveness. Each node puts its heartbeat key every second and reads the other nodes'
 //! heartbeat keys directly (not through its watch, which lags behind after a NATS server
 //! failure); a node whose heartbeat has not changed for `node_timeout_ms` is withdrawn. A node
-//! that cannot write its own heartbeat judges nobody: it is the one cut off.
+//! that cannot write its own heartbeat judges nobody: it is the one cut off. A node joins only
+//! once the directory has taken its first heartbeat.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv::Operation;
 use bytes::Bytes;
 
-use crate::directory;
 use crate::node::Node;
+use crate::{ClusterError, directory};
 
 /// How often a node tells the others it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -26,6 +27,40 @@ impl Seen {
     /// A node just learned of (its first record): it has a timeout's grace.
     pub(crate) fn now() -> Self {
         Self { revision: 0, at: Instant::now() }
+    }
+}
+
+/// How long a joining node waits for the directory to take its first heartbeat.
+const FIRST_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Puts this node's first heartbeat and reads it back through its own NATS server. Right
+/// after a bucket is made, or a NATS cluster started, a server may not route to the bucket yet
+/// ("no stream found", "no responders"); a node that served clients then could not record
+/// them, so it waits here. Fails when the directory still refuses after the timeout.
+pub(crate) async fn first_heartbeat(node: &Node) -> Result<(), ClusterError> {
+    let key = directory::heartbeat_key(&node.name);
+    let deadline = Instant::now() + FIRST_HEARTBEAT_TIMEOUT;
+    let mut warned = false;
+    loop {
+        let beat = Bytes::from(directory::now_ms().to_string());
+        let round_trip = async {
+            node.directory.put(&key, beat).await.map_err(|e| e.to_string())?;
+            node.directory.entry(&key).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        };
+        let reason = match tokio::time::timeout(HEARTBEAT, round_trip).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(reason)) => reason,
+            Err(_) => "no answer within a second".to_owned(),
+        };
+        if Instant::now() > deadline {
+            return Err(ClusterError::Bucket { bucket: directory::BUCKET, reason });
+        }
+        if !warned {
+            warned = true;
+            tracing::warn!(node = %node.name, %reason, "the cluster directory does not take writes yet; waiting");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -139,6 +139,7 @@ pub async fn join(
         watches_renewed: Arc::default(),
         me: me.clone(),
     });
+    liveness::first_heartbeat(&node).await?;
     node.prune_own_keys().await;
     tokio::spawn(apply_writes(pending));
     inbox::start(&node).await.map_err(|e| connect_error(e.to_string()))?;
