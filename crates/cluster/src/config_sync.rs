@@ -84,6 +84,44 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Puts again the settings of the realms whose last write to the bucket failed (NATS was
+    /// unreachable), as this node's store holds them now: a realm changed meanwhile is sent
+    /// once, in its latest state, and a realm deleted meanwhile is deleted.
+    pub(crate) fn resend_unsent_realms(&self) {
+        let keys = std::mem::take(&mut self.state().unsent_realms);
+        if keys.is_empty() {
+            return;
+        }
+        let stored = match self.store.realms() {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the realms to send again");
+                self.state().unsent_realms.extend(keys);
+                return;
+            }
+        };
+        for key in keys {
+            let realm =
+                realm_of(&key).and_then(|name| stored.iter().find(|r| r.name.as_str() == name));
+            match realm.map(|realm| self.realm_write(realm)) {
+                Some(Ok(write)) => self.write(write),
+                Some(Err(error)) => tracing::warn!(%error, %key, "realm settings not encodable"),
+                None => self.write(Write::Delete(self.configs.clone(), key)),
+            }
+        }
+    }
+
+    /// The write that puts `realm`'s settings in the bucket, in this node's name.
+    fn realm_write(&self, realm: &RealmConfig) -> Result<Write, String> {
+        let stored = junction_store::encode_realm(realm)?;
+        let realm_json = serde_json::from_slice(&stored).map_err(|e| e.to_string())?;
+        let record = ConfigRecord { node: self.name.clone(), realm: realm_json };
+        let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+        Ok(Write::Put(self.configs.clone(), key(realm.name.as_str()), Bytes::from(value)))
+    }
+}
+
 /// The node's store, with every realm change also put in the configuration bucket.
 pub struct ReplicatedStore {
     node: Arc<Node>,
@@ -98,12 +136,7 @@ impl ReplicatedStore {
 impl Persistence for ReplicatedStore {
     fn save_realm(&self, realm: &RealmConfig) -> Result<(), String> {
         self.node.store.save_realm(realm).map_err(|e| e.to_string())?;
-        let stored = junction_store::encode_realm(realm)?;
-        let realm_json = serde_json::from_slice(&stored).map_err(|e| e.to_string())?;
-        let record = ConfigRecord { node: self.node.name.clone(), realm: realm_json };
-        let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-        let bucket = self.node.configs.clone();
-        self.node.write(Write::Put(bucket, key(realm.name.as_str()), Bytes::from(value)));
+        self.node.write(self.node.realm_write(realm)?);
         Ok(())
     }
 

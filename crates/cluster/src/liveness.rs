@@ -88,6 +88,7 @@ pub(crate) async fn run(node: Arc<Node>) {
             tokio::spawn(async move { resyncing.resync().await });
             continue;
         }
+        node.resend_unsent_realms();
         for name in node.silent_nodes().await {
             tracing::warn!(node = %name, "cluster node is silent; withdrawing its sessions");
             node.node_gone(&name);

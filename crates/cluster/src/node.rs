@@ -1,7 +1,7 @@
 //! A cluster node: its NATS connection, its buckets, what it knows of the other nodes, and the
 //! tasks that keep that knowledge current.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub(crate) orphans: HashMap<SessionId, Orphan>,
     /// One forwarder per other node.
     pub(crate) forwarders: HashMap<String, mpsc::UnboundedSender<Forward>>,
+    /// Realms whose settings could not be put in the configuration bucket (see `config_sync`).
+    pub(crate) unsent_realms: HashSet<String>,
 }
 
 pub(crate) struct Local {
@@ -141,7 +143,7 @@ pub async fn join(
     });
     liveness::first_heartbeat(&node).await?;
     node.prune_own_keys().await;
-    tokio::spawn(apply_writes(pending));
+    tokio::spawn(apply_writes(Arc::downgrade(&node), pending));
     inbox::start(&node).await.map_err(|e| connect_error(e.to_string()))?;
     node.start_mirror().await?;
     config_sync::start(&node).await?;
@@ -178,17 +180,27 @@ async fn bucket(
 }
 
 /// Applies bucket writes in the order they were made, so a subscription never reaches the
-/// directory before its session.
-async fn apply_writes(mut pending: mpsc::UnboundedReceiver<Write>) {
+/// directory before its session. A failed directory write is made good by the resync that
+/// follows the outage; a failed configuration write is remembered, to be sent again.
+async fn apply_writes(node: Weak<Node>, mut pending: mpsc::UnboundedReceiver<Write>) {
     while let Some(write) = pending.recv().await {
-        let outcome = match &write {
+        let (bucket, key, outcome) = match write {
             Write::Put(bucket, key, value) => {
-                bucket.put(key, value.clone()).await.map(drop).map_err(|e| e.to_string())
+                let outcome = bucket.put(&key, value).await.map(drop).map_err(|e| e.to_string());
+                (bucket, key, outcome)
             }
-            Write::Delete(bucket, key) => bucket.delete(key).await.map_err(|e| e.to_string()),
+            Write::Delete(bucket, key) => {
+                let outcome = bucket.delete(&key).await.map_err(|e| e.to_string());
+                (bucket, key, outcome)
+            }
         };
         if let Err(error) = outcome {
-            tracing::warn!(%error, "cluster directory write failed");
+            tracing::warn!(%error, bucket = %bucket.name, %key, "cluster bucket write failed");
+            if bucket.name == config_sync::BUCKET
+                && let Some(node) = node.upgrade()
+            {
+                node.state().unsent_realms.insert(key);
+            }
         }
     }
 }

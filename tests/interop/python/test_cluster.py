@@ -20,8 +20,8 @@ the K-th NATS server only. Clients join whichever node a test names and must see
   ``wamp.error.canceled``, and keep working meanwhile;
 * NATS going away (clusters of their own too): with all three NATS servers killed, each node
   keeps serving its own sessions and refuses only ``single`` registrations; once they are started
-  again the nodes mirror each other again (a session that left meanwhile is gone everywhere) and
-  nobody is taken for dead; a node whose NATS server alone dies fails over to another one;
+  again the nodes mirror each other again (a session that left meanwhile is gone everywhere, a
+  realm created meanwhile is known everywhere) and nobody is taken for dead; a node whose NATS server alone dies fails over to another one;
 * and a router without ``[cluster]`` still works with no NATS anywhere.
 
 Timing. A cluster spreads state asynchronously: a subscription made on n3 reaches n1 a moment
@@ -1378,6 +1378,7 @@ async def nats_outage_scenario(cluster: JunctionCluster, clients: ClusterClients
     leaver1 = await clients.autobahn(1)
     watcher1 = await clients.autobahn(1)
     leaves1 = await watch(watcher1, ["wamp.session.on_leave"])
+    root1 = await admin_on(clients, 1)
     await until_answered_by(caller1, "com.cl.outage.where", "n3")
     everyone = {sid(s) for s in (callee3, asker3, caller1, callee1, subscriber1, leaver1,
                                  watcher1)}
@@ -1416,6 +1417,10 @@ async def nats_outage_scenario(cluster: JunctionCluster, clients: ClusterClients
     # ... and a shared one is not.
     await register_named(callee1, "shared", "com.cl.outage.shared", invoke="roundrobin")
     assert await call(caller1, "com.cl.outage.shared") == "shared"
+    # ... and an admin change is made on n1 (it reaches the others once NATS is back).
+    shop = "com.cl.outage.shop"
+    await call(root1, "bondy.realm.create", {"uri": shop, "authmethods": ["ticket"]})
+    await call(root1, "bondy.user.add", shop, {"username": "olga", "password": "olga-secret"})
     outage = time.monotonic() - killed_at
 
     for server in cluster.nats.servers:
@@ -1439,6 +1444,9 @@ async def nats_outage_scenario(cluster: JunctionCluster, clients: ClusterClients
                      "the outage)", left())
     assert await call(asker3, "wamp.session.count") == len(everyone)
     assert set(await call(caller1, "wamp.session.list")) == everyone
+    # The admin change made on n1 during the outage is in force on n3.
+    olga3, _ = await login_within(clients, 3, shop, "olga", "olga-secret", "ticket", left())
+    assert olga3.joined.result().authid == "olga"
     recovered_after = time.monotonic() - restarted_at
     print(f"recovered {recovered_after:.1f}s after the NATS servers were started again")
 
