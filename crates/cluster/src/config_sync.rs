@@ -89,7 +89,7 @@ impl Node {
     /// unreachable), as this node's store holds them now: a realm changed meanwhile is sent
     /// once, in its latest state, and a realm deleted meanwhile is deleted.
     pub(crate) fn resend_unsent_realms(&self) {
-        let keys = std::mem::take(&mut self.state().unsent_realms);
+        let keys = std::mem::take(&mut self.state().unsent.realms);
         if keys.is_empty() {
             return;
         }
@@ -97,7 +97,7 @@ impl Node {
             Ok(stored) => stored,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the realms to send again");
-                self.state().unsent_realms.extend(keys);
+                self.state().unsent.realms.extend(keys);
                 return;
             }
         };

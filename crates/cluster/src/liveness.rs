@@ -80,15 +80,19 @@ pub(crate) async fn run(node: Arc<Node>) {
             healthy = false;
             continue;
         }
-        if !healthy {
-            healthy = true;
+        let recovered = !std::mem::replace(&mut healthy, true);
+        if recovered {
             tracing::info!(node = %node.name, "the cluster directory answers again; resuming");
-            node.state().nodes.values_mut().for_each(|seen| seen.at = Instant::now());
-            let resyncing = Arc::clone(&node);
-            tokio::spawn(async move { resyncing.resync().await });
+            let mut state = node.state();
+            state.nodes.values_mut().for_each(|seen| seen.at = Instant::now());
+            // The others may have taken this node for dead and deleted its records.
+            state.unsent.directory = true;
+        }
+        node.retry_failed_writes();
+        if recovered {
+            // Judge the others from the next heartbeat on.
             continue;
         }
-        node.resend_unsent_realms();
         for name in node.silent_nodes().await {
             tracing::warn!(node = %name, "cluster node is silent; withdrawing its sessions");
             node.node_gone(&name);

@@ -62,8 +62,17 @@ pub(crate) struct State {
     pub(crate) orphans: HashMap<SessionId, Orphan>,
     /// One forwarder per other node.
     pub(crate) forwarders: HashMap<String, mpsc::UnboundedSender<Forward>>,
-    /// Realms whose settings could not be put in the configuration bucket (see `config_sync`).
-    pub(crate) unsent_realms: HashSet<String>,
+    /// Bucket writes that failed, made good once the directory answers again.
+    pub(crate) unsent: Unsent,
+}
+
+/// What failed to reach the buckets (NATS or JetStream unreachable).
+#[derive(Default)]
+pub(crate) struct Unsent {
+    /// A directory write: the node writes all its records again (`resync`).
+    pub(crate) directory: bool,
+    /// The configuration keys of realms whose settings were not put (see `config_sync`).
+    pub(crate) realms: HashSet<String>,
 }
 
 pub(crate) struct Local {
@@ -180,8 +189,8 @@ async fn bucket(
 }
 
 /// Applies bucket writes in the order they were made, so a subscription never reaches the
-/// directory before its session. A failed directory write is made good by the resync that
-/// follows the outage; a failed configuration write is remembered, to be sent again.
+/// directory before its session. What fails is noted in [`Unsent`] for the next heartbeat that
+/// goes through (see [`Node::retry_failed_writes`]).
 async fn apply_writes(node: Weak<Node>, mut pending: mpsc::UnboundedReceiver<Write>) {
     while let Some(write) = pending.recv().await {
         let (bucket, key, outcome) = match write {
@@ -196,10 +205,12 @@ async fn apply_writes(node: Weak<Node>, mut pending: mpsc::UnboundedReceiver<Wri
         };
         if let Err(error) = outcome {
             tracing::warn!(%error, bucket = %bucket.name, %key, "cluster bucket write failed");
-            if bucket.name == config_sync::BUCKET
-                && let Some(node) = node.upgrade()
-            {
-                node.state().unsent_realms.insert(key);
+            let Some(node) = node.upgrade() else { return };
+            let unsent = &mut node.state().unsent;
+            if bucket.name == config_sync::BUCKET {
+                unsent.realms.insert(key);
+            } else {
+                unsent.directory = true;
             }
         }
     }
@@ -228,6 +239,17 @@ impl Node {
     pub(crate) fn write(&self, write: Write) {
         // The writer lives as long as the runtime.
         let _ = self.writes.send(write);
+    }
+
+    /// Makes good the bucket writes that failed: the directory written again (deletions
+    /// included, see `resync`), and the realms' settings sent again.
+    pub(crate) fn retry_failed_writes(&self) {
+        if std::mem::take(&mut self.state().unsent.directory)
+            && let Some(node) = self.myself()
+        {
+            self.runtime.spawn(async move { node.resync().await });
+        }
+        self.resend_unsent_realms();
     }
 
     /// The forwarder to `node`, started on first use.
