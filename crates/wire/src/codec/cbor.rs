@@ -233,8 +233,9 @@ fn enc_err<E: std::fmt::Display>(e: minicbor::encode::Error<E>) -> EncodeError {
     EncodeError::Unrepresentable(e.to_string())
 }
 
-pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
-    let mut e = Encoder::new(Vec::with_capacity(super::capacity_hint(elements)));
+/// Appends the message array of `elements` to `out`.
+pub(crate) fn encode(elements: &[Element<'_>], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let mut e = Encoder::new(std::mem::take(out));
     e.array(elements.len() as u64).map_err(enc_err)?;
     for element in elements {
         match element {
@@ -254,7 +255,8 @@ pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
             },
         }
     }
-    Ok(e.into_writer())
+    *out = e.into_writer();
+    Ok(())
 }
 
 fn write_dict(e: &mut Enc, dict: &Dict) -> Result<(), EncodeError> {

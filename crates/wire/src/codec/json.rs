@@ -164,26 +164,26 @@ fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError
     })
 }
 
-pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(super::capacity_hint(elements));
+/// Appends the message array of `elements` to `out`.
+pub(crate) fn encode(elements: &[Element<'_>], out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.push(b'[');
     for (i, element) in elements.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         match element {
-            Element::UInt(u) => write_json(&mut out, u)?,
-            Element::Str(s) => write_json(&mut out, s)?,
-            Element::Dict(d) => write_dict(&mut out, d)?,
+            Element::UInt(u) => write_json(out, u)?,
+            Element::Str(s) => write_json(out, s)?,
+            Element::Dict(d) => write_dict(out, d)?,
             Element::EmptyList => out.extend_from_slice(b"[]"),
             Element::Data(data) => match data_for(data, Serializer::Json)? {
                 DataOut::Raw(bytes) => out.extend_from_slice(bytes),
-                DataOut::Value(v) => write_value(&mut out, &v)?,
+                DataOut::Value(v) => write_value(out, &v)?,
             },
         }
     }
     out.push(b']');
-    Ok(out)
+    Ok(())
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), EncodeError> {

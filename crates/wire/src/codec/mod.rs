@@ -146,12 +146,26 @@ impl Serializer {
     /// Encodes one message, transcoding payload elements that came in another serializer.
     pub fn encode(self, message: &Message) -> Result<Bytes, EncodeError> {
         let elements = message.elements();
-        let bytes = match self {
-            Serializer::Json => json::encode(&elements)?,
-            Serializer::MsgPack => msgpack::encode(&elements)?,
-            Serializer::Cbor => cbor::encode(&elements)?,
-        };
-        Ok(Bytes::from(bytes))
+        SCRATCH.with_borrow_mut(|out| {
+            out.clear();
+            out.reserve(capacity_hint(&elements));
+            match self {
+                Serializer::Json => json::encode(&elements, out)?,
+                Serializer::MsgPack => msgpack::encode(&elements, out)?,
+                Serializer::Cbor => cbor::encode(&elements, out)?,
+            }
+            if out.len() > COPY_LIMIT {
+                // Large: not worth a copy; the scratch buffer goes with it.
+                return Ok(Bytes::from(std::mem::take(out)));
+            }
+            // One allocation of the exact size: `Bytes` from a `Vec` with spare capacity would
+            // allocate a second time, for its reference count.
+            let bytes = Bytes::copy_from_slice(out);
+            if out.capacity() > 4 * COPY_LIMIT {
+                *out = Vec::new();
+            }
+            Ok(bytes)
+        })
     }
 
     /// Decodes one complete value (a payload element).
@@ -162,6 +176,14 @@ impl Serializer {
             Serializer::Cbor => cbor::decode_value(bytes),
         }
     }
+}
+
+/// Encoded messages up to this size are copied out of the thread's scratch buffer.
+const COPY_LIMIT: usize = 16 * 1024;
+
+thread_local! {
+    /// Where this thread encodes messages, kept between messages (up to 4 × [`COPY_LIMIT`]).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Which container a payload element must be. `Arguments` may also be one binary string: the

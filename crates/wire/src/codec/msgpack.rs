@@ -213,22 +213,22 @@ fn skip_value(rest: &mut &[u8], depth: usize) -> Result<(), DecodeError> {
     Ok(())
 }
 
-pub(crate) fn encode(elements: &[Element<'_>]) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(super::capacity_hint(elements));
-    write(rmp::encode::write_array_len(&mut out, len32(elements.len())?))?;
+/// Appends the message array of `elements` to `out`.
+pub(crate) fn encode(elements: &[Element<'_>], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    write(rmp::encode::write_array_len(out, len32(elements.len())?))?;
     for element in elements {
         match element {
-            Element::UInt(u) => write(rmp::encode::write_uint(&mut out, *u))?,
-            Element::Str(s) => write(rmp::encode::write_str(&mut out, s))?,
-            Element::Dict(d) => write_dict(&mut out, d)?,
-            Element::EmptyList => write(rmp::encode::write_array_len(&mut out, 0))?,
+            Element::UInt(u) => write(rmp::encode::write_uint(out, *u))?,
+            Element::Str(s) => write(rmp::encode::write_str(out, s))?,
+            Element::Dict(d) => write_dict(out, d)?,
+            Element::EmptyList => write(rmp::encode::write_array_len(out, 0))?,
             Element::Data(data) => match data_for(data, Serializer::MsgPack)? {
                 DataOut::Raw(bytes) => out.extend_from_slice(bytes),
-                DataOut::Value(v) => write_value(&mut out, &v)?,
+                DataOut::Value(v) => write_value(out, &v)?,
             },
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn len32(n: usize) -> Result<u32, EncodeError> {

@@ -1,6 +1,6 @@
 //! The ERROR message, the reply to a failed request of any kind.
 
-use super::{DecodeError, Element, Fields, MessageType, message_kind, push_payload};
+use super::{DecodeError, Element, Elements, Fields, MessageType, message_kind, push_payload};
 use crate::id::RequestId;
 use crate::payload::Payload;
 use crate::uri::Uri;
@@ -39,7 +39,7 @@ impl Error {
             payload,
         })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([
             Element::UInt(self.request_type.code()),
             Element::UInt(self.request.get()),

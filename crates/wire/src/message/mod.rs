@@ -17,6 +17,8 @@ pub use rpc::{
 };
 pub use session::{Abort, Authenticate, Challenge, Goodbye, Hello, Welcome};
 
+use smallvec::SmallVec;
+
 use crate::codec::DecodeError;
 use crate::payload::{Data, Payload};
 use crate::uri::Uri;
@@ -257,9 +259,8 @@ impl Message {
     }
 
     /// The elements of the message array, in order, for a codec to encode.
-    pub(crate) fn elements(&self) -> Vec<Element<'_>> {
-        // Sized once: from one element, pushing the rest reallocated twice per message.
-        let mut out = Vec::with_capacity(MAX_ELEMENTS);
+    pub(crate) fn elements(&self) -> Elements<'_> {
+        let mut out = Elements::new();
         out.push(Element::UInt(self.message_type().code()));
         dispatch!(self, m => m.push_elements(&mut out));
         out
@@ -269,6 +270,9 @@ impl Message {
 /// The most elements a message array has: ERROR's seven (code, request type, request, details,
 /// error URI, `Arguments`, `ArgumentsKw`).
 pub(crate) const MAX_ELEMENTS: usize = 7;
+
+/// A message's elements: on the stack, since no message has more than [`MAX_ELEMENTS`].
+pub(crate) type Elements<'a> = SmallVec<[Element<'a>; MAX_ELEMENTS]>;
 
 /// One element of a message array as a codec sees it when encoding.
 #[derive(Debug)]
@@ -282,7 +286,7 @@ pub(crate) enum Element<'a> {
 }
 
 /// Appends a payload's elements: none, `args`, or `args` (maybe `[]`) then `kwargs`.
-pub(crate) fn push_payload<'a>(out: &mut Vec<Element<'a>>, payload: &'a Payload) {
+pub(crate) fn push_payload<'a>(out: &mut Elements<'a>, payload: &'a Payload) {
     match (&payload.args, &payload.kwargs) {
         (None, None) => {}
         (Some(a), None) => out.push(Element::Data(a)),
@@ -400,7 +404,7 @@ macro_rules! id_pair_message {
             pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
                 Ok(Self { $a: f.id($na, $ta::new)?, $b: f.id($nb, $tb::new)? })
             }
-            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
                 out.extend([Element::UInt(self.$a.get()), Element::UInt(self.$b.get())]);
             }
         }
@@ -419,7 +423,7 @@ macro_rules! acknowledgement_message {
                     details: f.optional_dict("Details")?,
                 })
             }
-            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
                 out.push(Element::UInt(self.request.get()));
                 out.extend(self.details.as_ref().map(Element::Dict));
             }
@@ -443,7 +447,7 @@ macro_rules! request_options_uri_message {
                     payload,
                 })
             }
-            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
                 out.extend([
                     Element::UInt(self.request.get()),
                     Element::Dict(&self.options),
@@ -462,7 +466,7 @@ macro_rules! request_options_uri_message {
                     $uri: f.uri($label)?,
                 })
             }
-            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
                 out.extend([
                     Element::UInt(self.request.get()),
                     Element::Dict(&self.options),

@@ -1,7 +1,7 @@
 //! Publish & subscribe: PUBLISH, PUBLISHED, SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, EVENT.
 
 use super::{
-    DecodeError, Element, Fields, acknowledgement_message, id_pair_message, message_kind,
+    DecodeError, Element, Elements, Fields, acknowledgement_message, id_pair_message, message_kind,
     push_payload, request_options_uri_message,
 };
 use crate::id::{PublicationId, RequestId, SubscriptionId};
@@ -100,7 +100,7 @@ impl Event {
             payload,
         })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([
             Element::UInt(self.subscription.get()),
             Element::UInt(self.publication.get()),

@@ -2,7 +2,7 @@
 //! INVOCATION, INTERRUPT, YIELD.
 
 use super::{
-    DecodeError, Element, Fields, acknowledgement_message, id_pair_message, message_kind,
+    DecodeError, Element, Elements, Fields, acknowledgement_message, id_pair_message, message_kind,
     push_payload, request_options_uri_message,
 };
 use crate::id::{RegistrationId, RequestId};
@@ -142,7 +142,7 @@ macro_rules! request_dict_message {
                     payload,
                 })
             }
-            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
                 out.extend([Element::UInt(self.request.get()), Element::Dict(&self.$dict)]);
                 push_payload(out, &self.payload);
             }
@@ -153,7 +153,7 @@ macro_rules! request_dict_message {
             pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
                 Ok(Self { request: f.id($id_field, RequestId::new)?, $dict: f.dict($dict_field)? })
             }
-            pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+            pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
                 out.extend([Element::UInt(self.request.get()), Element::Dict(&self.$dict)]);
             }
         }
@@ -183,7 +183,7 @@ impl Invocation {
             payload,
         })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([
             Element::UInt(self.request.get()),
             Element::UInt(self.registration.get()),

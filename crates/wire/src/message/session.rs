@@ -1,6 +1,6 @@
 //! Session lifecycle: HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE.
 
-use super::{DecodeError, Element, Fields, message_kind, push_payload};
+use super::{DecodeError, Element, Elements, Fields, message_kind, push_payload};
 use crate::id::SessionId;
 use crate::payload::Payload;
 use crate::uri::Uri;
@@ -69,7 +69,7 @@ impl Hello {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
         Ok(Self { realm: f.uri("Realm")?, details: f.dict("Details")? })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([Element::Str(self.realm.as_str()), Element::Dict(&self.details)]);
     }
 }
@@ -78,7 +78,7 @@ impl Welcome {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
         Ok(Self { session: f.id("Session", SessionId::new)?, details: f.dict("Details")? })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([Element::UInt(self.session.get()), Element::Dict(&self.details)]);
     }
 }
@@ -87,7 +87,7 @@ impl Abort {
     pub(crate) fn parse(f: &mut Fields, payload: Payload) -> Result<Self, DecodeError> {
         Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")?, payload })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([Element::Dict(&self.details), Element::Str(self.reason.as_str())]);
         push_payload(out, &self.payload);
     }
@@ -97,7 +97,7 @@ impl Challenge {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
         Ok(Self { authmethod: f.string("AuthMethod")?, extra: f.dict("Extra")? })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([Element::Str(&self.authmethod), Element::Dict(&self.extra)]);
     }
 }
@@ -106,7 +106,7 @@ impl Authenticate {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
         Ok(Self { signature: f.string("Signature")?, extra: f.dict("Extra")? })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([Element::Str(&self.signature), Element::Dict(&self.extra)]);
     }
 }
@@ -115,7 +115,7 @@ impl Goodbye {
     pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
         Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")? })
     }
-    pub(crate) fn push_elements<'a>(&'a self, out: &mut Vec<Element<'a>>) {
+    pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([Element::Dict(&self.details), Element::Str(self.reason.as_str())]);
     }
 }
