@@ -39,8 +39,8 @@ pub const DEALER_FEATURES: &[&str] = &[
 /// `WELCOME.Details.roles` for a session of `realm`. `event_history` is announced only where
 /// the realm keeps a history.
 pub fn router_roles(realm: &RealmConfig) -> Dict {
-    let flags = |names: &[&str]| -> Dict {
-        names.iter().map(|n| (n.to_string(), Value::Bool(true))).collect()
+    let flags = |names: &[&'static str]| -> Dict {
+        names.iter().map(|n| ((*n).into(), Value::Bool(true))).collect()
     };
     let mut broker = flags(BROKER_FEATURES);
     if !realm.event_history.is_empty() {

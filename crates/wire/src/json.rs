@@ -8,7 +8,7 @@ use crate::{Dict, Value};
 /// A dictionary as a JSON object. Binary strings become lists of bytes: the records that
 /// use this carry none that matter.
 pub fn from_dict(dict: &Dict) -> Json {
-    Json::Object(dict.iter().map(|(k, v)| (k.clone(), from_value(v))).collect())
+    Json::Object(dict.iter().map(|(k, v)| (k.to_string(), from_value(v))).collect())
 }
 
 fn from_value(value: &Value) -> Json {
@@ -28,7 +28,7 @@ fn from_value(value: &Value) -> Json {
 /// A JSON object as a dictionary (anything else gives an empty one).
 pub fn to_dict(json: &Json) -> Dict {
     match json {
-        Json::Object(map) => map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect(),
+        Json::Object(map) => map.iter().map(|(k, v)| (k.clone().into(), to_value(v))).collect(),
         _ => Dict::new(),
     }
 }

@@ -1,10 +1,13 @@
 //! The serializer-neutral data model: what JSON, MessagePack and CBOR have in common, plus binary
 //! strings (which JSON carries as `"\u0000" + base64`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// A WAMP dictionary: string keys, any values. Sorted so encodings are deterministic.
-pub type Dict = BTreeMap<String, Value>;
+/// A WAMP dictionary: string keys, any values. Sorted so encodings are deterministic. The keys
+/// the router writes are mostly literals (`"caller"`, `"procedure"`, …), kept without an
+/// allocation; keys read off the wire are owned.
+pub type Dict = BTreeMap<Cow<'static, str>, Value>;
 
 /// One value of an options/details dictionary or of an application payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +139,7 @@ macro_rules! dict {
     () => { $crate::value::Dict::new() };
     ($($k:expr => $v:expr),+ $(,)?) => {{
         let mut d = $crate::value::Dict::new();
-        $( d.insert(($k).to_string(), $crate::value::Value::from($v)); )+
+        $( d.insert(::std::borrow::Cow::from($k), $crate::value::Value::from($v)); )+
         d
     }};
 }

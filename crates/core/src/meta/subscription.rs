@@ -94,7 +94,7 @@ pub(super) fn by_policy(mut lists: HashMap<MatchPolicy, Vec<u64>>) -> Dict {
         .into_iter()
         .map(|p| {
             (
-                p.name().to_owned(),
+                p.name().into(),
                 Value::List(
                     lists.remove(&p).unwrap_or_default().into_iter().map(Value::from).collect(),
                 ),

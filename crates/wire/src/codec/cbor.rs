@@ -191,7 +191,7 @@ fn read_value(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
                 let Value::Str(key) = read_value(d, depth + 1)? else {
                     return Err(DecodeError::NonStringKey);
                 };
-                dict.insert(key, read_value(d, depth + 1)?);
+                dict.insert(key.into(), read_value(d, depth + 1)?);
                 Ok(())
             })?;
             Value::Dict(dict)

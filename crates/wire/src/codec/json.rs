@@ -158,7 +158,7 @@ fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError
         ),
         serde_json::Value::Object(map) => Value::Dict(
             map.into_iter()
-                .map(|(k, v)| Ok((k, from_json(v, depth + 1)?)))
+                .map(|(k, v)| Ok((k.into(), from_json(v, depth + 1)?)))
                 .collect::<Result<Dict, _>>()?,
         ),
     })

@@ -182,7 +182,7 @@ fn read_value(rest: &mut &[u8], depth: usize) -> Result<Value, DecodeError> {
                 let Value::Str(key) = read_value(rest, depth + 1)? else {
                     return Err(DecodeError::NonStringKey);
                 };
-                dict.insert(key, read_value(rest, depth + 1)?);
+                dict.insert(key.into(), read_value(rest, depth + 1)?);
             }
             Value::Dict(dict)
         }
