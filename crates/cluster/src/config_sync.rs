@@ -1,7 +1,9 @@
 //! Realm settings (users, groups, grants, sources…) replicated between nodes. A change made
 //! through the admin API is written to the node's own store, as on a single node, and put in
 //! the configuration bucket; every other node watches the bucket and applies it to its live
-//! realm at once (and to its own store, so it survives a restart without NATS).
+//! realm at once (and to its own store, so it survives a restart without NATS). A change whose
+//! put failed (NATS unreachable) is sent again, in the realm's latest state, once this node's
+//! heartbeat goes through.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -82,9 +84,7 @@ impl Node {
             Err(error) => tracing::warn!(%error, realm = %name, "replicated realm unreadable"),
         }
     }
-}
 
-impl Node {
     /// Puts again the settings of the realms whose last write to the bucket failed (NATS was
     /// unreachable), as this node's store holds them now: a realm changed meanwhile is sent
     /// once, in its latest state, and a realm deleted meanwhile is deleted.
