@@ -33,10 +33,11 @@ impl Seen {
 /// How long a joining node waits for the directory to take its first heartbeat.
 const FIRST_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Puts this node's first heartbeat and reads it back through its own NATS server. Right
-/// after a bucket is made, or a NATS cluster started, a server may not route to the bucket yet
-/// ("no stream found", "no responders"); a node that served clients then could not record
-/// them, so it waits here. Fails when the directory still refuses after the timeout.
+/// Puts this node's first heartbeat and reads it back through its own NATS server (and reads
+/// the configuration bucket, made just after). Right after a bucket is made, or a NATS cluster
+/// started, a server may not route to the bucket yet ("no stream found", "no responders"); a
+/// node that served clients then could not record them, so it waits here. Fails when the
+/// buckets still refuse after the timeout.
 pub(crate) async fn first_heartbeat(node: &Node) -> Result<(), ClusterError> {
     let key = directory::heartbeat_key(&node.name);
     let deadline = Instant::now() + FIRST_HEARTBEAT_TIMEOUT;
@@ -46,6 +47,7 @@ pub(crate) async fn first_heartbeat(node: &Node) -> Result<(), ClusterError> {
         let round_trip = async {
             node.directory.put(&key, beat).await.map_err(|e| e.to_string())?;
             node.directory.entry(&key).await.map_err(|e| e.to_string())?;
+            node.configs.entry(&key).await.map_err(|e| e.to_string())?;
             Ok::<_, String>(())
         };
         let reason = match tokio::time::timeout(HEARTBEAT, round_trip).await {
