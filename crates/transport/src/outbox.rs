@@ -142,6 +142,11 @@ impl Outbox for QueueOutbox {
         } else {
             state.items.push_back(item);
             state.queued_bytes += size;
+            if state.items.len() > 1 {
+                // The driver waits only on an empty queue: it will take this item with the
+                // ones before it, and needs no wake-up (nor a stale permit after it drained).
+                return;
+            }
         }
         drop(state);
         self.ready.notify_one();
@@ -172,6 +177,25 @@ mod tests {
         }
         while let Some(Next::Item(_)) = queue.try_next() {}
         assert_eq!(queue.lock().items.capacity(), 0);
+    }
+
+    #[test]
+    fn driver_waiting_on_an_empty_queue_is_woken_and_takes_what_followed() {
+        use std::pin::pin;
+        use std::task::{Context, Poll, Waker};
+        let queue = QueueOutbox::new(8, 1 << 20, false);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut next = pin!(queue.next());
+        assert!(next.as_mut().poll(&mut cx).is_pending());
+        queue.push(goodbye());
+        queue.push(goodbye());
+        assert!(matches!(next.as_mut().poll(&mut cx), Poll::Ready(Next::Item(_))));
+        assert!(matches!(queue.try_next(), Some(Next::Item(_))));
+        assert!(queue.try_next().is_none());
+        let mut again = pin!(queue.next());
+        assert!(again.as_mut().poll(&mut cx).is_pending());
+        queue.push(goodbye());
+        assert!(matches!(again.as_mut().poll(&mut cx), Poll::Ready(Next::Item(_))));
     }
 
     #[test]
