@@ -38,13 +38,13 @@ impl MessageMetrics {
     pub(crate) fn received(&self, kind: MessageType) {
         let register =
             || metrics::counter!("junction_messages_received_total", "type" => kind.name());
-        count(&self.received, kind, register);
+        count(&self.received, kind, 1, register);
     }
 
-    /// Counts a message written to a client.
-    pub(crate) fn sent(&self, kind: MessageType) {
+    /// Counts `n` messages of one type written to a client.
+    pub(crate) fn sent(&self, kind: MessageType, n: u64) {
         let register = || metrics::counter!("junction_messages_sent_total", "type" => kind.name());
-        count(&self.sent, kind, register);
+        count(&self.sent, kind, n, register);
     }
 
     /// Records the time one received message took to handle.
@@ -55,10 +55,15 @@ impl MessageMetrics {
     }
 }
 
-fn count(slots: &[OnceLock<Counter>; CODES], kind: MessageType, register: impl Fn() -> Counter) {
+fn count(
+    slots: &[OnceLock<Counter>; CODES],
+    kind: MessageType,
+    n: u64,
+    register: impl Fn() -> Counter,
+) {
     match usize::try_from(kind.code()).ok().and_then(|code| slots.get(code)) {
-        Some(slot) => slot.get_or_init(register).increment(1),
+        Some(slot) => slot.get_or_init(register).increment(n),
         // Unreachable while every code is below `CODES`; still counted if one is added above.
-        None => register().increment(1),
+        None => register().increment(n),
     }
 }

@@ -8,6 +8,7 @@ publisher's events to a subscriber in order, so the unwanted event would have ar
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 
 import pytest
 import xconn.types
@@ -240,3 +241,35 @@ async def test_event_payload_is_delivered_to_every_subscriber_serializer(clients
             session.transport_name, session.serializer_name
         )
 
+
+
+def sent_events(router) -> int:
+    """``junction_messages_sent_total{type="EVENT"}`` from the router's ``/metrics``."""
+    with urllib.request.urlopen(f"http://{router.host}:{router.port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith("junction_messages_sent_total{") and 'type="EVENT"' in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+async def test_every_event_written_is_counted_once_in_the_metrics(router, clients):
+    # Events are counted per written batch, so a burst to two subscribers is the case to check.
+    subscribers = [await clients.autobahn("websocket", "json"),
+                   await clients.autobahn("rawsocket", "msgpack")]
+    publisher = await clients.autobahn("websocket", "cbor")
+    collectors = [(await subscribe_collector(s, "com.example.counted"))[0] for s in subscribers]
+    before = sent_events(router)
+
+    for i in range(200):
+        publisher.publish("com.example.counted", i)
+    for events in collectors:
+        await events.wait_for(200)
+
+    # The count is taken just after the flush that wrote the last event: wait for it, bounded.
+    expected = before + 2 * 200
+    for _ in range(100):
+        if sent_events(router) >= expected:
+            break
+        await asyncio.sleep(0.02)
+    assert sent_events(router) == expected
