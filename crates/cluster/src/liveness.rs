@@ -45,9 +45,10 @@ pub(crate) async fn first_heartbeat(node: &Node) -> Result<(), ClusterError> {
     loop {
         let beat = Bytes::from(directory::now_ms().to_string());
         let round_trip = async {
-            node.directory.put(&key, beat).await.map_err(|e| e.to_string())?;
-            node.directory.entry(&key).await.map_err(|e| e.to_string())?;
-            node.configs.entry(&key).await.map_err(|e| e.to_string())?;
+            node.directory.put(&key, beat).await.map_err(|e| format!("put: {e}"))?;
+            node.directory.entry(&key).await.map_err(|e| format!("get: {e}"))?;
+            let configs = &node.configs;
+            configs.entry(&key).await.map_err(|e| format!("get from {}: {e}", configs.name))?;
             Ok::<_, String>(())
         };
         let reason = match tokio::time::timeout(HEARTBEAT, round_trip).await {
