@@ -198,6 +198,10 @@ struct Common {
     /// Worker threads of the load generator (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Run every system this many times, taking turns, and report each ratio's median with
+    /// the figure of every round (on a noisy machine the spread says how far to trust it).
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 }
 
 /// Per-role serializers for RPC, to measure transcoding.
@@ -430,9 +434,26 @@ async fn bench(scenario: &Scenario, common: &Common) -> anyhow::Result<Report> {
     if kinds.is_empty() {
         bail!("nothing to measure: give --router-bin, --relay, --router or --crossbar");
     }
+    let mut rounds = Vec::new();
+    for round in 1..=common.rounds {
+        if common.rounds > 1 {
+            eprintln!("junction-bench: round {round} of {}", common.rounds);
+        }
+        let results = bench_round(scenario, common, &kinds).await?;
+        rounds.push(Report::new(scenario.name(), scenario.params(common), results));
+    }
+    Report::combine(rounds).context("no round ran")
+}
+
+/// One run of the scenario against each system in turn.
+async fn bench_round(
+    scenario: &Scenario,
+    common: &Common,
+    kinds: &[Kind],
+) -> anyhow::Result<Vec<report::Outcome>> {
     let timing = Timing { warmup: common.warmup, duration: common.duration, count: common.count };
     let mut results = Vec::new();
-    for kind in kinds {
+    for &kind in kinds {
         let target = match kind {
             Kind::Relay => Target::start_relay(common.callgrind).await?,
             Kind::Junction => {
@@ -492,7 +513,7 @@ async fn bench(scenario: &Scenario, common: &Common) -> anyhow::Result<Report> {
         results
             .push(outcome.with_context(|| format!("{} against {}", scenario.name(), kind.name()))?);
     }
-    Ok(Report::new(scenario.name(), scenario.params(common), results))
+    Ok(results)
 }
 
 /// Serializes a WAMP serializer by its short name, for the JSON report.

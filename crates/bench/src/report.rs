@@ -103,8 +103,12 @@ pub struct Report {
     pub results: Vec<Outcome>,
     /// `junction/relay`, `junction/crossbar` and each cross-node figure against its single-node
     /// counterparts (see [`RATIOS`]) for the headline figure (and for p99 in RPC scenarios,
-    /// memory per session in `sessions` and instructions with callgrind).
+    /// memory per session in `sessions` and instructions with callgrind). With `--rounds`, each
+    /// ratio's median over the rounds.
     pub ratios: serde_json::Map<String, serde_json::Value>,
+    /// With `--rounds`: each round's ratios, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Report {
@@ -130,7 +134,34 @@ impl Report {
                 add("instructions per op", a, b);
             }
         }
-        Self { scenario: scenario.to_owned(), params, results, ratios }
+        Self { scenario: scenario.to_owned(), params, results, ratios, rounds: Vec::new() }
+    }
+
+    /// The reports of several rounds as one: every round's outcomes, and each ratio's median
+    /// (the lower middle one for an even count of rounds), with every round's ratios kept.
+    /// `None` without a report.
+    pub fn combine(reports: Vec<Report>) -> Option<Self> {
+        let mut reports = reports.into_iter();
+        let mut combined = reports.next()?;
+        let rest: Vec<Report> = reports.collect();
+        if rest.is_empty() {
+            return Some(combined);
+        }
+        let rounds: Vec<_> =
+            std::iter::once(&combined).chain(&rest).map(|r| r.ratios.clone()).collect();
+        let mut ratios = serde_json::Map::new();
+        for name in combined.ratios.keys() {
+            let mut values: Vec<f64> =
+                rounds.iter().filter_map(|r| r.get(name)?.as_f64()).collect();
+            values.sort_by(f64::total_cmp);
+            if let Some(&median) = values.get(values.len().saturating_sub(1) / 2) {
+                ratios.insert(name.clone(), median.into());
+            }
+        }
+        combined.results.extend(rest.into_iter().flat_map(|r| r.results));
+        combined.ratios = ratios;
+        combined.rounds = rounds;
+        Some(combined)
     }
 
     /// The report as an aligned text table.
@@ -193,7 +224,15 @@ impl Report {
             line(all);
         }
         for (name, value) in &self.ratios {
-            let _ = writeln!(out, "{name}: {value}");
+            let each: Vec<String> = self
+                .rounds
+                .iter()
+                .map(|r| r.get(name).map_or_else(|| "-".into(), ToString::to_string))
+                .collect();
+            match each.as_slice() {
+                [] => _ = writeln!(out, "{name}: {value}"),
+                _ => _ = writeln!(out, "{name}: {value} (median of {})", each.join(", ")),
+            }
         }
         out
     }
@@ -237,6 +276,23 @@ mod tests {
             ..Outcome::default()
         };
         Report::new(scenario, serde_json::json!({}), rates.iter().map(outcome).collect())
+    }
+
+    #[test]
+    fn rounds_report_each_ratios_median_and_every_round() {
+        let rounds = [150.0, 120.0, 160.0].map(|junction| {
+            report("rpc-throughput", "call", &[("relay", 200.0), ("junction", junction)])
+        });
+        let combined = Report::combine(rounds.into()).unwrap();
+        assert_eq!(combined.ratios["junction/relay calls/s"], 0.75);
+        assert_eq!(combined.rounds.len(), 3);
+        assert_eq!(combined.results.len(), 6);
+        assert!(
+            combined.table().contains("junction/relay calls/s: 0.75 (median of 0.75, 0.6, 0.8)")
+        );
+        let single = Report::combine(vec![report("rpc-throughput", "call", &[])]).unwrap();
+        assert!(single.rounds.is_empty());
+        assert!(Report::combine(Vec::new()).is_none());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use junction_store::Store;
 use junction_transport::{
     HttpEndpoints, Services, Shutdown, Tls, TlsFiles, run_timers, serve_tcp, serve_tls, serve_unix,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Junction, a WAMP router.
 #[derive(Parser)]
@@ -197,6 +197,17 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Moves the samples recorded into histograms since the last pass into their buckets, every
+/// second. The recorder keeps each sample until then, one per routed message: without this
+/// (or a scrape of `/metrics`, which does the same) memory grows with every message.
+async fn drain_histograms(metrics: PrometheusHandle) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        metrics.run_upkeep();
+    }
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
@@ -205,6 +216,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid metric buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    tokio::spawn(drain_histograms(metrics.clone()));
     let store = Arc::new(Store::open(&config.data_dir)?);
     let admin_realm = junction_wire::Uri::from(config.admin_realm.as_str());
     let realms =
