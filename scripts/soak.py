@@ -740,11 +740,14 @@ def main() -> int:
 
     def sample(label: str | None = None) -> dict:
         drain()
+        # Memory first: a scrape folds what the metrics recorder holds, and would hide memory
+        # that only a scrape gives back (as the histogram samples did before 85f76e3).
+        memory = rss_kib(proc.pid)
         m = scrape_metrics(port)
         merged = merge(latest)
         row = {
             "t": round(time.time() - started, 1),
-            "rss_kib": rss_kib(proc.pid),
+            "rss_kib": memory,
             "sessions": int(m.get("junction_sessions", 0)),
             "connections": int(m.get("junction_connections_open", 0)),
             "received": int(m.get("junction_messages_received_total", 0)),
