@@ -88,8 +88,8 @@ impl Node {
     /// Puts again the settings of the realms whose last write to the bucket failed (NATS was
     /// unreachable), as this node's store holds them now: a realm changed meanwhile is sent
     /// once, in its latest state, and a realm deleted meanwhile is deleted.
-    pub(crate) fn resend_unsent_realms(&self) {
-        let keys = std::mem::take(&mut self.state().unsent.realms);
+    pub(crate) fn resend_owed_realms(&self) {
+        let keys = std::mem::take(&mut self.state().owed.realms);
         if keys.is_empty() {
             return;
         }
@@ -97,7 +97,7 @@ impl Node {
             Ok(stored) => stored,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the realms to send again");
-                self.state().unsent.realms.extend(keys);
+                self.state().owed.realms.extend(keys);
                 return;
             }
         };

@@ -89,9 +89,9 @@ pub(crate) async fn run(node: Arc<Node>) {
             let mut state = node.state();
             state.nodes.values_mut().for_each(|seen| seen.at = Instant::now());
             // The others may have taken this node for dead and deleted its records.
-            state.unsent.directory = true;
+            state.owed.records = true;
         }
-        node.retry_failed_writes();
+        node.write_owed();
         if recovered {
             // Judge the others from the next heartbeat on.
             continue;

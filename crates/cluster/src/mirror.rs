@@ -57,7 +57,9 @@ impl Node {
         let put = entry.operation == Operation::Put;
         if key.node() == Some(&self.name) {
             if !put && self.still_held(&key) {
-                self.schedule_resync();
+                // Taken for dead by another node: written again at the next heartbeat (a
+                // burst of deletions makes one rewrite).
+                self.state().owed.records = true;
             }
             return;
         }
@@ -136,19 +138,6 @@ impl Node {
             Key::Registration { id, .. } => registrations.contains(id),
             _ => realm.session(session).is_some(),
         }
-    }
-
-    /// Writes this node's records again in a moment (deletions come in bursts).
-    fn schedule_resync(&self) {
-        if self.resync_pending.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let Some(node) = self.myself() else { return };
-        self.runtime.spawn(async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            node.resync_pending.store(false, std::sync::atomic::Ordering::SeqCst);
-            node.resync().await;
-        });
     }
 
     /// Attaches a session of `node` to its realm here. A session of a realm this node does

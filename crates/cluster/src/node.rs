@@ -2,7 +2,6 @@
 //! tasks that keep that knowledge current.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -35,8 +34,6 @@ pub struct Node {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) node_timeout: Duration,
     state: Mutex<State>,
-    /// A resync of this node's records is on its way (see `mirror`).
-    pub(crate) resync_pending: AtomicBool,
     /// Told when the directory watch had to be renewed (see `follow`).
     pub(crate) watches_renewed: Arc<Notify>,
     /// This node, for tasks it spawns.
@@ -62,15 +59,16 @@ pub(crate) struct State {
     pub(crate) orphans: HashMap<SessionId, Orphan>,
     /// One forwarder per other node.
     pub(crate) forwarders: HashMap<String, mpsc::UnboundedSender<Forward>>,
-    /// Bucket writes that failed, made good once the directory answers again.
-    pub(crate) unsent: Unsent,
+    /// What the buckets are owed, written at the next heartbeat that goes through.
+    pub(crate) owed: Owed,
 }
 
-/// What failed to reach the buckets (NATS or JetStream unreachable).
+/// Writes the buckets are owed: some failed (NATS or JetStream unreachable), or other nodes
+/// deleted this node's records (they took it for dead).
 #[derive(Default)]
-pub(crate) struct Unsent {
-    /// A directory write: the node writes all its records again (`resync`).
-    pub(crate) directory: bool,
+pub(crate) struct Owed {
+    /// All this node's directory records, written again (`resync`).
+    pub(crate) records: bool,
     /// The configuration keys of realms whose settings were not put (see `config_sync`).
     pub(crate) realms: HashSet<String>,
 }
@@ -146,7 +144,6 @@ pub async fn join(
         runtime: tokio::runtime::Handle::current(),
         node_timeout: Duration::from_millis(config.node_timeout_ms),
         state: Mutex::default(),
-        resync_pending: AtomicBool::new(false),
         watches_renewed: Arc::default(),
         me: me.clone(),
     });
@@ -189,8 +186,8 @@ async fn bucket(
 }
 
 /// Applies bucket writes in the order they were made, so a subscription never reaches the
-/// directory before its session. What fails is noted in [`Unsent`] for the next heartbeat that
-/// goes through (see [`Node::retry_failed_writes`]).
+/// directory before its session. What fails is noted in [`Owed`] for the next heartbeat that
+/// goes through (see [`Node::write_owed`]).
 async fn apply_writes(node: Weak<Node>, mut pending: mpsc::UnboundedReceiver<Write>) {
     while let Some(write) = pending.recv().await {
         let (bucket, key, outcome) = match write {
@@ -206,11 +203,11 @@ async fn apply_writes(node: Weak<Node>, mut pending: mpsc::UnboundedReceiver<Wri
         if let Err(error) = outcome {
             tracing::warn!(%error, bucket = %bucket.name, %key, "cluster bucket write failed");
             let Some(node) = node.upgrade() else { return };
-            let unsent = &mut node.state().unsent;
+            let owed = &mut node.state().owed;
             if bucket.name == config_sync::BUCKET {
-                unsent.realms.insert(key);
+                owed.realms.insert(key);
             } else {
-                unsent.directory = true;
+                owed.records = true;
             }
         }
     }
@@ -241,15 +238,15 @@ impl Node {
         let _ = self.writes.send(write);
     }
 
-    /// Makes good the bucket writes that failed: the directory written again (deletions
-    /// included, see `resync`), and the realms' settings sent again.
-    pub(crate) fn retry_failed_writes(&self) {
-        if std::mem::take(&mut self.state().unsent.directory)
+    /// Writes what the buckets are owed: this node's records again (deletions included, see
+    /// `resync`), and the realms' settings whose put failed.
+    pub(crate) fn write_owed(&self) {
+        if std::mem::take(&mut self.state().owed.records)
             && let Some(node) = self.myself()
         {
             self.runtime.spawn(async move { node.resync().await });
         }
-        self.resend_unsent_realms();
+        self.resend_owed_realms();
     }
 
     /// The forwarder to `node`, started on first use.
