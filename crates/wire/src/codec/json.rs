@@ -129,6 +129,19 @@ pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     from_json(json, 0)
 }
 
+/// The key serde_json reads as a raw value when it comes first in an object. Accepted in
+/// another place, it would come first once the router re-encodes the dictionary (keys sorted),
+/// and the router's own output would not decode: refused wherever it is, in JSON read and
+/// written (found by fuzzing).
+const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
+fn reserved_key() -> DecodeError {
+    DecodeError::Malformed {
+        serializer: Serializer::Json,
+        reason: format!("the dictionary key {RAW_VALUE_KEY:?} is reserved"),
+    }
+}
+
 fn malformed(e: &serde_json::Error) -> DecodeError {
     DecodeError::Malformed { serializer: Serializer::Json, reason: e.to_string() }
 }
@@ -158,7 +171,10 @@ fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError
         ),
         serde_json::Value::Object(map) => Value::Dict(
             map.into_iter()
-                .map(|(k, v)| Ok((k.into(), from_json(v, depth + 1)?)))
+                .map(|(k, v)| match k.as_str() {
+                    RAW_VALUE_KEY => Err(reserved_key()),
+                    _ => Ok((k.into(), from_json(v, depth + 1)?)),
+                })
                 .collect::<Result<Dict, _>>()?,
         ),
     })
@@ -195,6 +211,9 @@ fn write_dict(out: &mut Vec<u8>, dict: &Dict) -> Result<(), EncodeError> {
     for (i, (k, v)) in dict.iter().enumerate() {
         if i > 0 {
             out.push(b',');
+        }
+        if k == RAW_VALUE_KEY {
+            return Err(EncodeError::Unrepresentable(reserved_key().to_string()));
         }
         write_json(out, k)?;
         out.push(b':');

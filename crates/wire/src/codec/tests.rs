@@ -145,3 +145,19 @@ fn top_level_strings_starting_with_nul_stay_strings_in_json() {
     let json = Serializer::Json.encode(&message).expect("encodes");
     assert_eq!(Serializer::Json.decode(&json).expect("decodes"), message);
 }
+
+#[test]
+fn the_key_serde_json_reserves_is_refused_in_json_both_ways() {
+    let key = "$serde_json::private::RawValue";
+    let input = format!(r#"[36,1,2,{{"a":1,"{key}":[1]}}]"#);
+    let refused = Serializer::Json.decode(&Bytes::from(input)).unwrap_err();
+    assert!(refused.to_string().contains("is reserved"), "{refused}");
+    let event = Message::Event(Event {
+        subscription: SubscriptionId::new(1).unwrap(),
+        publication: PublicationId::new(2).unwrap(),
+        details: dict! { key => 1u64 },
+        payload: Default::default(),
+    });
+    assert!(Serializer::MsgPack.encode(&event).is_ok());
+    assert!(Serializer::Json.encode(&event).is_err());
+}
