@@ -18,6 +18,8 @@ the K-th NATS server only. Clients join whichever node a test names and must see
 * a node killed with SIGKILL (its own cluster, ``doomed_cluster``): the others withdraw its
   sessions, registrations and subscriptions, fail calls waiting on its callees with
   ``wamp.error.canceled``, and keep working meanwhile;
+* a node paused (SIGSTOP) until the others take it for dead: resumed, it writes its records again
+  and is whole again everywhere, and takes nobody else for dead;
 * NATS going away (clusters of their own too): with all three NATS servers killed, each node
   keeps serving its own sessions and refuses only ``single`` registrations; once they are started
   again the nodes mirror each other again (a session that left meanwhile is gone everywhere, a
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 
 import pytest
@@ -1316,6 +1319,53 @@ async def node_death_scenario(cluster: JunctionCluster, clients: ClusterClients)
         await events.wait_until(lambda items: any(a == ("still here",) for a, _, _ in items),
                                 "an event from n2 after n3 was withdrawn")
     assert canceled_after < NODE_DEATH_TIMEOUT
+
+
+async def test_a_node_paused_long_enough_to_be_taken_for_dead_comes_back_whole(
+    doomed_cluster, doomed_clients
+):
+    """A node stopped (SIGSTOP, as in a long pause of its VM) is withdrawn by the others, which
+    delete its directory records. Resumed, it finds them deleted and writes them again, and
+    takes nobody else for dead: its sessions are back in every node's mirror."""
+    clients = doomed_clients
+    topic = "com.cl.pause.news"
+    callee2 = await clients.autobahn(2)
+    await register_named(callee2, "n2", "com.cl.pause.where")
+    events2, _ = await subscribe_collector(await clients.autobahn(2), topic)
+    callee3 = await clients.autobahn(3)
+    await register_named(callee3, "n3", "com.cl.pause.n3")
+    caller1 = await clients.autobahn(1)
+    caller2 = await clients.autobahn(2)
+    pub1 = await clients.autobahn(1)
+    await until_answered_by(caller1, "com.cl.pause.where", "n2")
+    await until_answered_by(caller2, "com.cl.pause.n3", "n3")
+    await until_routed(pub1, topic, [events2])
+    on_n2 = {sid(callee2), sid(caller2)}
+    await eventually(lambda: call(caller1, "wamp.session.list"), lambda ids: on_n2 <= set(ids),
+                     "n1 to list the sessions of n2")
+
+    node2 = doomed_cluster[2]
+    log_start = len(node2.log_path.read_text(errors="replace"))
+    node2.proc.send_signal(signal.SIGSTOP)
+    try:
+        # n1 withdraws n2 once its heartbeat has been silent for node_timeout_ms.
+        await eventually(lambda: call_error(caller1, "com.cl.pause.where"),
+                         lambda e: e.error == "wamp.error.no_such_procedure",
+                         "n1 to withdraw the registration of the paused n2", NODE_DEATH_TIMEOUT,
+                         interval=0.2)
+        ids = await call(caller1, "wamp.session.list")
+        assert not on_n2 & set(ids), f"n1 still lists n2's sessions: {on_n2 & set(ids)}"
+    finally:
+        node2.proc.send_signal(signal.SIGCONT)
+
+    # Resumed: its records are written again, and n1 routes to it as before.
+    await until_answered_by(caller1, "com.cl.pause.where", "n2")
+    await eventually(lambda: call(caller1, "wamp.session.list"), lambda ids: on_n2 <= set(ids),
+                     "n1 to list the sessions of n2 again")
+    await until_routed(pub1, topic, [events2])
+    # n2 itself took nobody for dead: it still reaches n3's callee and logged no silent node.
+    assert await call(caller2, "com.cl.pause.n3") == "n3"
+    assert "cluster node is silent" not in node2.log_path.read_text(errors="replace")[log_start:]
 
 
 # ------------------------------------------------------------------------------------------------
