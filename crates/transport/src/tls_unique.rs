@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::rustls::{
     HandshakeKind, KeyLog, ProtocolVersion, ServerConnection, SupportedCipherSuite,
 };
+use zeroize::Zeroizing;
 
 /// Octets a handshake may take in one direction before recording gives up (a certificate
 /// chain of a few KiB is usual).
@@ -27,14 +28,17 @@ const MAX_RECORDED: usize = 64 * 1024;
 const MAX_WAITING_SECRETS: usize = 1024;
 
 /// The TLS 1.2 master secrets rustls derives, by client random, until the connection that
-/// derived each takes it (rustls's [`KeyLog`], label `CLIENT_RANDOM`).
+/// derived each takes it (rustls's [`KeyLog`], label `CLIENT_RANDOM`). Each is wiped from
+/// memory when it is dropped: used, evicted, or with the listener.
 #[derive(Debug, Default)]
 pub(crate) struct MasterSecrets {
-    waiting: Mutex<VecDeque<([u8; 32], Vec<u8>)>>,
+    waiting: Mutex<VecDeque<([u8; 32], MasterSecret)>>,
 }
 
+type MasterSecret = Zeroizing<Vec<u8>>;
+
 impl MasterSecrets {
-    fn take(&self, client_random: &[u8]) -> Option<Vec<u8>> {
+    fn take(&self, client_random: &[u8]) -> Option<MasterSecret> {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let at = waiting.iter().position(|(random, _)| random == client_random)?;
         waiting.remove(at).map(|(_, secret)| secret)
@@ -51,7 +55,7 @@ impl KeyLog for MasterSecrets {
         if waiting.len() >= MAX_WAITING_SECRETS {
             waiting.pop_front();
         }
-        waiting.push_back((random, secret.to_vec()));
+        waiting.push_back((random, Zeroizing::new(secret.to_vec())));
     }
 
     fn will_log(&self, label: &str) -> bool {
