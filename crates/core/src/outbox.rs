@@ -42,14 +42,20 @@ impl Outbound {
     /// Roughly how many bytes the item will take on the wire (the payload as received, plus a
     /// fixed allowance for the header), for byte-bounded queues.
     pub fn approx_size(&self) -> usize {
-        const HEADER: usize = 64;
-        let payload = match self {
-            Outbound::Message(message) => message.payload().map_or(0, Payload::encoded_len),
-            Outbound::Event(shared) => shared.message().payload().map_or(0, Payload::encoded_len),
-            Outbound::Close(_) => 0,
-        };
-        HEADER + payload
+        match self {
+            Outbound::Message(message) => approx_size(message),
+            Outbound::Event(shared) => shared.approx_size,
+            Outbound::Close(_) => HEADER_ALLOWANCE,
+        }
     }
+}
+
+/// What [`Outbound::approx_size`] counts for a message's header.
+const HEADER_ALLOWANCE: usize = 64;
+
+/// See [`Outbound::approx_size`].
+fn approx_size(message: &Message) -> usize {
+    HEADER_ALLOWANCE + message.payload().map_or(0, Payload::encoded_len)
 }
 
 /// A session's outbound queue, implemented by the driver. Must not block: the core calls it
@@ -70,13 +76,15 @@ pub trait Outbox: Send + Sync {
 #[derive(Debug)]
 pub struct SharedMessage {
     message: Message,
+    /// Its [`Outbound::approx_size`], worked out once rather than at every queue it enters.
+    approx_size: usize,
     encoded: [OnceLock<Result<Bytes, EncodeError>>; 3],
 }
 
 impl SharedMessage {
     /// Wraps a message for sharing.
     pub fn new(message: Message) -> Self {
-        Self { message, encoded: Default::default() }
+        Self { approx_size: approx_size(&message), message, encoded: Default::default() }
     }
 
     /// The message itself.

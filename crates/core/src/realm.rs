@@ -283,6 +283,11 @@ impl Peer {
         self.outbox.push(item);
     }
 
+    /// The session's outbound queue.
+    pub(crate) fn outbox(&self) -> &Arc<dyn Outbox> {
+        &self.outbox
+    }
+
     /// The next router-to-client request id (wraps after 2^53 as the spec says).
     pub fn next_request_id(&self) -> RequestId {
         let n = self.last_request.fetch_add(1, Ordering::Relaxed) % MAX_ID + 1;
