@@ -4,11 +4,12 @@
 # time, and writes its JSON report to target/bench/<name>.json (the table goes to the terminal).
 # See docs/benchmarks.md.
 #
-#   scripts/bench.sh                      every scenario below except cluster, callgrind and plot
+#   scripts/bench.sh                      every scenario below except cluster, callgrind,
+#                                         cache-sim and plot
 #   scripts/bench.sh rpc-latency ...      only these
 #
 # Scenarios: rpc-latency rpc-throughput rpc-throughput-rawsocket pubsub-fanout pubsub-throughput
-#            sessions transcoding payload-sweep cluster callgrind plot
+#            sessions transcoding payload-sweep cluster callgrind cache-sim plot
 #
 # Environment:
 #   DURATION=5        seconds in each measured window (after a 1 s warm-up)
@@ -115,6 +116,15 @@ callgrind() {
   run callgrind-sessions sessions --sessions 500
   common=("${saved[@]}")
 }
+cache_sim() {
+  # Misses of a simulated 1 MiB cache (a core's L2) per event, where fan-out outgrows it.
+  # Valgrind with its cache simulation is ~100x slower: 200,000 events each.
+  local saved=("${common[@]}")
+  common=(--router-bin "$ROUTER" --relay --json --callgrind --cache-sim)
+  run cache-sim-fanout-1000 pubsub-fanout --subscribers 1000 --count 200
+  run cache-sim-fanout-10000 pubsub-fanout --subscribers 10000 --count 20
+  common=("${saved[@]}")
+}
 plot() {
   # Plots from the JSON above, into docs/ (needs matplotlib in .venv).
   .venv/bin/python - "$OUT" <<'PY'
@@ -164,11 +174,11 @@ all=(rpc-latency rpc-throughput rpc-throughput-rawsocket pubsub-fanout pubsub-th
 for scenario in "${@:-${all[@]}}"; do
   case $scenario in
     rpc-latency | rpc-throughput | rpc-throughput-rawsocket | pubsub-fanout | pubsub-throughput | \
-      sessions | transcoding | payload-sweep | cluster | callgrind | plot)
+      sessions | transcoding | payload-sweep | cluster | callgrind | cache-sim | plot)
       "${scenario//-/_}"
       ;;
     *)
-      echo "unknown scenario $scenario; known: ${all[*]} cluster callgrind plot" >&2
+      echo "unknown scenario $scenario; known: ${all[*]} cluster callgrind cache-sim plot" >&2
       exit 2
       ;;
   esac

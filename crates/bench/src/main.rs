@@ -39,7 +39,7 @@ use crate::client::Endpoint;
 use crate::link::Transport;
 use crate::report::Report;
 use crate::scenario::{Run, Timing, pubsub, rpc, sessions};
-use crate::target::{Kind, Target};
+use crate::target::{Instrument, Kind, Target};
 
 /// Load generator for WAMP routers, with a frame-relay baseline.
 #[derive(Parser)]
@@ -195,6 +195,10 @@ struct Common {
     /// per operation (use a small --count: valgrind is ~50× slower).
     #[arg(long)]
     callgrind: bool,
+    /// With `--callgrind`: also simulate a 1 MiB last-level cache (standing for a core's L2)
+    /// and report its data misses per operation; slower still.
+    #[arg(long, requires = "callgrind")]
+    cache_sim: bool,
     /// Worker threads of the load generator (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -202,6 +206,17 @@ struct Common {
     /// the figure of every round (on a noisy machine the spread says how far to trust it).
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
+}
+
+impl Common {
+    /// How the routers this tool starts run: natively, or under callgrind.
+    fn instrument(&self) -> Instrument {
+        match (self.callgrind, self.cache_sim) {
+            (false, _) => Instrument::Native,
+            (true, false) => Instrument::Callgrind,
+            (true, true) => Instrument::CacheSim,
+        }
+    }
 }
 
 /// Per-role serializers for RPC, to measure transcoding.
@@ -455,10 +470,10 @@ async fn bench_round(
     let mut results = Vec::new();
     for &kind in kinds {
         let target = match kind {
-            Kind::Relay => Target::start_relay(common.callgrind).await?,
+            Kind::Relay => Target::start_relay(common.instrument()).await?,
             Kind::Junction => {
                 let bin = common.router_bin.as_deref().context("no --router-bin")?;
-                Target::start_junction(bin, common.callgrind).await?
+                Target::start_junction(bin, common.instrument()).await?
             }
             Kind::ClusterOneNode | Kind::ClusterCrossNode => {
                 let bin = common.router_bin.as_deref().context("no --router-bin")?;

@@ -48,6 +48,9 @@ pub struct Outcome {
     /// Instructions the router executed per operation in the window (`--callgrind`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions_per_op: Option<f64>,
+    /// Data misses of the simulated 1 MiB last-level cache per operation (`--cache-sim`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_misses_per_op: Option<f64>,
 }
 
 /// Round-trip percentiles, in microseconds.
@@ -133,6 +136,9 @@ impl Report {
             if let (Some(a), Some(b)) = (this.instructions_per_op, other.instructions_per_op) {
                 add("instructions per op", a, b);
             }
+            if let (Some(a), Some(b)) = (this.cache_misses_per_op, other.cache_misses_per_op) {
+                add("cache misses per op", a, b);
+            }
         }
         Self { scenario: scenario.to_owned(), params, results, ratios, rounds: Vec::new() }
     }
@@ -195,6 +201,7 @@ impl Report {
         });
         row("RSS/session KiB", &|o| o.rss_per_session_bytes.map(|b| format!("{:.2}", b / 1024.0)));
         row(&format!("instructions/{op}"), &|o| o.instructions_per_op.map(|i| format!("{i:.0}")));
+        row(&format!("cache misses/{op}"), &|o| o.cache_misses_per_op.map(|m| format!("{m:.2}")));
 
         let mut headers = vec![self.scenario.clone()];
         headers.extend(self.results.iter().map(|o| o.target.clone()));

@@ -6,7 +6,8 @@
 //! is measured from `/proc`: resident memory and CPU time of the process and its descendants
 //! (Crossbar runs its router in a worker process). With `--callgrind` Junction and the relay
 //! run under `valgrind --tool=callgrind`, and the instructions they execute during the measured
-//! window are read from a callgrind dump.
+//! window are read from a callgrind dump; with `--cache-sim` too, the misses of a simulated
+//! cache.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -68,7 +69,7 @@ pub struct Target {
     /// Config, data and logs of a started process; removed on drop.
     dir: Option<tempfile::TempDir>,
     /// Whether the process runs under callgrind.
-    callgrind: bool,
+    instrument: Instrument,
     /// Processes this one works with, measured with it and stopped after it: the other node
     /// and the NATS server of a cluster.
     companions: Vec<Target>,
@@ -86,8 +87,8 @@ pub struct Usage {
 impl Target {
     /// Starts Junction from `bin` on a free loopback port, with a generated configuration in a
     /// temporary directory (see docs/benchmarks.md for its content).
-    pub async fn start_junction(bin: &Path, callgrind: bool) -> anyhow::Result<Self> {
-        Self::start_junction_with(bin, Kind::Junction, JUNCTION_CONFIG, callgrind).await
+    pub async fn start_junction(bin: &Path, instrument: Instrument) -> anyhow::Result<Self> {
+        Self::start_junction_with(bin, Kind::Junction, JUNCTION_CONFIG, instrument).await
     }
 
     /// Starts a NATS server with JetStream (`nats_bin`) and two Junction nodes joined through
@@ -100,8 +101,10 @@ impl Target {
             format!("{JUNCTION_CONFIG}\n[cluster]\nnode = \"{node}\"\nnats = [\"{url}\"]\n")
         };
         // One after the other: the first node to join creates the cluster's buckets.
-        let mut first = Self::start_junction_with(bin, kind, &config("n1"), false).await?;
-        let second = Self::start_junction_with(bin, kind, &config("n2"), false).await?;
+        let mut first =
+            Self::start_junction_with(bin, kind, &config("n1"), Instrument::Native).await?;
+        let second =
+            Self::start_junction_with(bin, kind, &config("n2"), Instrument::Native).await?;
         if kind == Kind::ClusterCrossNode {
             first.far_addr = second.addr;
         }
@@ -114,7 +117,7 @@ impl Target {
         bin: &Path,
         kind: Kind,
         config: &str,
-        callgrind: bool,
+        instrument: Instrument,
     ) -> anyhow::Result<Self> {
         if !bin.exists() {
             bail!(
@@ -125,20 +128,20 @@ impl Target {
         let dir = tempfile::Builder::new().prefix("junction-bench-").tempdir()?;
         let config_path = dir.path().join("junction.toml");
         std::fs::write(&config_path, config)?;
-        let mut command = wrapped(bin, callgrind, dir.path());
+        let mut command = wrapped(bin, instrument, dir.path());
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config_path)
             .arg("--data-dir")
             .arg(dir.path().join("data"));
         let (child, line) =
-            spawn_and_read(command, dir.path(), "junction: listening on ws://", callgrind).await?;
+            spawn_and_read(command, dir.path(), "junction: listening on ws://", instrument).await?;
         let addr = line
             .split_once("ws://")
             .and_then(|(_, rest)| rest.split('/').next())
             .and_then(|a| a.parse().ok())
             .with_context(|| format!("cannot read the address in {line:?}"))?;
-        Ok(Self::started(kind, addr, child, dir, callgrind))
+        Ok(Self::started(kind, addr, child, dir, instrument))
     }
 
     /// Starts `nats-server` with JetStream on a free loopback port (it picks the port and
@@ -161,8 +164,13 @@ impl Target {
             })?;
         let ports = dir.path().join(format!("nats-server_{}.ports", child.id()));
         // The placeholder address is replaced as soon as the ports file names the real one.
-        let mut target =
-            Self::started(kind, SocketAddr::from(([127, 0, 0, 1], 0)), child, dir, false);
+        let mut target = Self::started(
+            kind,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            child,
+            dir,
+            Instrument::Native,
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             // The file is written once the server accepts clients: `{"nats":["nats://…"]}`.
@@ -188,7 +196,7 @@ impl Target {
         addr: SocketAddr,
         child: Child,
         dir: tempfile::TempDir,
-        callgrind: bool,
+        instrument: Instrument,
     ) -> Self {
         Self {
             kind,
@@ -197,24 +205,24 @@ impl Target {
             ws_path: "/ws".into(),
             child: Some(child),
             dir: Some(dir),
-            callgrind,
+            instrument,
             companions: Vec::new(),
         }
     }
 
     /// Starts the relay (this executable, `relay` subcommand) on a free loopback port.
-    pub async fn start_relay(callgrind: bool) -> anyhow::Result<Self> {
+    pub async fn start_relay(instrument: Instrument) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let dir = tempfile::Builder::new().prefix("junction-bench-relay-").tempdir()?;
-        let mut command = wrapped(&exe, callgrind, dir.path());
+        let mut command = wrapped(&exe, instrument, dir.path());
         command.args(["relay", "--listen", "127.0.0.1:0"]);
         let marker = "junction-bench relay: listening on ";
-        let (child, line) = spawn_and_read(command, dir.path(), marker, callgrind).await?;
+        let (child, line) = spawn_and_read(command, dir.path(), marker, instrument).await?;
         let addr = line
             .split_once(marker)
             .and_then(|(_, a)| a.trim().parse().ok())
             .with_context(|| format!("cannot read the address in {line:?}"))?;
-        Ok(Self::started(Kind::Relay, addr, child, dir, callgrind))
+        Ok(Self::started(Kind::Relay, addr, child, dir, instrument))
     }
 
     /// Starts Crossbar.io (`bin`, usually `crossbar` from the pip package) on a free loopback
@@ -237,7 +245,7 @@ impl Target {
             .spawn()
             .with_context(|| format!("cannot start {} (pip install crossbar)", bin.display()))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let target = Self::started(Kind::Crossbar, addr, child, dir, false);
+        let target = Self::started(Kind::Crossbar, addr, child, dir, Instrument::Native);
         // Crossbar opens the port once its router worker runs; that takes a few seconds.
         let deadline = Instant::now() + Duration::from_secs(120);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -259,7 +267,7 @@ impl Target {
             ws_path,
             child: None,
             dir: None,
-            callgrind: false,
+            instrument: Instrument::Native,
             companions: Vec::new(),
         }
     }
@@ -289,7 +297,7 @@ impl Target {
 
     /// Whether instructions are being counted.
     pub fn counts_instructions(&self) -> bool {
-        self.callgrind
+        self.instrument != Instrument::Native
     }
 
     /// Sets callgrind's counters to zero: the start of a measured window.
@@ -297,8 +305,8 @@ impl Target {
         self.callgrind_control("-z").await
     }
 
-    /// The instructions executed since [`Target::zero_instructions`], from a callgrind dump.
-    pub async fn instructions(&self) -> anyhow::Result<u64> {
+    /// What callgrind counted since [`Target::zero_instructions`], from a callgrind dump.
+    pub async fn instructions(&self) -> anyhow::Result<Counts> {
         let dir = self.dir.as_ref().context("no data directory")?.path();
         let before: Vec<PathBuf> = dumps(dir)?;
         self.callgrind_control("-d").await?;
@@ -307,10 +315,7 @@ impl Target {
             .find(|p| !before.contains(p))
             .context("callgrind wrote no dump")?;
         let text = std::fs::read_to_string(&dump)?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
-            .and_then(|n| n.split_whitespace().next()?.parse().ok())
-            .with_context(|| format!("no instruction total in {}", dump.display()))
+        Counts::read(&text).with_context(|| format!("no instruction total in {}", dump.display()))
     }
 
     /// Where the process writes its standard error.
@@ -429,16 +434,58 @@ fn crossbar_config(port: u16) -> String {
     .to_string()
 }
 
+/// How a started router runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instrument {
+    Native,
+    /// Under callgrind, counting instructions.
+    Callgrind,
+    /// Under callgrind, counting instructions and the data misses of a simulated 1 MiB
+    /// last-level cache: the per-core L2 that thousands of sessions outgrow, which this kind
+    /// of VM gives no hardware counter for.
+    CacheSim,
+}
+
+/// The simulated last level of `--cache-sim`: 1 MiB, 16-way, 64-octet lines.
+const SIMULATED_CACHE: &str = "--LL=1048576,16,64";
+
+/// What callgrind counted over a window.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    pub instructions: u64,
+    /// Data reads and writes that missed the simulated last-level cache (`--cache-sim`).
+    pub cache_misses: Option<u64>,
+}
+
+impl Counts {
+    /// Reads a dump's totals: its `events:` line names the columns of its `summary:` line.
+    fn read(dump: &str) -> Option<Self> {
+        let field = |prefix: &str| dump.lines().find_map(|l| l.strip_prefix(prefix));
+        let names: Vec<&str> = field("events:")?.split_whitespace().collect();
+        let values: Vec<u64> = field("summary:")
+            .or_else(|| field("totals:"))?
+            .split_whitespace()
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        let event = |name: &str| names.iter().position(|n| *n == name).and_then(|i| values.get(i));
+        let cache_misses = event("DLmr").zip(event("DLmw")).map(|(r, w)| r + w);
+        Some(Self { instructions: *event("Ir")?, cache_misses })
+    }
+}
+
 /// `bin`, or `bin` under callgrind writing into `dir`.
-fn wrapped(bin: &Path, callgrind: bool, dir: &Path) -> Command {
-    if !callgrind {
+fn wrapped(bin: &Path, instrument: Instrument, dir: &Path) -> Command {
+    if instrument == Instrument::Native {
         return Command::new(bin);
     }
     let mut command = Command::new("valgrind");
     command
         .arg("--tool=callgrind")
-        .arg(format!("--callgrind-out-file={}", dir.join("callgrind.out").display()))
-        .arg(bin);
+        .arg(format!("--callgrind-out-file={}", dir.join("callgrind.out").display()));
+    if instrument == Instrument::CacheSim {
+        command.args(["--cache-sim=yes", SIMULATED_CACHE]);
+    }
+    command.arg(bin);
     command
 }
 
@@ -448,7 +495,7 @@ async fn spawn_and_read(
     mut command: Command,
     dir: &Path,
     marker: &str,
-    slow: bool,
+    instrument: Instrument,
 ) -> anyhow::Result<(Child, String)> {
     let log_path = dir.join("stderr.log");
     let log = std::fs::File::create(&log_path)?;
@@ -472,7 +519,8 @@ async fn spawn_and_read(
             }
         }
     });
-    let wait = if slow { Duration::from_secs(120) } else { Duration::from_secs(20) };
+    let wait = if instrument == Instrument::Native { 20 } else { 120 };
+    let wait = Duration::from_secs(wait);
     match tokio::time::timeout(wait, line).await {
         Ok(Ok(line)) => Ok((child, line)),
         _ => {
@@ -562,4 +610,21 @@ fn dumps(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counts;
+
+    #[test]
+    fn counts_are_read_by_the_names_of_the_columns() {
+        let plain = "events: Ir\nsummary: 1234\n";
+        let counts = Counts::read(plain).expect("counts");
+        assert_eq!((counts.instructions, counts.cache_misses), (1234, None));
+        let simulated = "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\n\
+                         summary: 100 40 30 5 6 7 1 8 9\n";
+        let counts = Counts::read(simulated).expect("counts");
+        assert_eq!((counts.instructions, counts.cache_misses), (100, Some(17)));
+        assert!(Counts::read("events: Ir\n").is_none());
+    }
 }

@@ -123,7 +123,7 @@ impl Window {
         let seconds = self.started.elapsed().as_secs_f64();
         let router = target.usage();
         let client_cpu_s = own_cpu() - self.client_cpu;
-        let instructions =
+        let counts =
             if target.counts_instructions() { Some(target.instructions().await?) } else { None };
         let per_op = |x: f64| (ops > 0).then(|| x / ops as f64);
         let router_cpu_s = self.router.zip(router).map(|(a, b)| b.cpu - a.cpu);
@@ -137,7 +137,8 @@ impl Window {
             router_cpu_us_per_op: router_cpu_s.and_then(|c| per_op(c * 1e6)),
             client_cpu_s,
             router_rss_bytes: router.map(|u| u.rss),
-            instructions_per_op: instructions.and_then(|i| per_op(i as f64)),
+            instructions_per_op: counts.and_then(|c| per_op(c.instructions as f64)),
+            cache_misses_per_op: counts.and_then(|c| per_op(c.cache_misses? as f64)),
             ..Outcome::default()
         })
     }
