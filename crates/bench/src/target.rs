@@ -68,7 +68,7 @@ pub struct Target {
     child: Option<Child>,
     /// Config, data and logs of a started process; removed on drop.
     dir: Option<tempfile::TempDir>,
-    /// Whether the process runs under callgrind.
+    /// How the process runs: natively or under callgrind.
     instrument: Instrument,
     /// Processes this one works with, measured with it and stopped after it: the other node
     /// and the NATS server of a cluster.
