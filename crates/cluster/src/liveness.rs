@@ -30,6 +30,11 @@ impl Seen {
     }
 }
 
+/// A heartbeat's value: the time it was put, in milliseconds since the epoch.
+fn beat() -> Bytes {
+    Bytes::from(directory::now_ms().to_string())
+}
+
 /// How long a joining node waits for the directory to take its first heartbeat.
 const FIRST_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -43,9 +48,8 @@ pub(crate) async fn first_heartbeat(node: &Node) -> Result<(), ClusterError> {
     let deadline = Instant::now() + FIRST_HEARTBEAT_TIMEOUT;
     let mut warned = false;
     loop {
-        let beat = Bytes::from(directory::now_ms().to_string());
         let round_trip = async {
-            node.directory.put(&key, beat).await.map_err(|e| format!("put: {e}"))?;
+            node.directory.put(&key, beat()).await.map_err(|e| format!("put: {e}"))?;
             node.directory.entry(&key).await.map_err(|e| format!("get: {e}"))?;
             let configs = &node.configs;
             configs.entry(&key).await.map_err(|e| format!("get from {}: {e}", configs.name))?;
@@ -74,8 +78,7 @@ pub(crate) async fn run(node: Arc<Node>) {
     let mut healthy = true;
     loop {
         ticks.tick().await;
-        let beat = Bytes::from(directory::now_ms().to_string());
-        let written = tokio::time::timeout(HEARTBEAT, node.directory.put(&key, beat)).await;
+        let written = tokio::time::timeout(HEARTBEAT, node.directory.put(&key, beat())).await;
         if !matches!(written, Ok(Ok(_))) {
             if healthy {
                 tracing::warn!(node = %node.name, "cannot write to the cluster directory");
