@@ -4,7 +4,8 @@
 //! - [`id`]: identifiers (session, request, publication, subscription, registration), all in
 //!   `[0, 2^53]`.
 //! - [`uri`]: URIs and the spec's loose and strict validation rules.
-//! - [`value`]: [`Value`], the serializer-neutral data model of options, details and payloads.
+//! - [`value`]: [`Value`], the serializer-neutral data model of options, details and payloads;
+//!   [`dict`]: [`Dict`], its dictionaries.
 //! - [`payload`]: application payload (`Arguments`, `ArgumentsKw`) kept as the sender's encoded
 //!   bytes, so a router can route without decoding it.
 //! - [`message`]: one type per WAMP message, grouped by family (session, pubsub, rpc, error).
@@ -17,6 +18,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod codec;
+pub mod dict;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod id;

@@ -1,13 +1,7 @@
 //! The serializer-neutral data model: what JSON, MessagePack and CBOR have in common, plus binary
 //! strings (which JSON carries as `"\u0000" + base64`).
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
-/// A WAMP dictionary: string keys, any values. Sorted so encodings are deterministic. The keys
-/// the router writes are mostly literals (`"caller"`, `"procedure"`, …), kept without an
-/// allocation; keys read off the wire are owned.
-pub type Dict = BTreeMap<Cow<'static, str>, Value>;
+pub use crate::dict::Dict;
 
 /// One value of an options/details dictionary or of an application payload.
 #[derive(Debug, Clone, PartialEq)]

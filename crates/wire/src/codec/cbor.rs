@@ -186,15 +186,15 @@ fn read_value(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
         }
         Type::Map | Type::MapIndef => {
             let len = d.map().map_err(malformed)?;
-            let mut dict = Dict::new();
+            let mut entries = Vec::new();
             read_items(d, len, |d| {
                 let Value::Str(key) = read_value(d, depth + 1)? else {
                     return Err(DecodeError::NonStringKey);
                 };
-                dict.insert(key.into(), read_value(d, depth + 1)?);
+                entries.push((key.into(), read_value(d, depth + 1)?));
                 Ok(())
             })?;
-            Value::Dict(dict)
+            Value::Dict(Dict::from_entries(entries))
         }
         Type::Tag => {
             // Tags (dates, bignums, …) carry no meaning for WAMP: keep the tagged value.

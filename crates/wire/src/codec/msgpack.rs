@@ -177,14 +177,15 @@ fn read_value(rest: &mut &[u8], depth: usize) -> Result<Value, DecodeError> {
             Value::List(items)
         }
         Shape::Map(n) => {
-            let mut dict = Dict::new();
+            // Each entry takes at least two bytes: do not trust a huge announced length.
+            let mut entries = Vec::with_capacity(n.min(rest.len() / 2));
             for _ in 0..n {
                 let Value::Str(key) = read_value(rest, depth + 1)? else {
                     return Err(DecodeError::NonStringKey);
                 };
-                dict.insert(key.into(), read_value(rest, depth + 1)?);
+                entries.push((key.into(), read_value(rest, depth + 1)?));
             }
-            Value::Dict(dict)
+            Value::Dict(Dict::from_entries(entries))
         }
     })
 }
