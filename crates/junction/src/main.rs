@@ -23,7 +23,7 @@ use junction_store::Store;
 use junction_transport::{
     HttpEndpoints, Services, Shutdown, Tls, TlsFiles, run_timers, serve_tcp, serve_tls, serve_unix,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusBuilder;
 
 /// Junction, a WAMP router.
 #[derive(Parser)]
@@ -197,26 +197,12 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// Moves the samples recorded into histograms since the last pass into their buckets, every
-/// second. The recorder keeps each sample until then, one per routed message: without this
-/// (or a scrape of `/metrics`, which does the same) memory grows with every message.
-async fn drain_histograms(metrics: PrometheusHandle) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        ticks.tick().await;
-        metrics.run_upkeep();
-    }
-}
-
 async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let metrics = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .context("invalid metric buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    tokio::spawn(drain_histograms(metrics.clone()));
     let store = Arc::new(Store::open(&config.data_dir)?);
     let admin_realm = junction_wire::Uri::from(config.admin_realm.as_str());
     let realms =
@@ -237,7 +223,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let services = Services {
         router,
         config: Arc::new(config.transport()),
-        http: Arc::new(HttpEndpoints { metrics: Some(Box::new(move || metrics.render())) }),
+        http: Arc::new(HttpEndpoints {
+            metrics: Some(Box::new(move || {
+                let mut text = metrics.render();
+                junction_transport::message_metrics::render(&mut text);
+                text
+            })),
+        }),
         shutdown: Shutdown::new(),
     };
 
@@ -326,10 +318,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// Histogram buckets (seconds) for routing latency: 10 µs … 1 s.
-const LATENCY_BUCKETS: &[f64] =
-    &[0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1.0];
 
 /// Re-reads the TLS certificate and key on every SIGHUP; a bad file keeps the old ones.
 async fn reload_tls_on_sighup(tls: Arc<Tls>) {

@@ -13,7 +13,8 @@
 //! - `input`, `output`: the read and write sides of both links, with no buffer kept while a
 //!   connection is idle.
 //! - `outbox`: the bounded outbound queue behind each session.
-//! - `message_metrics`: the per-message counters and histogram, registered once.
+//! - [`message_metrics`]: the per-message counters and histogram, kept per thread and summed
+//!   for `/metrics`.
 //! - [`tls`]: TLS (rustls) for WSS and RawSocket-over-TLS, reloadable; `tls_unique`: the TLS 1.2
 //!   channel binding rustls does not expose, worked out from the handshake.
 //! - `timers`: the task that expires calls past their deadline.
@@ -27,7 +28,7 @@ pub mod fuzzing;
 pub mod http;
 mod input;
 pub mod listener;
-mod message_metrics;
+pub mod message_metrics;
 mod outbox;
 mod output;
 mod rawsocket;

@@ -1,11 +1,12 @@
 //! The write side of a link: frames gather in a buffer until the driver flushes its batch, and
-//! the buffer is released after each flush, so that an idle connection keeps none.
+//! the buffer is given back after each flush, so that an idle connection keeps none.
 //!
-//! A single frame (an RPC answer, mostly) gets a buffer of its own size. A batch of several (a
-//! subscriber's events) borrows a whole buffer from a pool shared by every connection and gives
-//! it back after the flush: allocating and freeing one per batch, often on two threads, had
-//! threads waiting on each other's allocator locks (docs/benchmarks.md, "Third round").
+//! The buffer is borrowed: first the one the thread keeps, else one from a pool shared by every
+//! connection. Allocating and freeing one per batch, often on two threads, had threads waiting
+//! on each other's allocator locks (docs/benchmarks.md, "Third round"); the thread's own spare
+//! spares a single frame (an RPC message, mostly) its allocation and the pool's shared atomics.
 
+use std::cell::Cell;
 use std::sync::LazyLock;
 
 use bytes::Buf;
@@ -19,6 +20,34 @@ const WRITE_BUFFER: usize = 8 * 1024;
 const POOLED: usize = 64;
 
 static POOL: LazyLock<ArrayQueue<Vec<u8>>> = LazyLock::new(|| ArrayQueue::new(POOLED));
+
+thread_local! {
+    /// The buffer this thread lends first.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A whole, empty buffer: the thread's spare, one from the pool, or a new one.
+fn lend() -> Vec<u8> {
+    let spare = SPARE.try_with(Cell::take).unwrap_or_default();
+    if spare.capacity() == WRITE_BUFFER {
+        return spare;
+    }
+    POOL.pop().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER))
+}
+
+/// Keeps a whole buffer for reuse (as the thread's spare, or in the pool); frees any other.
+fn give_back(mut bytes: Vec<u8>) {
+    if bytes.capacity() != WRITE_BUFFER {
+        return;
+    }
+    bytes.clear();
+    let displaced = SPARE.try_with(|spare| spare.replace(bytes));
+    if let Ok(displaced) = displaced
+        && displaced.capacity() == WRITE_BUFFER
+    {
+        let _ = POOL.push(displaced);
+    }
+}
 
 /// Frames to write: unallocated between flushes.
 #[derive(Default)]
@@ -41,23 +70,20 @@ impl Output {
         W: AsyncWrite + Unpin,
     {
         if self.bytes.len() + header.len() + payload.len() < WRITE_BUFFER {
-            if self.bytes.is_empty() {
-                self.bytes.reserve(header.len() + payload.len());
-            } else if self.bytes.capacity() < WRITE_BUFFER {
-                // A second frame means a batch: it moves to a whole buffer from the pool rather
-                // than growing by doubling (half a dozen reallocations per batch).
-                let mut batch = POOL.pop().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
-                batch.extend_from_slice(&self.bytes);
-                self.bytes = batch;
+            if self.bytes.capacity() == 0 {
+                self.bytes = lend();
             }
             self.bytes.extend_from_slice(header);
             self.bytes.extend_from_slice(payload);
             return Ok(());
         }
-        self.bytes.extend_from_slice(header);
-        let mut out = Buf::chain(&self.bytes[..], payload);
-        io.write_all_buf(&mut out).await?;
-        self.bytes.clear();
+        if self.bytes.is_empty() {
+            io.write_all_buf(&mut Buf::chain(header, payload)).await?;
+        } else {
+            self.bytes.extend_from_slice(header);
+            io.write_all_buf(&mut Buf::chain(&self.bytes[..], payload)).await?;
+            self.bytes.clear();
+        }
         Ok(())
     }
 
@@ -69,11 +95,7 @@ impl Output {
         if !self.bytes.is_empty() {
             io.write_all(&self.bytes).await?;
         }
-        let mut bytes = std::mem::take(&mut self.bytes);
-        if bytes.capacity() == WRITE_BUFFER {
-            bytes.clear();
-            let _ = POOL.push(bytes);
-        }
+        give_back(std::mem::take(&mut self.bytes));
         Ok(())
     }
 
@@ -92,9 +114,7 @@ mod tests {
     async fn a_batch_of_small_frames_gathers_in_one_whole_buffer() {
         let (mut output, mut io) = (Output::default(), tokio::io::sink());
         output.frame(&mut io, &[0x82, 38], &[7; 38]).await.unwrap();
-        assert_eq!(output.capacity(), 40, "one frame: its own size");
-        output.frame(&mut io, &[0x82, 38], &[7; 38]).await.unwrap();
-        assert_eq!(output.capacity(), WRITE_BUFFER, "a second frame: the whole buffer");
+        assert_eq!(output.capacity(), WRITE_BUFFER, "one frame: a whole buffer");
         for _ in 0..150 {
             output.frame(&mut io, &[0x82, 38], &[7; 38]).await.unwrap();
         }

@@ -110,8 +110,8 @@ where
         }
     }
 
-    async fn send(&mut self, message: Bytes) -> Result<(), LinkError> {
-        self.write_frame(FrameKind::Message, &message).await
+    async fn send(&mut self, message: &[u8]) -> Result<(), LinkError> {
+        self.write_frame(FrameKind::Message, message).await
     }
 
     async fn flush(&mut self) -> Result<(), LinkError> {

@@ -338,16 +338,16 @@ where
         }
     }
 
-    async fn send(&mut self, message: Bytes) -> Result<(), LinkError> {
+    async fn send(&mut self, message: &[u8]) -> Result<(), LinkError> {
         if !self.protocol.batched {
-            return Ok(self.write_frame(self.data_opcode(), &message).await?);
+            return Ok(self.write_frame(self.data_opcode(), message).await?);
         }
         if self.protocol.serializer.is_text() {
-            self.batch.extend_from_slice(&message);
+            self.batch.extend_from_slice(message);
             self.batch.extend_from_slice(&[0x1e]);
         } else {
             self.batch.extend_from_slice(&(message.len() as u32).to_be_bytes());
-            self.batch.extend_from_slice(&message);
+            self.batch.extend_from_slice(message);
         }
         Ok(())
     }
@@ -550,7 +550,7 @@ mod tests {
         let (mut link, mut peer) = link(1024);
         peer.write_all(&masked(0x81, b"[1]")).await.unwrap();
         let received = message(&mut link).await;
-        link.send(Bytes::from_static(b"[2]")).await.unwrap();
+        link.send(b"[2]").await.unwrap();
         link.flush().await.unwrap();
         drop(received);
         assert!(link.input.bytes().is_empty());
@@ -564,8 +564,8 @@ mod tests {
     async fn large_message_is_written_whole_after_the_small_ones_before_it() {
         let (mut link, mut peer) = link(1 << 20);
         let large = vec![b'y'; 70_000];
-        link.send(Bytes::from_static(b"[1]")).await.unwrap();
-        link.send(Bytes::from(large.clone())).await.unwrap();
+        link.send(b"[1]").await.unwrap();
+        link.send(&large).await.unwrap();
         link.flush().await.unwrap();
         let mut small = [0u8; 5];
         peer.read_exact(&mut small).await.unwrap();

@@ -145,15 +145,9 @@ impl Serializer {
 
     /// Encodes one message, transcoding payload elements that came in another serializer.
     pub fn encode(self, message: &Message) -> Result<Bytes, EncodeError> {
-        let elements = message.elements();
         SCRATCH.with_borrow_mut(|out| {
             out.clear();
-            out.reserve(capacity_hint(&elements));
-            match self {
-                Serializer::Json => json::encode(&elements, out)?,
-                Serializer::MsgPack => msgpack::encode(&elements, out)?,
-                Serializer::Cbor => cbor::encode(&elements, out)?,
-            }
+            self.encode_into(message, out)?;
             if out.len() > COPY_LIMIT {
                 // Large: not worth a copy; the scratch buffer goes with it.
                 return Ok(Bytes::from(std::mem::take(out)));
@@ -166,6 +160,17 @@ impl Serializer {
             }
             Ok(bytes)
         })
+    }
+
+    /// Encodes one message at the end of `out`. On error, `out` may hold part of it.
+    pub fn encode_into(self, message: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let elements = message.elements();
+        out.reserve(capacity_hint(&elements));
+        match self {
+            Serializer::Json => json::encode(&elements, out),
+            Serializer::MsgPack => msgpack::encode(&elements, out),
+            Serializer::Cbor => cbor::encode(&elements, out),
+        }
     }
 
     /// Decodes one complete value (a payload element).
