@@ -10,7 +10,7 @@ mod msgpack;
 
 use bytes::Bytes;
 
-use crate::message::{Element, Message, MessageType};
+use crate::message::{Element, HeaderFields, MAX_FIELDS, Message, MessageType};
 use crate::payload::{Data, Payload};
 use crate::value::Value;
 
@@ -218,14 +218,11 @@ pub(crate) trait ElementReader {
     fn has_more(&mut self) -> Result<bool, DecodeError>;
 }
 
-/// The most header fields any message has after its code (ERROR has four).
-const MAX_FIELDS: usize = 4;
-
 fn decode_message(mut reader: impl ElementReader) -> Result<Message, DecodeError> {
     let code = reader.next_value()?.and_then(|v| v.as_u64()).ok_or(DecodeError::NotAMessage)?;
     let kind = MessageType::from_code(code).ok_or(DecodeError::UnknownType(code))?;
     let field_count = kind.payload_index().map_or(MAX_FIELDS, |i| i - 1);
-    let mut fields = Vec::with_capacity(field_count);
+    let mut fields = HeaderFields::new();
     while fields.len() < field_count {
         match reader.next_value()? {
             Some(v) => fields.push(v),

@@ -224,7 +224,7 @@ impl Message {
     /// the payload) and the payload.
     pub(crate) fn parse(
         kind: MessageType,
-        fields: Vec<Value>,
+        fields: HeaderFields,
         payload: Payload,
     ) -> std::result::Result<Self, DecodeError> {
         let mut f = Fields::new(kind, fields);
@@ -299,13 +299,19 @@ pub(crate) fn push_payload<'a>(out: &mut Elements<'a>, payload: &'a Payload) {
 
 /// A cursor over a message's header fields that names the field when one is missing or of the
 /// wrong type ("parse, don't validate").
+/// The header fields of a message, on the stack: a message has at most [`MAX_FIELDS`].
+pub(crate) type HeaderFields = SmallVec<[Value; MAX_FIELDS]>;
+
+/// The most header fields any message has after its code (ERROR has four).
+pub(crate) const MAX_FIELDS: usize = 4;
+
 pub(crate) struct Fields {
     kind: MessageType,
-    fields: std::vec::IntoIter<Value>,
+    fields: smallvec::IntoIter<[Value; MAX_FIELDS]>,
 }
 
 impl Fields {
-    fn new(kind: MessageType, fields: Vec<Value>) -> Self {
+    fn new(kind: MessageType, fields: HeaderFields) -> Self {
         Self { kind, fields: fields.into_iter() }
     }
 
