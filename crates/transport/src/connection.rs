@@ -180,9 +180,9 @@ impl<L: Link> Driver<'_, L> {
         tokio::pin!(liveness);
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
-        // The link and the shutdown future are polled only when they may have progressed (see
-        // `Gate`), not every time the task wakes for something else.
-        let (reading, stopping) = (Gate::new(), Gate::new());
+        // The link, the liveness timer and the shutdown future are polled only when they may
+        // have progressed (see `Gate`), not every time the task wakes for something else.
+        let (reading, ticking, stopping) = (Gate::new(), Gate::new(), Gate::new());
         loop {
             let deadline = match (self.session.info(), self.closing_since) {
                 (_, Some(since)) => Some(since + config.close_timeout),
@@ -216,7 +216,7 @@ impl<L: Link> Driver<'_, L> {
                         },
                     }
                 }
-                () = &mut liveness, if config.ping_interval.is_some() => {
+                () = ticking.pass(liveness.as_mut()), if config.ping_interval.is_some() => {
                     let now = Instant::now();
                     match liveness_due(config, heard, ping_sent) {
                         Some(due) if due > now => liveness.as_mut().reset(due),
@@ -478,9 +478,11 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 /// The driver's task wakes for every message queued for the session and every message from
 /// the peer, and `select!` then polls its other branches too. Polling the link when nothing
 /// arrived is not free (a read attempt on the socket: for a subscriber, once per batch of
-/// events), and polling a `CancellationToken`'s future takes two locks that every connection
-/// shares. Behind a gate, a wake-up that is not the
-/// future's own costs an atomic swap. Correct for any future that keeps the contract of
+/// events), polling a `CancellationToken`'s future takes two locks that every connection
+/// shares, and polling the liveness timer reads its state in the runtime's timer wheel. Behind
+/// a gate, a wake-up that is not the future's own costs an atomic swap. A timer reset after it
+/// fired is polled again, because a gate stays open after its future was ready. Correct for
+/// any future that keeps the contract of
 /// `Future::poll`: when it returns `Pending` it has arranged for the waker it was given (the
 /// gate's) to be woken.
 struct Gate {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use rand::seq::SliceRandom;
+use smallvec::SmallVec;
 
 use junction_wire::message::Unregistered;
 use junction_wire::{RegistrationId, RequestId, SessionId, Uri, dict};
@@ -95,8 +96,12 @@ pub(crate) struct Route {
     pub(crate) policy: MatchPolicy,
     pub(crate) disclose_caller: bool,
     pub(crate) concurrency: Option<u64>,
-    pub(crate) candidates: Vec<Arc<Peer>>,
+    pub(crate) candidates: Candidates,
 }
+
+/// The callees a call may go to, in preference order: on the stack for the usual one or two
+/// (a `Vec` cost an allocation per call).
+pub(crate) type Candidates = SmallVec<[Arc<Peer>; 2]>;
 
 impl Dealer {
     pub(crate) fn new(realm: &Uri, timers: Arc<TimerWaker>, limits: Arc<Limits>) -> Self {
@@ -321,22 +326,22 @@ impl Registration {
     }
 
     /// The callees in the order the invocation policy prefers them.
-    fn candidates(&self, partition_key: Option<&str>) -> Vec<Arc<Peer>> {
+    fn candidates(&self, partition_key: Option<&str>) -> Candidates {
         let n = self.callees.len();
         if n == 0 {
-            return Vec::new();
+            return Candidates::new();
         }
         if let Some(key) = partition_key {
             // The same key reaches the same callee as long as the callee set is unchanged.
             let mut hasher = DefaultHasher::new();
             key.hash(&mut hasher);
             let index = (hasher.finish() % n as u64) as usize;
-            return self.callees[index..=index].to_vec();
+            return self.callees[index..=index].iter().cloned().collect();
         }
-        let mut candidates = self.callees.clone();
+        let take = if self.invoke == InvokePolicy::Single { 1 } else { n };
+        let mut candidates: Candidates = self.callees[..take].iter().cloned().collect();
         match self.invoke {
-            InvokePolicy::Single => candidates.truncate(1),
-            InvokePolicy::First => {}
+            InvokePolicy::Single | InvokePolicy::First => {}
             InvokePolicy::Last => candidates.reverse(),
             InvokePolicy::RoundRobin => {
                 candidates.rotate_left(self.next.fetch_add(1, Ordering::Relaxed) % n)
