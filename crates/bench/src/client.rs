@@ -167,7 +167,7 @@ pub fn request_id(n: u64) -> RequestId {
 /// The application payload the scenarios send: `[<string of size octets>]`, encoded once per
 /// serializer so that building a message only copies bytes.
 pub fn payload(serializer: Serializer, size: usize) -> anyhow::Result<Payload> {
-    let decoded = Payload::args(vec![Value::Str("x".repeat(size))]);
+    let decoded = Payload::args(vec![Value::from("x".repeat(size))]);
     // Encode a message carrying the payload and decode it back: the codec slices the payload
     // element out as `Data::Encoded`, which later encodes as a plain copy.
     let carrier = Yield { request: request_id(1), options: Dict::new(), payload: decoded };

@@ -162,7 +162,7 @@ impl Error {
     /// The payload of an ERROR reply: the message as the single positional argument, as
     /// Autobahn and Crossbar expect.
     pub fn payload(&self) -> Payload {
-        Payload::args(vec![Value::Str(self.to_string())])
+        Payload::args(vec![Value::from(self.to_string())])
     }
 
     /// The details of an ABORT or GOODBYE: `{"message": …}`.

@@ -18,7 +18,7 @@ fn from_value(value: &Value) -> Json {
         Value::Int(i) => Json::from(*i),
         Value::UInt(u) => Json::from(*u),
         Value::Float(f) => Json::from(*f),
-        Value::Str(s) => Json::String(s.clone()),
+        Value::Str(s) => Json::String(s.to_string()),
         Value::Bytes(b) => Json::Array(b.iter().map(|b| Json::from(*b)).collect()),
         Value::List(l) => Json::Array(l.iter().map(from_value).collect()),
         Value::Dict(d) => from_dict(d),
@@ -42,7 +42,7 @@ fn to_value(json: &Json) -> Value {
             .map(Value::Int)
             .or_else(|| n.as_u64().map(Value::UInt))
             .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or_default())),
-        Json::String(s) => Value::Str(s.clone()),
+        Json::String(s) => Value::from(s.as_str()),
         Json::Array(a) => Value::List(a.iter().map(to_value).collect()),
         Json::Object(_) => Value::Dict(to_dict(json)),
     }

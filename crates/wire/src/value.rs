@@ -1,6 +1,8 @@
 //! The serializer-neutral data model: what JSON, MessagePack and CBOR have in common, plus binary
 //! strings (which JSON carries as `"\u0000" + base64`).
 
+use std::sync::Arc;
+
 pub use crate::dict::Dict;
 
 /// One value of an options/details dictionary or of an application payload.
@@ -16,8 +18,9 @@ pub enum Value {
     UInt(u64),
     /// A floating-point number.
     Float(f64),
-    /// A UTF-8 string.
-    Str(String),
+    /// A UTF-8 string. Shared: the router copies strings it forwards (a caller's authid, a
+    /// URI) by reference count, not by allocation.
+    Str(Arc<str>),
     /// A binary string.
     Bytes(Vec<u8>),
     /// A list.
@@ -99,13 +102,13 @@ impl From<usize> for Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
+        Value::Str(s.into())
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Str(s)
+        Value::Str(s.into())
     }
 }
 

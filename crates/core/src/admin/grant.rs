@@ -116,7 +116,7 @@ fn parse(data: &Dict) -> Result<Vec<Grant>, String> {
 /// as the URI) for every URI.
 fn resource_of(resource: &Value) -> Result<(Uri, MatchPolicy), String> {
     let data = match resource {
-        Value::Str(any) if any == ANY_RESOURCE => {
+        Value::Str(any) if &**any == ANY_RESOURCE => {
             return Ok(Grant::resource(any, MatchPolicy::Exact));
         }
         Value::Dict(data) => data,

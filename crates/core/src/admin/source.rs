@@ -67,7 +67,7 @@ pub(super) fn call(admin: &Admin<'_>, name: &str, args: &Args) -> Option<Result<
             let (realm, offset) = admin.target(args, 3)?;
             // One username (a source naming it) or the exact list of a source.
             let users = match args.list.get(offset) {
-                Some(Value::Str(name)) => vec![name.clone()],
+                Some(Value::Str(name)) => vec![name.to_string()],
                 _ => args.strings(offset, "usernames")?,
             };
             let cidr = args.string(offset + 1, "cidr")?;

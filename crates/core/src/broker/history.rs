@@ -88,7 +88,7 @@ impl Query {
         };
         let topic = match kwargs.get("topic") {
             None | Some(Value::Null) => None,
-            Some(Value::Str(s)) => Some(Uri::from(s.as_str())),
+            Some(Value::Str(s)) => Some(Uri::new(std::sync::Arc::clone(s))),
             Some(_) => return Err(wrong("topic", "a URI")),
         };
         Ok(Self {

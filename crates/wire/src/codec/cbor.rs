@@ -167,13 +167,13 @@ fn read_value(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
             }
             Value::Bytes(out)
         }
-        Type::String => Value::Str(d.str().map_err(malformed)?.to_owned()),
+        Type::String => Value::Str(d.str().map_err(malformed)?.into()),
         Type::StringIndef => {
             let mut out = String::new();
             for chunk in d.str_iter().map_err(malformed)? {
                 out.push_str(chunk.map_err(malformed)?);
             }
-            Value::Str(out)
+            Value::Str(out.into())
         }
         Type::Array | Type::ArrayIndef => {
             let len = d.array().map_err(malformed)?;
@@ -191,7 +191,7 @@ fn read_value(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
                 let Value::Str(key) = read_value(d, depth + 1)? else {
                     return Err(DecodeError::NonStringKey);
                 };
-                entries.push((key.into(), read_value(d, depth + 1)?));
+                entries.push((String::from(&*key).into(), read_value(d, depth + 1)?));
                 Ok(())
             })?;
             Value::Dict(Dict::from_entries(entries))

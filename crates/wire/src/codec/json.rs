@@ -71,7 +71,7 @@ impl ElementReader for Reader<'_> {
             // Top-level strings are URIs, methods and signatures, never binary: the "\u0000" +
             // base64 convention applies inside dictionaries and payloads only. (Found by
             // fuzzing: a CBOR reason starting with NUL came back from JSON as bytes.)
-            serde_json::Value::String(s) => Value::Str(s),
+            serde_json::Value::String(s) => Value::from(s),
             other => from_json(other, 0)?,
         }))
     }
@@ -117,7 +117,7 @@ fn simple_value(raw: &str) -> Option<Value> {
             Some(i64::try_from(n).map_or(Value::UInt(n), Value::Int))
         }
         b'"' if !raw.contains('\\') => {
-            Some(Value::Str(raw.strip_prefix('"')?.strip_suffix('"')?.to_owned()))
+            Some(Value::Str(raw.strip_prefix('"')?.strip_suffix('"')?.into()))
         }
         b'{' if raw == "{}" => Some(Value::Dict(Dict::new())),
         _ => None,
@@ -163,8 +163,8 @@ fn from_json(json: serde_json::Value, depth: usize) -> Result<Value, DecodeError
             }
         }
         serde_json::Value::String(s) => match s.strip_prefix('\0') {
-            Some(b64) => BASE64.decode(b64).map(Value::Bytes).unwrap_or(Value::Str(s)),
-            None => Value::Str(s),
+            Some(b64) => BASE64.decode(b64).map(Value::Bytes).unwrap_or_else(|_| Value::from(s)),
+            None => Value::from(s),
         },
         serde_json::Value::Array(items) => Value::List(
             items.into_iter().map(|v| from_json(v, depth + 1)).collect::<Result<_, _>>()?,
@@ -231,7 +231,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
         Value::UInt(u) => write_json(out, u)?,
         Value::Float(f) if f.is_finite() => write_json(out, f)?,
         Value::Float(f) => return Err(EncodeError::Unrepresentable(format!("JSON has no {f}"))),
-        Value::Str(s) => write_json(out, s)?,
+        Value::Str(s) => write_json(out, &**s)?,
         Value::Bytes(b) => {
             let mut s = String::with_capacity(1 + b.len().div_ceil(3) * 4);
             s.push('\0');
@@ -260,7 +260,7 @@ mod tests {
     /// What `next_value` gives without the shortcut.
     fn general(raw: &str) -> Value {
         match serde_json::from_str(raw).expect("valid JSON") {
-            serde_json::Value::String(s) => Value::Str(s),
+            serde_json::Value::String(s) => Value::from(s),
             other => from_json(other, 0).expect("converts"),
         }
     }

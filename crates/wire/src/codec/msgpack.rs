@@ -164,7 +164,7 @@ fn read_value(rest: &mut &[u8], depth: usize) -> Result<Value, DecodeError> {
         Shape::Str(n) => {
             let s = std::str::from_utf8(take(rest, n)?)
                 .map_err(|_| malformed("string is not UTF-8"))?;
-            Value::Str(s.to_owned())
+            Value::Str(s.into())
         }
         Shape::Bin(n) => Value::Bytes(take(rest, n)?.to_vec()),
         Shape::Ext(_) => return Err(malformed("extension types are not part of WAMP")),
@@ -180,14 +180,21 @@ fn read_value(rest: &mut &[u8], depth: usize) -> Result<Value, DecodeError> {
             // Each entry takes at least two bytes: do not trust a huge announced length.
             let mut entries = Vec::with_capacity(n.min(rest.len() / 2));
             for _ in 0..n {
-                let Value::Str(key) = read_value(rest, depth + 1)? else {
-                    return Err(DecodeError::NonStringKey);
-                };
+                let key = read_key(rest)?;
                 entries.push((key.into(), read_value(rest, depth + 1)?));
             }
             Value::Dict(Dict::from_entries(entries))
         }
     })
+}
+
+/// Reads a dictionary key, which must be a string.
+fn read_key(rest: &mut &[u8]) -> Result<String, DecodeError> {
+    let Shape::Str(n) = read_shape(rest)? else {
+        return Err(DecodeError::NonStringKey);
+    };
+    let key = std::str::from_utf8(take(rest, n)?).map_err(|_| malformed("string is not UTF-8"))?;
+    Ok(key.to_owned())
 }
 
 /// Steps over one value without building it (payload elements are routed, not read).

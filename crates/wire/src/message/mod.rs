@@ -365,7 +365,7 @@ impl Fields {
         field: &'static str,
     ) -> std::result::Result<String, DecodeError> {
         match self.next(field, "a string")? {
-            Value::Str(s) => Ok(s),
+            Value::Str(s) => Ok(String::from(&*s)),
             _ => Err(self.error(field, "a string")),
         }
     }
