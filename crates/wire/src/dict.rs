@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use thin_vec::ThinVec;
+
 use crate::value::Value;
 
 /// A dictionary key: the keys the router writes are mostly literals (`"caller"`,
@@ -16,16 +18,21 @@ use crate::value::Value;
 pub type Key = Cow<'static, str>;
 
 /// A WAMP dictionary: string keys, any values, iterated in key order.
+///
+/// One pointer wide (a `ThinVec` keeps its length and capacity with the entries, and an empty
+/// one allocates nothing): a CALL with a `Vec` here was 136 octets, just over the 128 that the
+/// compiler moves inline, so every move of a message called `memcpy` (about 600 instructions
+/// per routed call).
 #[derive(Clone, Default, PartialEq)]
 pub struct Dict {
     /// Sorted by key, no key twice.
-    entries: Vec<(Key, Value)>,
+    entries: ThinVec<(Key, Value)>,
 }
 
 impl Dict {
     /// An empty dictionary (no allocation).
-    pub const fn new() -> Self {
-        Self { entries: Vec::new() }
+    pub fn new() -> Self {
+        Self { entries: ThinVec::new() }
     }
 
     /// How many entries it holds.
@@ -104,7 +111,7 @@ impl Dict {
     pub fn from_entries(mut entries: Vec<(Key, Value)>) -> Self {
         // Stable, so that equal keys keep their order and the last one can be kept.
         entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-        let mut sorted: Vec<(Key, Value)> = Vec::with_capacity(entries.len());
+        let mut sorted: ThinVec<(Key, Value)> = ThinVec::with_capacity(entries.len());
         for entry in entries {
             match sorted.last_mut() {
                 Some(last) if last.0 == entry.0 => *last = entry,
@@ -147,7 +154,7 @@ impl FromIterator<(Key, Value)> for Dict {
 
 impl Extend<(Key, Value)> for Dict {
     fn extend<I: IntoIterator<Item = (Key, Value)>>(&mut self, entries: I) {
-        let mut all = std::mem::take(&mut self.entries);
+        let mut all: Vec<(Key, Value)> = std::mem::take(&mut self.entries).into_iter().collect();
         all.extend(entries);
         *self = Self::from_entries(all);
     }
@@ -155,7 +162,7 @@ impl Extend<(Key, Value)> for Dict {
 
 impl IntoIterator for Dict {
     type Item = (Key, Value);
-    type IntoIter = std::vec::IntoIter<(Key, Value)>;
+    type IntoIter = thin_vec::IntoIter<(Key, Value)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.entries.into_iter()

@@ -484,3 +484,16 @@ macro_rules! request_options_uri_message {
 }
 
 pub(crate) use request_options_uri_message;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages are moved from decoding through routing to encoding; up to 128 octets the
+    /// compiler moves them inline, past that each move is a call to `memcpy`.
+    #[test]
+    fn a_message_is_small_enough_to_move_inline() {
+        assert!(std::mem::size_of::<Message>() <= 128, "{}", std::mem::size_of::<Message>());
+        assert_eq!(std::mem::size_of::<Dict>(), std::mem::size_of::<usize>());
+    }
+}
