@@ -91,8 +91,9 @@ struct Pending {
     /// The caller is still sending CALL chunks (progressive call invocations).
     caller_streaming: bool,
     deadline: Option<Instant>,
-    /// What rerouting needs if the callee answers `wamp.error.unavailable`.
-    reroute: Option<Reroute>,
+    /// What rerouting needs if the callee answers `wamp.error.unavailable`. Boxed: only shared
+    /// registrations have it, and without it a `Pending` is small enough to move inline.
+    reroute: Option<Box<Reroute>>,
 }
 
 struct Reroute {
@@ -157,12 +158,12 @@ impl Dealer {
             )));
         }
         let untried: Vec<_> = untried.collect();
-        let reroute = (!untried.is_empty() && !options.progress).then(|| Reroute {
+        let reroute = (!untried.is_empty() && !options.progress).then(|| Box::new(Reroute {
             details: details.clone(),
             payload: call.payload.clone(),
             untried,
             concurrency,
-        });
+        }));
         let pending = Pending {
             caller: Arc::clone(caller),
             call_request: call.request,
