@@ -158,12 +158,14 @@ impl Dealer {
             )));
         }
         let untried: Vec<_> = untried.collect();
-        let reroute = (!untried.is_empty() && !options.progress).then(|| Box::new(Reroute {
-            details: details.clone(),
-            payload: call.payload.clone(),
-            untried,
-            concurrency,
-        }));
+        let reroute = (!untried.is_empty() && !options.progress).then(|| {
+            Box::new(Reroute {
+                details: details.clone(),
+                payload: call.payload.clone(),
+                untried,
+                concurrency,
+            })
+        });
         let pending = Pending {
             caller: Arc::clone(caller),
             call_request: call.request,
