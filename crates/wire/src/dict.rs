@@ -66,6 +66,11 @@ impl Dict {
 
     /// Sets `key` to `value`; returns the value it replaces.
     pub fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
+        // The router mostly writes keys in order (`caller`, `caller_authid`, …): append.
+        if self.entries.last().is_none_or(|(last, _)| *last < key) {
+            self.entries.push((key, value));
+            return None;
+        }
         match self.find(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
@@ -109,6 +114,10 @@ impl Dict {
     /// wins (as with repeated inserts). Sorts once: inserting entries one by one into a sorted
     /// vector would take quadratic time for a large dictionary read off the wire.
     pub fn from_entries(mut entries: Vec<(Key, Value)>) -> Self {
+        if entries.is_empty() {
+            // Most options and details dictionaries on the wire are `{}`.
+            return Self::new();
+        }
         // Stable, so that equal keys keep their order and the last one can be kept.
         entries.sort_by(|(a, _), (b, _)| a.cmp(b));
         let mut sorted: ThinVec<(Key, Value)> = ThinVec::with_capacity(entries.len());
