@@ -15,7 +15,7 @@ use tracing::field::Empty;
 
 use junction_core::{Error, Now, Outbound, Outbox, Session, Status, TransportInfo};
 use junction_wire::message::Goodbye;
-use junction_wire::{Message, MessageType, Serializer, Uri};
+use junction_wire::{EncodeBuffer, Message, MessageType, Serializer, Uri};
 
 use crate::config::TransportConfig;
 use crate::listener::Services;
@@ -403,50 +403,6 @@ impl<L: Link> Driver<'_, L> {
         if events > 0 {
             message_metrics::sent(MessageType::Event, events);
         }
-    }
-}
-
-/// A buffer to encode one outgoing message into, lent by the thread: the message goes from it
-/// straight into the link's write buffer. Encoding into a `Bytes` of its own cost an allocation,
-/// a copy and a release per message (about 400 instructions per routed call, two messages).
-/// Between messages the buffer waits in a thread-local slot, so an idle connection keeps none.
-struct EncodeBuffer(Vec<u8>);
-
-thread_local! {
-    static ENCODE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-impl EncodeBuffer {
-    /// Above this capacity a buffer is freed rather than kept for the thread's next message.
-    const KEEP: usize = 64 * 1024;
-
-    fn take() -> Self {
-        let mut buffer = ENCODE_BUFFER.try_with(std::cell::Cell::take).unwrap_or_default();
-        buffer.clear();
-        Self(buffer)
-    }
-}
-
-impl Drop for EncodeBuffer {
-    fn drop(&mut self) {
-        // Given back to whichever thread the task runs on by now; none during thread exit.
-        if self.0.capacity() <= Self::KEEP {
-            let buffer = std::mem::take(&mut self.0);
-            let _ = ENCODE_BUFFER.try_with(|slot| slot.set(buffer));
-        }
-    }
-}
-
-impl std::ops::Deref for EncodeBuffer {
-    type Target = Vec<u8>;
-    fn deref(&self) -> &Vec<u8> {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for EncodeBuffer {
-    fn deref_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.0
     }
 }
 

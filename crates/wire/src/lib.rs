@@ -29,7 +29,7 @@ pub mod rawsocket;
 pub mod uri;
 pub mod value;
 
-pub use codec::{DecodeError, EncodeError, Serializer};
+pub use codec::{DecodeError, EncodeBuffer, EncodeError, Serializer};
 pub use id::{PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId};
 pub use message::{Message, MessageType};
 pub use payload::{Data, Payload};

@@ -145,21 +145,15 @@ impl Serializer {
 
     /// Encodes one message, transcoding payload elements that came in another serializer.
     pub fn encode(self, message: &Message) -> Result<Bytes, EncodeError> {
-        SCRATCH.with_borrow_mut(|out| {
-            out.clear();
-            self.encode_into(message, out)?;
-            if out.len() > COPY_LIMIT {
-                // Large: not worth a copy; the scratch buffer goes with it.
-                return Ok(Bytes::from(std::mem::take(out)));
-            }
-            // One allocation of the exact size: `Bytes` from a `Vec` with spare capacity would
-            // allocate a second time, for its reference count.
-            let bytes = Bytes::copy_from_slice(out);
-            if out.capacity() > 4 * COPY_LIMIT {
-                *out = Vec::new();
-            }
-            Ok(bytes)
-        })
+        let mut out = EncodeBuffer::take();
+        self.encode_into(message, &mut out)?;
+        if out.len() > COPY_LIMIT {
+            // Large: not worth a copy; the buffer goes with it.
+            return Ok(Bytes::from(std::mem::take(&mut *out)));
+        }
+        // One allocation of the exact size: `Bytes` from a `Vec` with spare capacity would
+        // allocate a second time, for its reference count.
+        Ok(Bytes::copy_from_slice(&out))
     }
 
     /// Encodes one message at the end of `out`. On error, `out` may hold part of it.
@@ -183,12 +177,54 @@ impl Serializer {
     }
 }
 
-/// Encoded messages up to this size are copied out of the thread's scratch buffer.
+/// Encoded messages up to this size are copied out of the thread's buffer by
+/// [`Serializer::encode`].
 const COPY_LIMIT: usize = 16 * 1024;
 
+/// A buffer to encode messages into, lent by the thread: taken empty, given back when dropped
+/// (to whichever thread drops it), so that encoding allocates only when a message outgrows it
+/// and an idle connection keeps none. [`Serializer::encode`] copies out of it; the router's
+/// connections encode into it and copy straight into their write buffers, which spares each
+/// message a `Bytes` of its own (an allocation, a copy and a release).
+pub struct EncodeBuffer(Vec<u8>);
+
 thread_local! {
-    /// Where this thread encodes messages, kept between messages (up to 4 × [`COPY_LIMIT`]).
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static LENT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl EncodeBuffer {
+    /// Above this capacity a buffer is freed rather than kept for the thread's next message.
+    const KEEP: usize = 4 * COPY_LIMIT;
+
+    /// The thread's buffer, empty (a new one while it is lent out).
+    pub fn take() -> Self {
+        let mut buffer = LENT.try_with(std::cell::Cell::take).unwrap_or_default();
+        buffer.clear();
+        Self(buffer)
+    }
+}
+
+impl Drop for EncodeBuffer {
+    fn drop(&mut self) {
+        // No slot during thread exit: the buffer is freed then.
+        if self.0.capacity() <= Self::KEEP {
+            let buffer = std::mem::take(&mut self.0);
+            let _ = LENT.try_with(|slot| slot.set(buffer));
+        }
+    }
+}
+
+impl std::ops::Deref for EncodeBuffer {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for EncodeBuffer {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
 }
 
 /// Which container a payload element must be. `Arguments` may also be one binary string: the
