@@ -129,8 +129,8 @@ impl SessionRecord {
         Self {
             realm: info.realm.to_string(),
             session: info.id.get(),
-            authid: info.authid.clone(),
-            authrole: info.authrole.clone(),
+            authid: info.authid.to_string(),
+            authrole: info.authrole.to_string(),
             authroles: info.authroles.clone(),
             authmethod: info.authmethod.clone(),
             authprovider: info.authprovider.clone(),
@@ -157,8 +157,8 @@ impl SessionRecord {
         Some(SessionInfo {
             id: SessionId::new(self.session)?,
             realm: self.realm(),
-            authid: self.authid.clone(),
-            authrole: self.authrole.clone(),
+            authid: self.authid.as_str().into(),
+            authrole: self.authrole.as_str().into(),
             authroles: self.authroles.clone(),
             authmethod: self.authmethod.clone(),
             authprovider: self.authprovider.clone(),

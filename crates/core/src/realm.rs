@@ -211,9 +211,6 @@ pub(crate) type ClusterSlot = Arc<std::sync::OnceLock<Arc<dyn ClusterLink>>>;
 /// An attached session as the realm sees it: who it is, and where its messages go.
 pub struct Peer {
     info: SessionInfo,
-    /// The authid and authrole as disclosure details carry them, made once: each disclosed
-    /// call or publication shares them instead of copying two strings.
-    disclosed: Disclosed,
     outbox: Arc<dyn Outbox>,
     /// The last request id the router used towards this session (INVOCATION, …): per the spec,
     /// router-to-client request ids also start at 1 and increase by 1.
@@ -229,12 +226,6 @@ pub struct Peer {
     remote: bool,
 }
 
-/// A session's identity as disclosure details (`caller_authid`, `publisher_authrole`, …) hold it.
-pub(crate) struct Disclosed {
-    pub(crate) authid: Value,
-    pub(crate) authrole: Value,
-}
-
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Peer").field("session", &self.info.id).finish_non_exhaustive()
@@ -244,10 +235,6 @@ impl std::fmt::Debug for Peer {
 impl Peer {
     pub(crate) fn new(info: SessionInfo, outbox: Arc<dyn Outbox>, anonymous: bool) -> Self {
         Self {
-            disclosed: Disclosed {
-                authid: Value::from(info.authid.as_str()),
-                authrole: Value::from(info.authrole.as_str()),
-            },
             info,
             outbox,
             last_request: AtomicU64::new(0),
@@ -271,11 +258,6 @@ impl Peer {
     /// The session's description.
     pub fn info(&self) -> &SessionInfo {
         &self.info
-    }
-
-    /// The session's authid and authrole, as details values (cheap to clone).
-    pub(crate) fn disclosed(&self) -> &Disclosed {
-        &self.disclosed
     }
 
     /// The session as the meta API describes it: [`SessionInfo::to_dict`] plus live counters

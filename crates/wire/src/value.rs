@@ -106,6 +106,12 @@ impl From<&str> for Value {
     }
 }
 
+impl From<Arc<str>> for Value {
+    fn from(s: Arc<str>) -> Self {
+        Value::Str(s)
+    }
+}
+
 impl From<String> for Value {
     fn from(s: String) -> Self {
         Value::Str(s.into())

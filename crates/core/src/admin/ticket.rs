@@ -113,9 +113,9 @@ fn issue(admin: &Admin<'_>, args: &Args) -> Result<Value, Error> {
     may_issue(admin, caller, scope)?;
     let claims = Claims {
         id: hex::encode(rand::random::<[u8; 16]>()),
-        authid: caller.authid.clone(),
+        authid: caller.authid.to_string(),
         realm: realm.to_owned(),
-        issued_by: client.as_ref().map_or(&caller.authid, |c| &c.authid).clone(),
+        issued_by: client.as_ref().map_or(&*caller.authid, |c| &c.authid).to_owned(),
         issued_at: now,
         // Never beyond the client's own ticket, whose authority it carries.
         expires_at: (now + expiry.min(MAX_EXPIRY.as_secs()))
@@ -145,7 +145,7 @@ fn may_issue(admin: &Admin<'_>, caller: &SessionInfo, scope: &str) -> Result<(),
 /// Whether the caller may revoke `authid`'s tickets in `realm`.
 fn may_revoke(admin: &Admin<'_>, realm: &Realm, authid: &str) -> Result<(), Error> {
     let Some(caller) = admin.caller else { return Ok(()) };
-    if (caller.authid == authid && &caller.realm == realm.name()) || admin.is_admin_realm() {
+    if (&*caller.authid == authid && &caller.realm == realm.name()) || admin.is_admin_realm() {
         return Ok(());
     }
     let security = realm.security();

@@ -355,7 +355,7 @@ fn close_if_disabled(admin: &Admin<'_>, args: &Args, arity: usize) {
     let caller = admin.caller.map(|c| c.id);
     for peer in realm.sessions() {
         let info = peer.info();
-        if info.authid == name && info.authmethod != "anonymous" && Some(info.id) != caller {
+        if &*info.authid == name && info.authmethod != "anonymous" && Some(info.id) != caller {
             realm.kill(&peer, goodbye.clone(), admin.now.wall);
         }
     }

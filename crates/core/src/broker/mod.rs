@@ -249,11 +249,11 @@ impl Broker {
         // A payload the router was not shown only goes to subscribers that can handle it.
         let passthru_used = !passthru.is_empty();
         let mut publisher_details = passthru;
-        if let Some(peer) = publisher.filter(|_| disclose) {
-            let disclosed = peer.disclosed();
-            publisher_details.insert("publisher".into(), Value::from(peer.id().get()));
-            publisher_details.insert("publisher_authid".into(), disclosed.authid.clone());
-            publisher_details.insert("publisher_authrole".into(), disclosed.authrole.clone());
+        if let Some(info) = publisher.filter(|_| disclose).map(Peer::info) {
+            publisher_details.insert("publisher".into(), Value::from(info.id.get()));
+            let (authid, authrole) = (Arc::clone(&info.authid), Arc::clone(&info.authrole));
+            publisher_details.insert("publisher_authid".into(), Value::from(authid));
+            publisher_details.insert("publisher_authrole".into(), Value::from(authrole));
         }
         // Checked once here rather than per subscriber.
         let lists = options.has_lists();

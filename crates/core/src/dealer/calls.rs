@@ -535,10 +535,11 @@ fn invocation_details(
         details.insert("progress".into(), Value::Bool(true));
     }
     if options.disclose_me || route.disclose_caller || realm.disclose_caller {
-        let disclosed = caller.disclosed();
-        details.insert("caller".into(), Value::from(caller.id().get()));
-        details.insert("caller_authid".into(), disclosed.authid.clone());
-        details.insert("caller_authrole".into(), disclosed.authrole.clone());
+        // The strings are shared with the session's description, not copied.
+        let info = caller.info();
+        details.insert("caller".into(), Value::from(info.id.get()));
+        details.insert("caller_authid".into(), Value::from(Arc::clone(&info.authid)));
+        details.insert("caller_authrole".into(), Value::from(Arc::clone(&info.authrole)));
     }
     if let Some(timeout) = timeout {
         details.insert("timeout".into(), Value::from(timeout.as_millis() as u64));

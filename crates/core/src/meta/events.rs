@@ -37,8 +37,8 @@ impl Realm {
         let info = peer.info();
         let args = vec![
             Value::from(info.id.get()),
-            Value::from(info.authid.as_str()),
-            Value::from(info.authrole.as_str()),
+            Value::from(std::sync::Arc::clone(&info.authid)),
+            Value::from(std::sync::Arc::clone(&info.authrole)),
         ];
         self.publish_meta("wamp.session.on_leave", args, now);
     }

@@ -30,11 +30,11 @@ pub(super) fn call(
         "kill" => kill_one(realm, caller, args, now),
         "kill_by_authid" => {
             let authid = args.string(0, "authid");
-            authid.and_then(|a| kill(realm, caller, args, now, |p| p.info().authid == a)).map(ids)
+            authid.and_then(|a| kill(realm, caller, args, now, |p| *p.info().authid == *a)).map(ids)
         }
         "kill_by_authrole" => {
             let role = args.string(0, "authrole");
-            role.and_then(|r| kill(realm, caller, args, now, |p| p.info().authrole == r))
+            role.and_then(|r| kill(realm, caller, args, now, |p| *p.info().authrole == *r))
                 .map(|k| Value::from(k.len()))
         }
         "kill_all" => kill(realm, caller, args, now, |_| true).map(|k| Value::from(k.len())),
@@ -52,7 +52,9 @@ fn filtered(realm: &Realm, args: &Args) -> Result<Vec<Arc<Peer>>, Error> {
     let roles = args.strings(0, "filter_authroles")?;
     let sessions = realm.sessions().into_iter();
     Ok(match roles {
-        Some(roles) => sessions.filter(|p| roles.iter().any(|r| *r == p.info().authrole)).collect(),
+        Some(roles) => {
+            sessions.filter(|p| roles.iter().any(|r| **r == *p.info().authrole)).collect()
+        }
         None => sessions.collect(),
     })
 }

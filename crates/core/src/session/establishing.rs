@@ -577,8 +577,8 @@ fn welcome(
     let info = SessionInfo {
         id,
         realm: hello.realm.clone(),
-        authid: identity.authid,
-        authrole: identity.authrole,
+        authid: identity.authid.into(),
+        authrole: identity.authrole.into(),
         authroles,
         authmethod: identity.authmethod.into(),
         authprovider: AUTHPROVIDER.into(),
@@ -591,8 +591,8 @@ fn welcome(
     };
     let mut details = dict! {
         "realm" => info.realm.as_str(),
-        "authid" => info.authid.as_str(),
-        "authrole" => info.authrole.as_str(),
+        "authid" => Arc::clone(&info.authid),
+        "authrole" => Arc::clone(&info.authrole),
         "authmethod" => info.authmethod.as_str(),
         "authprovider" => info.authprovider.as_str(),
         "roles" => router_roles(&realm.config()),

@@ -1,6 +1,7 @@
 //! What the router knows about a session: the one representation used everywhere a session is
 //! described (WELCOME, the session meta API, logs).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use junction_wire::{Dict, Serializer, SessionId, Uri, Value, dict};
@@ -94,9 +95,9 @@ pub struct SessionInfo {
     /// The realm it is attached to.
     pub realm: Uri,
     /// The authenticated identity.
-    pub authid: String,
+    pub authid: Arc<str>,
     /// The role the session acts under.
-    pub authrole: String,
+    pub authrole: Arc<str>,
     /// Every role: `authrole` first, then the user's other groups.
     pub authroles: Vec<String>,
     /// How the session authenticated.
@@ -136,8 +137,8 @@ impl SessionInfo {
         let mut d = dict! {
             "session" => self.id.get(),
             "realm" => self.realm.as_str(),
-            "authid" => self.authid.as_str(),
-            "authrole" => self.authrole.as_str(),
+            "authid" => Arc::clone(&self.authid),
+            "authrole" => Arc::clone(&self.authrole),
             "authroles" => Value::List(self.authroles.iter().map(|r| Value::from(r.as_str())).collect()),
             "authmethod" => self.authmethod.as_str(),
             "authprovider" => self.authprovider.as_str(),
