@@ -60,9 +60,26 @@ impl LinkError {
 
 /// A framed, message-oriented connection.
 pub(crate) trait Link: Send {
-    /// The next message, or `None` when the peer closed. Must be cancel-safe: the driver
-    /// abandons it whenever there is something to write.
-    fn recv(&mut self) -> impl Future<Output = Result<Option<Incoming>, LinkError>> + Send;
+    /// The next message if what was read already holds a whole one (`Ready(None)`: the peer
+    /// closed); `Pending` when more must be read. Does no I/O and registers no waker.
+    fn buffered(&mut self) -> Result<Poll<Option<Incoming>>, LinkError>;
+    /// Reads more from the peer: the octets read, 0 when the peer closed. Cancel-safe: what
+    /// a read returns is kept.
+    fn fill(&mut self) -> impl Future<Output = Result<usize, LinkError>> + Send;
+    /// The next message, or `None` when the peer closed. Cancel-safe (the driver abandons it
+    /// whenever there is something to write).
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Incoming>, LinkError>> + Send {
+        async {
+            loop {
+                if let Poll::Ready(incoming) = self.buffered()? {
+                    return Ok(incoming);
+                }
+                if self.fill().await? == 0 {
+                    return Ok(None);
+                }
+            }
+        }
+    }
     /// Buffers one message for writing (copied: the caller keeps `message`).
     fn send(&mut self, message: &[u8]) -> impl Future<Output = Result<(), LinkError>> + Send;
     /// Writes out what is buffered.
@@ -204,17 +221,7 @@ impl<L: Link> Driver<'_, L> {
                     let now = Now::read();
                     heard = Instant::from_std(now.monotonic);
                     ping_sent = None;
-                    match incoming {
-                        Ok(incoming) => self.on_incoming(incoming, now).await?,
-                        Err(error) => match error.oversize() {
-                            // Say why before closing: ABORT names the size and the limit.
-                            Some(why) => {
-                                let _ = self.session.abort(Now::read(), &Error::ProtocolViolation(why));
-                                self.finish().await?
-                            }
-                            None => return Err(error),
-                        },
-                    }
+                    self.on_read(incoming, now).await?
                 }
                 () = ticking.pass(liveness.as_mut()), if config.ping_interval.is_some() => {
                     let now = Instant::now();
@@ -252,6 +259,38 @@ impl<L: Link> Driver<'_, L> {
                 return Ok(());
             }
         }
+    }
+
+    /// Handles what the link read at `now`, and then the further messages that the same read
+    /// brought (up to [`BATCH`]): one turn of the loop, and one reading of the clocks, for
+    /// all of them.
+    async fn on_read(
+        &mut self,
+        mut incoming: Result<Option<Incoming>, LinkError>,
+        now: Now,
+    ) -> Result<Flow, LinkError> {
+        for _ in 0..BATCH {
+            let flow = match incoming {
+                Ok(incoming) => self.on_incoming(incoming, now).await?,
+                Err(error) => match error.oversize() {
+                    // Say why before closing: ABORT names the size and the limit.
+                    Some(why) => {
+                        let _ = self.session.abort(now, &Error::ProtocolViolation(why));
+                        return self.finish().await;
+                    }
+                    None => return Err(error),
+                },
+            };
+            if let Flow::Stop = flow {
+                return Ok(Flow::Stop);
+            }
+            incoming = match self.link.buffered() {
+                Ok(Poll::Ready(next)) => Ok(next),
+                Ok(Poll::Pending) => return Ok(Flow::Continue),
+                Err(error) => Err(error),
+            };
+        }
+        Ok(Flow::Continue)
     }
 
     /// Hands a message from the peer, which arrived at `now`, to the session, or answers a

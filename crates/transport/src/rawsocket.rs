@@ -1,5 +1,7 @@
 //! RawSocket: the 4-octet handshake, then length-prefixed frames (spec, "WAMP-over-RawSocket").
 
+use std::task::Poll;
+
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -91,23 +93,24 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    async fn recv(&mut self) -> Result<Option<Incoming>, LinkError> {
-        loop {
-            if let Some(header) = self.input.bytes().first_chunk::<4>() {
-                let header = FrameHeader::parse(*header, self.limit)?;
-                if self.input.has(4 + header.length) {
-                    let body = self.input.take(4, header.length).freeze();
-                    return Ok(Some(match header.kind {
-                        FrameKind::Message => Incoming::Message(body),
-                        FrameKind::Ping => Incoming::Ping(body),
-                        FrameKind::Pong => Incoming::Heartbeat,
-                    }));
-                }
-            }
-            if self.input.fill(&mut self.reader, READ_SIZE).await? == 0 {
-                return Ok(None);
-            }
+    fn buffered(&mut self) -> Result<Poll<Option<Incoming>>, LinkError> {
+        let Some(header) = self.input.bytes().first_chunk::<4>() else {
+            return Ok(Poll::Pending);
+        };
+        let header = FrameHeader::parse(*header, self.limit)?;
+        if !self.input.has(4 + header.length) {
+            return Ok(Poll::Pending);
         }
+        let body = self.input.take(4, header.length).freeze();
+        Ok(Poll::Ready(Some(match header.kind {
+            FrameKind::Message => Incoming::Message(body),
+            FrameKind::Ping => Incoming::Ping(body),
+            FrameKind::Pong => Incoming::Heartbeat,
+        })))
+    }
+
+    async fn fill(&mut self) -> Result<usize, LinkError> {
+        Ok(self.input.fill(&mut self.reader, READ_SIZE).await?)
     }
 
     async fn send(&mut self, message: &[u8]) -> Result<(), LinkError> {

@@ -5,6 +5,7 @@
 //! No extension is negotiated, so the reserved bits must be zero.
 
 use std::collections::VecDeque;
+use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -300,30 +301,27 @@ impl<S> Link for WebSocketLink<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    async fn recv(&mut self) -> Result<Option<Incoming>, LinkError> {
+    fn buffered(&mut self) -> Result<Poll<Option<Incoming>>, LinkError> {
         loop {
             if let Some(message) = self.received.pop_front() {
-                return Ok(Some(Incoming::Message(message)));
+                return Ok(Poll::Ready(Some(Incoming::Message(message))));
             }
             let frame = match self.next_frame() {
                 Ok(Some((header, payload))) => self.on_frame(header, payload),
-                Ok(None) => {
-                    if self.input.fill(&mut self.io, self.read_size as usize).await? == 0 {
-                        return Ok(None);
-                    }
-                    continue;
-                }
+                Ok(None) => return Ok(Poll::Pending),
                 Err(error) => Err(error),
             };
             let data = match frame {
                 Ok(Some(Frame::Message(data))) => data,
-                Ok(Some(Frame::Ping(payload))) => return Ok(Some(Incoming::Ping(payload))),
-                Ok(Some(Frame::Pong)) => return Ok(Some(Incoming::Heartbeat)),
+                Ok(Some(Frame::Ping(payload))) => {
+                    return Ok(Poll::Ready(Some(Incoming::Ping(payload))));
+                }
+                Ok(Some(Frame::Pong)) => return Ok(Poll::Ready(Some(Incoming::Heartbeat))),
                 Ok(Some(Frame::Close(reply))) => {
                     // The closing handshake: the connection ends, and `close` answers (not
-                    // here: `recv` must stay cancel-safe, and a write could be cut short).
+                    // here: a write could be cut short if the driver abandons the read).
                     self.closing = Closing::Answer(reply);
-                    return Ok(None);
+                    return Ok(Poll::Ready(None));
                 }
                 Ok(None) => continue,
                 Err(error) => {
@@ -332,10 +330,14 @@ where
                 }
             };
             if !self.protocol.batched {
-                return Ok(Some(Incoming::Message(data)));
+                return Ok(Poll::Ready(Some(Incoming::Message(data))));
             }
             self.unbatch(data)?;
         }
+    }
+
+    async fn fill(&mut self) -> Result<usize, LinkError> {
+        Ok(self.input.fill(&mut self.io, self.read_size as usize).await?)
     }
 
     async fn send(&mut self, message: &[u8]) -> Result<(), LinkError> {

@@ -141,6 +141,35 @@ async fn rawsocket_session_registers_calls_and_says_goodbye() {
     assert_eq!(read_frame(&mut s).await, None, "the router closes after GOODBYE");
 }
 
+/// Frames that arrive in one read are handled in order, up to a GOODBYE: what follows it is
+/// not routed.
+#[tokio::test]
+async fn messages_that_arrive_together_are_handled_in_order_until_goodbye() {
+    let server = start(TransportConfig::default()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    rawsocket_json(&mut s).await;
+    let mut burst = Vec::new();
+    for message in [
+        hello(),
+        json!([64, 1, {}, "com.echo"]),
+        json!([48, 2, {}, "com.echo", [1]]),
+        json!([48, 3, {}, "com.echo", [2]]),
+        json!([6, {}, "wamp.close.normal"]),
+        json!([48, 4, {}, "com.echo", [3]]),
+    ] {
+        write_frame(&mut burst, 0, message.to_string().as_bytes()).await;
+    }
+    s.write_all(&burst).await.unwrap();
+    assert_eq!(recv_json(&mut s).await[0], 2);
+    assert_eq!(recv_json(&mut s).await[0], 65);
+    for args in [json!([1]), json!([2])] {
+        let invocation = recv_json(&mut s).await;
+        assert_eq!((&invocation[0], &invocation[4]), (&json!(68), &args));
+    }
+    assert_eq!(recv_json(&mut s).await, json!([6, {}, "wamp.close.goodbye_and_out"]));
+    assert_eq!(read_frame(&mut s).await, None, "the CALL after GOODBYE is not routed");
+}
+
 #[tokio::test]
 async fn rawsocket_frame_over_the_announced_limit_closes_the_connection() {
     let server = start(TransportConfig { max_message_size: 1024, ..Default::default() }).await;
