@@ -6,7 +6,8 @@
 //! - Accepts WebSocket (any path, subprotocol `wamp.2.json|msgpack|cbor`) and RawSocket on one
 //!   TCP port, like Junction; `TCP_NODELAY` on. Like Junction's connection driver, one task per
 //!   connection either reads a frame and routes it, or drains the connection's (unbounded)
-//!   outbound queue, writing up to [`BATCH`] frames with one flush.
+//!   outbound queue, writing up to [`BATCH`] frames with one flush (yielding once to the
+//!   runtime when the queue runs dry, so that what arrives meanwhile joins that flush).
 //! - Reads the message type of every frame with [`crate::peek`] (a few octets) and then:
 //!   - HELLO: answers WELCOME (fresh session id, empty roles); no authentication, any realm.
 //!   - REGISTER / SUBSCRIBE: decodes it, remembers "procedure → this connection" or "topic →
@@ -150,9 +151,21 @@ async fn drive(
         let bytes = tokio::select! {
             Some(first) = queue.recv() => {
                 writer.feed(first).await?;
-                for _ in 1..BATCH {
-                    let Ok(next) = queue.try_recv() else { break };
-                    writer.feed(next).await?;
+                // As Junction's driver does: once the queue is empty, yield once, so that what
+                // the other connections route here meanwhile goes out with the same flush.
+                let (mut written, mut yielded) = (1, false);
+                while written < BATCH {
+                    match queue.try_recv() {
+                        Ok(next) => {
+                            writer.feed(next).await?;
+                            written += 1;
+                        }
+                        Err(_) if yielded => break,
+                        Err(_) => {
+                            tokio::task::yield_now().await;
+                            yielded = true;
+                        }
+                    }
                 }
                 writer.flush().await?;
                 continue;

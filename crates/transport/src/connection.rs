@@ -341,13 +341,28 @@ impl<L: Link> Driver<'_, L> {
         }
     }
 
-    /// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once.
+    /// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once. When
+    /// the queue runs dry the task yields once before flushing: the runtime then runs the
+    /// other tasks that are ready, and what they route to this session meanwhile goes out
+    /// with the same system call (under load a quarter fewer writes per routed call, and
+    /// a tenth more calls per second; docs/benchmarks.md, "Seventh round").
     async fn write_batch(&mut self, first: Outbound) -> Result<Flow, LinkError> {
         self.write_item(first).await?;
-        for _ in 1..BATCH {
+        let mut written = 1;
+        let mut yielded = false;
+        while written < BATCH {
             // An overflow stays flagged: the loop handles it next.
-            let Some(Next::Item(item)) = self.queue.try_next() else { break };
-            self.write_item(item).await?;
+            match self.queue.try_next() {
+                Some(Next::Item(item)) => {
+                    self.write_item(item).await?;
+                    written += 1;
+                }
+                _ if yielded => break,
+                _ => {
+                    tokio::task::yield_now().await;
+                    yielded = true;
+                }
+            }
         }
         self.link.flush().await?;
         self.count_events();
