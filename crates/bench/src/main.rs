@@ -129,6 +129,9 @@ enum Command {
         /// Address to serve WebSocket and RawSocket on; port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -202,6 +205,10 @@ struct Common {
     /// Worker threads of the load generator (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Worker threads of the Junction nodes and the relay this tool starts (default: theirs,
+    /// one per core). Crossbar.io's router is one single-threaded process either way.
+    #[arg(long)]
+    router_threads: Option<usize>,
     /// Run every system this many times, taking turns, and report each ratio's median with
     /// the figure of every round (on a noisy machine the spread says how far to trust it).
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
@@ -288,14 +295,10 @@ impl Scenario {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (scenario, common) = match cli.command {
-        Command::Relay { listen } => return serve_relay(listen),
+        Command::Relay { listen, threads } => return serve_relay(listen, threads),
         command => scenario(command),
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = common.threads {
-        builder.worker_threads(threads.max(1));
-    }
-    let runtime = match builder.enable_all().build() {
+    let runtime = match runtime(common.threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("junction-bench: cannot start the runtime: {error}");
@@ -326,8 +329,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve_relay(listen: SocketAddr) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+/// A multi-threaded runtime with `threads` workers (default: one per core).
+fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    builder.enable_all().build()
+}
+
+fn serve_relay(listen: SocketAddr, threads: Option<usize>) -> ExitCode {
+    let runtime = match runtime(threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("junction-bench relay: cannot start the runtime: {error}");
@@ -470,14 +482,15 @@ async fn bench_round(
     let mut results = Vec::new();
     for &kind in kinds {
         let target = match kind {
-            Kind::Relay => Target::start_relay(common.instrument()).await?,
+            Kind::Relay => Target::start_relay(common.instrument(), common.router_threads).await?,
             Kind::Junction => {
                 let bin = common.router_bin.as_deref().context("no --router-bin")?;
-                Target::start_junction(bin, common.instrument()).await?
+                Target::start_junction(bin, common.instrument(), common.router_threads).await?
             }
             Kind::ClusterOneNode | Kind::ClusterCrossNode => {
                 let bin = common.router_bin.as_deref().context("no --router-bin")?;
-                Target::start_cluster(bin, &common.nats_server, kind).await?
+                let (nats, threads) = (&common.nats_server, common.router_threads);
+                Target::start_cluster(bin, nats, kind, threads).await?
             }
             Kind::External => {
                 let addr = common.router.context("no --router")?;

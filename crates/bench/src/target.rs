@@ -87,19 +87,29 @@ pub struct Usage {
 impl Target {
     /// Starts Junction from `bin` on a free loopback port, with a generated configuration in a
     /// temporary directory (see docs/benchmarks.md for its content).
-    pub async fn start_junction(bin: &Path, instrument: Instrument) -> anyhow::Result<Self> {
-        Self::start_junction_with(bin, Kind::Junction, JUNCTION_CONFIG, instrument).await
+    pub async fn start_junction(
+        bin: &Path,
+        instrument: Instrument,
+        threads: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let config = junction_config(threads);
+        Self::start_junction_with(bin, Kind::Junction, &config, instrument).await
     }
 
     /// Starts a NATS server with JetStream (`nats_bin`) and two Junction nodes joined through
     /// it, each on a free loopback port; `addr` is node 1 and `far_addr` is node 1 again, or
     /// node 2 for [`Kind::ClusterCrossNode`]. The usage figures add up all three processes.
-    pub async fn start_cluster(bin: &Path, nats_bin: &Path, kind: Kind) -> anyhow::Result<Self> {
+    pub async fn start_cluster(
+        bin: &Path,
+        nats_bin: &Path,
+        kind: Kind,
+        threads: Option<usize>,
+    ) -> anyhow::Result<Self> {
         let nats = Self::start_nats(nats_bin, kind).await?;
         let url = format!("nats://{}", nats.addr);
-        let config = |node: &str| {
-            format!("{JUNCTION_CONFIG}\n[cluster]\nnode = \"{node}\"\nnats = [\"{url}\"]\n")
-        };
+        let base = junction_config(threads);
+        let config =
+            |node: &str| format!("{base}\n[cluster]\nnode = \"{node}\"\nnats = [\"{url}\"]\n");
         // One after the other: the first node to join creates the cluster's buckets.
         let mut first =
             Self::start_junction_with(bin, kind, &config("n1"), Instrument::Native).await?;
@@ -211,11 +221,17 @@ impl Target {
     }
 
     /// Starts the relay (this executable, `relay` subcommand) on a free loopback port.
-    pub async fn start_relay(instrument: Instrument) -> anyhow::Result<Self> {
+    pub async fn start_relay(
+        instrument: Instrument,
+        threads: Option<usize>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let dir = tempfile::Builder::new().prefix("junction-bench-relay-").tempdir()?;
         let mut command = wrapped(&exe, instrument, dir.path());
         command.args(["relay", "--listen", "127.0.0.1:0"]);
+        if let Some(threads) = threads {
+            command.arg("--threads").arg(threads.to_string());
+        }
         let marker = "junction-bench relay: listening on ";
         let (child, line) = spawn_and_read(command, dir.path(), marker, instrument).await?;
         let addr = line
@@ -402,6 +418,15 @@ anonymous = true
 disclose_caller = false
 disclose_publisher = false
 "#;
+
+/// [`JUNCTION_CONFIG`], with `threads` worker threads when given.
+fn junction_config(threads: Option<usize>) -> String {
+    match threads {
+        // A top-level key: before the first table.
+        Some(threads) => format!("worker_threads = {threads}\n{JUNCTION_CONFIG}"),
+        None => JUNCTION_CONFIG.to_owned(),
+    }
+}
 
 fn crossbar_config(port: u16) -> String {
     let serializers = serde_json::json!(["json", "msgpack", "cbor"]);

@@ -74,10 +74,14 @@ fn rpc_latency_reports_round_trip_percentiles_for_junction_and_relay() {
     }
 }
 
+/// Also on one worker thread each (`worker_threads = 1` for Junction, `--threads 1` for the
+/// relay).
 #[test]
 fn rpc_throughput_over_rawsocket_with_mixed_serializers_completes_every_call() {
     let report = bench(&[
         "rpc-throughput",
+        "--router-threads",
+        "1",
         "--count",
         "1000",
         "--transport",

@@ -32,6 +32,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Seconds to wait for sessions to close on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Threads that run the sessions; 0 runs one per CPU.
+    pub worker_threads: usize,
     /// The realm whose sessions may manage every realm through the admin API.
     pub admin_realm: String,
     /// Connection limits.
@@ -461,6 +463,7 @@ impl Default for Config {
             unix_socket: None,
             data_dir: PathBuf::from("junction-data"),
             shutdown_grace_secs: 5,
+            worker_threads: 0,
             admin_realm: "junction.admin".into(),
             limits: Limits::default(),
             websocket: WebSocket::default(),
@@ -522,12 +525,16 @@ impl Default for Log {
     }
 }
 
+/// More worker threads than this is a typo, not a deployment.
+const MAX_WORKER_THREADS: usize = 1024;
+
 /// The top-level keys; environment variables naming anything else are not ours and are ignored.
 const KEYS: &[&str] = &[
     "listen",
     "unix_socket",
     "data_dir",
     "shutdown_grace_secs",
+    "worker_threads",
     "admin_realm",
     "limits",
     "websocket",
@@ -582,6 +589,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.listen.is_empty() && self.unix_socket.is_none() {
             return Err("listen: at least one address (or unix_socket) is required".into());
+        }
+        if self.worker_threads > MAX_WORKER_THREADS {
+            return Err(format!("worker_threads: at most {MAX_WORKER_THREADS}"));
         }
         if self.limits.max_message_size < 512 {
             return Err("limits.max_message_size: must be at least 512".into());
@@ -780,6 +790,14 @@ mod tests {
     fn only_realms_a_file_declares_count_as_declared() {
         assert!(!load_toml("shutdown_grace_secs = 1\n").unwrap().realms_from_file);
         assert!(load_toml("[[realms]]\nname = \"com.x\"\n").unwrap().realms_from_file);
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_cpu_and_are_bounded() {
+        assert_eq!(load_toml("").unwrap().worker_threads, 0);
+        assert_eq!(load_toml("worker_threads = 1\n").unwrap().worker_threads, 1);
+        let error = load_toml("worker_threads = 100000\n").unwrap_err();
+        assert!(error.contains("worker_threads: at most 1024"), "{error}");
     }
 
     #[test]
