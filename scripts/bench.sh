@@ -52,6 +52,10 @@ rpc_throughput() { run rpc-throughput rpc-throughput --callers 4 --callees 2 --w
 rpc_throughput_rawsocket() {
   run rpc-throughput-rawsocket rpc-throughput --callers 4 --callees 2 --window 16 \
     --transport rawsocket --serializer msgpack
+  # The same with one worker thread in Junction and in the relay (Crossbar.io's router is one
+  # single-threaded process either way), the better setting beside a load generator on 2 cores.
+  run rpc-throughput-rawsocket-1-thread rpc-throughput --callers 4 --callees 2 --window 16 \
+    --transport rawsocket --serializer msgpack --router-threads 1
 }
 pubsub_fanout() {
   for n in 1 100 1000 10000; do
