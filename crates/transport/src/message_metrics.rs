@@ -76,7 +76,7 @@ pub(crate) fn sent(kind: MessageType, n: u64) {
     with_shard(|shard| shard.sent[slot(kind)].fetch_add(n, Relaxed));
 }
 
-/// Records the time one received message took to handle.
+/// Records the time from the read that brought a received message until it was handled.
 pub(crate) fn routing(elapsed: std::time::Duration) {
     let seconds = elapsed.as_secs_f64();
     let bucket = BUCKETS.iter().position(|&bound| seconds <= bound).unwrap_or(BUCKETS.len());
