@@ -159,6 +159,19 @@ fn read_value(rest: &mut &[u8], depth: usize) -> Result<Value, DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError::TooDeep);
     }
+    // One-octet values first: message types and small ids, and the empty options and details
+    // of most messages.
+    match rest.split_first() {
+        Some((&small @ 0x00..=0x7F, tail)) => {
+            *rest = tail;
+            return Ok(Value::Int(i64::from(small)));
+        }
+        Some((0x80, tail)) => {
+            *rest = tail;
+            return Ok(Value::Dict(Dict::new()));
+        }
+        _ => {}
+    }
     Ok(match read_shape(rest)? {
         Shape::Value(v) => v,
         Shape::Str(n) => {
