@@ -273,7 +273,7 @@ fn decode_message(mut reader: impl ElementReader) -> Result<Message, DecodeError
     if reader.has_more()? {
         return Err(DecodeError::TooManyElements { message: kind.name() });
     }
-    Message::parse(kind, fields, payload)
+    Message::parse(kind, &mut fields, payload)
 }
 
 /// A payload element as `target` bytes: borrowed when already in `target`, else transcoded.

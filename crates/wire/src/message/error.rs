@@ -24,7 +24,7 @@ pub struct Error {
 message_kind!(Error);
 
 impl Error {
-    pub(crate) fn parse(f: &mut Fields, payload: Payload) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>, payload: Payload) -> Result<Self, DecodeError> {
         let code = f.uint("REQUEST.Type")?;
         let request_type = MessageType::from_code(code).ok_or(DecodeError::Field {
             message: "ERROR",

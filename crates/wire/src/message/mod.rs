@@ -224,9 +224,10 @@ impl Message {
     /// the payload) and the payload.
     pub(crate) fn parse(
         kind: MessageType,
-        fields: HeaderFields,
+        fields: &mut HeaderFields,
         payload: Payload,
     ) -> std::result::Result<Self, DecodeError> {
+        // Drained in place: the fields are larger than the compiler moves without a `memcpy`.
         let mut f = Fields::new(kind, fields);
         let msg = match kind {
             MessageType::Hello => Message::Hello(Hello::parse(&mut f)?),
@@ -305,14 +306,14 @@ pub(crate) type HeaderFields = SmallVec<[Value; MAX_FIELDS]>;
 /// The most header fields any message has after its code (ERROR has four).
 pub(crate) const MAX_FIELDS: usize = 4;
 
-pub(crate) struct Fields {
+pub(crate) struct Fields<'a> {
     kind: MessageType,
-    fields: smallvec::IntoIter<[Value; MAX_FIELDS]>,
+    fields: smallvec::Drain<'a, [Value; MAX_FIELDS]>,
 }
 
-impl Fields {
-    fn new(kind: MessageType, fields: HeaderFields) -> Self {
-        Self { kind, fields: fields.into_iter() }
+impl<'a> Fields<'a> {
+    fn new(kind: MessageType, fields: &'a mut HeaderFields) -> Self {
+        Self { kind, fields: fields.drain(..) }
     }
 
     fn error(&self, field: &'static str, expected: &'static str) -> DecodeError {
@@ -407,7 +408,7 @@ pub(crate) use message_kind;
 macro_rules! id_pair_message {
     ($ty:ident, $a:ident: $ta:ident = $na:literal, $b:ident: $tb:ident = $nb:literal) => {
         impl $ty {
-            pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
+            pub(crate) fn parse(f: &mut Fields<'_>) -> std::result::Result<Self, DecodeError> {
                 Ok(Self { $a: f.id($na, $ta::new)?, $b: f.id($nb, $tb::new)? })
             }
             pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -423,7 +424,7 @@ pub(crate) use id_pair_message;
 macro_rules! acknowledgement_message {
     ($ty:ident, $field:literal) => {
         impl $ty {
-            pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
+            pub(crate) fn parse(f: &mut Fields<'_>) -> std::result::Result<Self, DecodeError> {
                 Ok(Self {
                     request: f.id($field, RequestId::new)?,
                     details: f.optional_dict("Details")?,
@@ -443,7 +444,7 @@ macro_rules! request_options_uri_message {
     ($ty:ident, $uri:ident = $label:literal, payload) => {
         impl $ty {
             pub(crate) fn parse(
-                f: &mut Fields,
+                f: &mut Fields<'_>,
                 payload: Payload,
             ) -> std::result::Result<Self, DecodeError> {
                 Ok(Self {
@@ -465,7 +466,7 @@ macro_rules! request_options_uri_message {
     };
     ($ty:ident, $uri:ident = $label:literal) => {
         impl $ty {
-            pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
+            pub(crate) fn parse(f: &mut Fields<'_>) -> std::result::Result<Self, DecodeError> {
                 Ok(Self {
                     request: f.id("Request", RequestId::new)?,
                     options: f.dict("Options")?,

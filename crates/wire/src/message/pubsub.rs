@@ -92,7 +92,7 @@ request_options_uri_message!(Publish, topic = "Topic", payload);
 request_options_uri_message!(Subscribe, topic = "Topic");
 
 impl Event {
-    pub(crate) fn parse(f: &mut Fields, payload: Payload) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>, payload: Payload) -> Result<Self, DecodeError> {
         Ok(Self {
             subscription: f.id("SUBSCRIBED.Subscription", SubscriptionId::new)?,
             publication: f.id("PUBLISHED.Publication", PublicationId::new)?,

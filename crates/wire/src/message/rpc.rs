@@ -133,7 +133,7 @@ macro_rules! request_dict_message {
     ($ty:ident, $id_field:literal, $dict:ident, $dict_field:literal, payload) => {
         impl $ty {
             pub(crate) fn parse(
-                f: &mut Fields,
+                f: &mut Fields<'_>,
                 payload: Payload,
             ) -> std::result::Result<Self, DecodeError> {
                 Ok(Self {
@@ -150,7 +150,7 @@ macro_rules! request_dict_message {
     };
     ($ty:ident, $id_field:literal, $dict:ident, $dict_field:literal) => {
         impl $ty {
-            pub(crate) fn parse(f: &mut Fields) -> std::result::Result<Self, DecodeError> {
+            pub(crate) fn parse(f: &mut Fields<'_>) -> std::result::Result<Self, DecodeError> {
                 Ok(Self { request: f.id($id_field, RequestId::new)?, $dict: f.dict($dict_field)? })
             }
             pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -173,7 +173,7 @@ acknowledgement_message!(Unregistered, "UNREGISTER.Request");
 
 impl Invocation {
     pub(crate) fn parse(
-        f: &mut Fields,
+        f: &mut Fields<'_>,
         payload: Payload,
     ) -> std::result::Result<Self, DecodeError> {
         Ok(Self {

@@ -66,7 +66,7 @@ pub struct Goodbye {
 message_kind!(Hello, Welcome, Abort, Challenge, Authenticate, Goodbye);
 
 impl Hello {
-    pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         Ok(Self { realm: f.uri("Realm")?, details: f.dict("Details")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -75,7 +75,7 @@ impl Hello {
 }
 
 impl Welcome {
-    pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         Ok(Self { session: f.id("Session", SessionId::new)?, details: f.dict("Details")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -84,7 +84,7 @@ impl Welcome {
 }
 
 impl Abort {
-    pub(crate) fn parse(f: &mut Fields, payload: Payload) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>, payload: Payload) -> Result<Self, DecodeError> {
         Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")?, payload })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -94,7 +94,7 @@ impl Abort {
 }
 
 impl Challenge {
-    pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         Ok(Self { authmethod: f.string("AuthMethod")?, extra: f.dict("Extra")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -103,7 +103,7 @@ impl Challenge {
 }
 
 impl Authenticate {
-    pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         Ok(Self { signature: f.string("Signature")?, extra: f.dict("Extra")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -112,7 +112,7 @@ impl Authenticate {
 }
 
 impl Goodbye {
-    pub(crate) fn parse(f: &mut Fields) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
