@@ -143,18 +143,6 @@ impl fmt::Debug for Dict {
     }
 }
 
-impl std::ops::Index<&str> for Dict {
-    type Output = Value;
-
-    /// The value under `key`; panics when there is none, as `BTreeMap`'s index does.
-    fn index(&self, key: &str) -> &Value {
-        match self.get(key) {
-            Some(value) => value,
-            None => panic!("no key {key:?} in the dictionary"),
-        }
-    }
-}
-
 impl FromIterator<(Key, Value)> for Dict {
     fn from_iter<I: IntoIterator<Item = (Key, Value)>>(entries: I) -> Self {
         Self::from_entries(entries.into_iter().collect())
