@@ -148,10 +148,9 @@ impl Dealer {
                 call.procedure
             )));
         }
-        // The spec requires a callee of progressive invocations to support canceling too.
-        let streams = callee.info().has_feature("callee", "progressive_call_invocations")
-            && can_cancel(&callee);
-        if options.progress && !streams {
+        // The spec requires a callee of progressive invocations to support canceling too. Only
+        // looked up for such calls: three dictionary searches cost ~190 instructions per call.
+        if options.progress && !accepts_progressive_invocations(&callee) {
             return Err(Error::FeatureNotSupported(format!(
                 "the callee of \"{}\" does not accept progressive call invocations",
                 call.procedure
@@ -562,6 +561,10 @@ fn release<T>(calls: &HashMap<RequestId, T>, session: &Peer) -> bool {
     /// Above this capacity an emptied index is freed rather than kept.
     const KEEP: usize = 64;
     calls.is_empty() && (calls.capacity() > KEEP || !session.is_attached())
+}
+
+fn accepts_progressive_invocations(callee: &Peer) -> bool {
+    callee.info().has_feature("callee", "progressive_call_invocations") && can_cancel(callee)
 }
 
 fn can_cancel(callee: &Peer) -> bool {

@@ -10,8 +10,8 @@ mod msgpack;
 
 use bytes::Bytes;
 
-use crate::message::{Element, HeaderFields, MAX_FIELDS, Message, MessageType};
-use crate::payload::{Data, Payload};
+use crate::message::{Element, Message, MessageType};
+use crate::payload::Data;
 use crate::value::Value;
 
 /// A WAMP serializer.
@@ -134,7 +134,7 @@ impl Serializer {
         self == Serializer::Json
     }
 
-    /// Decodes one message. Payload elements stay encoded (see [`Payload`]).
+    /// Decodes one message. Payload elements stay encoded (see [`Payload`](crate::payload::Payload)).
     pub fn decode(self, bytes: &Bytes) -> Result<Message, DecodeError> {
         match self {
             Serializer::Json => decode_message(json::Reader::new(bytes)?),
@@ -257,23 +257,7 @@ pub(crate) trait ElementReader {
 fn decode_message(mut reader: impl ElementReader) -> Result<Message, DecodeError> {
     let code = reader.next_value()?.and_then(|v| v.as_u64()).ok_or(DecodeError::NotAMessage)?;
     let kind = MessageType::from_code(code).ok_or(DecodeError::UnknownType(code))?;
-    let field_count = kind.payload_index().map_or(MAX_FIELDS, |i| i - 1);
-    let mut fields = HeaderFields::new();
-    while fields.len() < field_count {
-        match reader.next_value()? {
-            Some(v) => fields.push(v),
-            None => break,
-        }
-    }
-    let mut payload = Payload::default();
-    if kind.payload_index().is_some() {
-        payload.args = reader.next_raw(Container::ListOrBinary)?;
-        payload.kwargs = reader.next_raw(Container::Dict)?;
-    }
-    if reader.has_more()? {
-        return Err(DecodeError::TooManyElements { message: kind.name() });
-    }
-    Message::parse(kind, &mut fields, payload)
+    Message::parse(kind, &mut reader)
 }
 
 /// A payload element as `target` bytes: borrowed when already in `target`, else transcoded.

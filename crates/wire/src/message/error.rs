@@ -24,7 +24,7 @@ pub struct Error {
 message_kind!(Error);
 
 impl Error {
-    pub(crate) fn parse(f: &mut Fields<'_>, payload: Payload) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         let code = f.uint("REQUEST.Type")?;
         let request_type = MessageType::from_code(code).ok_or(DecodeError::Field {
             message: "ERROR",
@@ -36,7 +36,7 @@ impl Error {
             request: f.id("REQUEST.Request", RequestId::new)?,
             details: f.dict("Details")?,
             error: f.uri("Error")?,
-            payload,
+            payload: f.payload()?,
         })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {

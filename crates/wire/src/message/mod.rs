@@ -19,7 +19,7 @@ pub use session::{Abort, Authenticate, Challenge, Goodbye, Hello, Welcome};
 
 use smallvec::SmallVec;
 
-use crate::codec::DecodeError;
+use crate::codec::{Container, DecodeError, ElementReader};
 use crate::payload::{Data, Payload};
 use crate::uri::Uri;
 use crate::value::{Dict, Value};
@@ -123,18 +123,6 @@ impl MessageType {
             Yield => "YIELD",
         }
     }
-
-    /// The index (in the whole message array) where `Arguments` would stand, for messages that
-    /// carry an application payload.
-    pub fn payload_index(self) -> Option<usize> {
-        use MessageType::*;
-        match self {
-            Abort | Result | Yield => Some(3),
-            Publish | Event | Call | Invocation => Some(4),
-            Error => Some(5),
-            _ => None,
-        }
-    }
 }
 
 /// A WAMP message.
@@ -220,42 +208,43 @@ impl Message {
         dispatch!(self, m => m.message_type())
     }
 
-    /// Builds a message from the fields a codec split off (everything after the code and before
-    /// the payload) and the payload.
+    /// Builds a message of type `kind` from the elements a codec reads after the message code:
+    /// header fields, then the payload, and nothing after them.
     pub(crate) fn parse(
         kind: MessageType,
-        fields: &mut HeaderFields,
-        payload: Payload,
+        reader: &mut dyn ElementReader,
     ) -> std::result::Result<Self, DecodeError> {
-        // Drained in place: the fields are larger than the compiler moves without a `memcpy`.
-        let mut f = Fields::new(kind, fields);
+        let mut f = Fields { kind, reader };
+        let f = &mut f;
         let msg = match kind {
-            MessageType::Hello => Message::Hello(Hello::parse(&mut f)?),
-            MessageType::Welcome => Message::Welcome(Welcome::parse(&mut f)?),
-            MessageType::Abort => Message::Abort(Abort::parse(&mut f, payload)?),
-            MessageType::Challenge => Message::Challenge(Challenge::parse(&mut f)?),
-            MessageType::Authenticate => Message::Authenticate(Authenticate::parse(&mut f)?),
-            MessageType::Goodbye => Message::Goodbye(Goodbye::parse(&mut f)?),
-            MessageType::Error => Message::Error(Error::parse(&mut f, payload)?),
-            MessageType::Publish => Message::Publish(Publish::parse(&mut f, payload)?),
-            MessageType::Published => Message::Published(Published::parse(&mut f)?),
-            MessageType::Subscribe => Message::Subscribe(Subscribe::parse(&mut f)?),
-            MessageType::Subscribed => Message::Subscribed(Subscribed::parse(&mut f)?),
-            MessageType::Unsubscribe => Message::Unsubscribe(Unsubscribe::parse(&mut f)?),
-            MessageType::Unsubscribed => Message::Unsubscribed(Unsubscribed::parse(&mut f)?),
-            MessageType::Event => Message::Event(Event::parse(&mut f, payload)?),
-            MessageType::Call => Message::Call(Call::parse(&mut f, payload)?),
-            MessageType::Cancel => Message::Cancel(Cancel::parse(&mut f)?),
-            MessageType::Result => Message::Result(Result::parse(&mut f, payload)?),
-            MessageType::Register => Message::Register(Register::parse(&mut f)?),
-            MessageType::Registered => Message::Registered(Registered::parse(&mut f)?),
-            MessageType::Unregister => Message::Unregister(Unregister::parse(&mut f)?),
-            MessageType::Unregistered => Message::Unregistered(Unregistered::parse(&mut f)?),
-            MessageType::Invocation => Message::Invocation(Invocation::parse(&mut f, payload)?),
-            MessageType::Interrupt => Message::Interrupt(Interrupt::parse(&mut f)?),
-            MessageType::Yield => Message::Yield(Yield::parse(&mut f, payload)?),
+            MessageType::Hello => Message::Hello(Hello::parse(f)?),
+            MessageType::Welcome => Message::Welcome(Welcome::parse(f)?),
+            MessageType::Abort => Message::Abort(Abort::parse(f)?),
+            MessageType::Challenge => Message::Challenge(Challenge::parse(f)?),
+            MessageType::Authenticate => Message::Authenticate(Authenticate::parse(f)?),
+            MessageType::Goodbye => Message::Goodbye(Goodbye::parse(f)?),
+            MessageType::Error => Message::Error(Error::parse(f)?),
+            MessageType::Publish => Message::Publish(Publish::parse(f)?),
+            MessageType::Published => Message::Published(Published::parse(f)?),
+            MessageType::Subscribe => Message::Subscribe(Subscribe::parse(f)?),
+            MessageType::Subscribed => Message::Subscribed(Subscribed::parse(f)?),
+            MessageType::Unsubscribe => Message::Unsubscribe(Unsubscribe::parse(f)?),
+            MessageType::Unsubscribed => Message::Unsubscribed(Unsubscribed::parse(f)?),
+            MessageType::Event => Message::Event(Event::parse(f)?),
+            MessageType::Call => Message::Call(Call::parse(f)?),
+            MessageType::Cancel => Message::Cancel(Cancel::parse(f)?),
+            MessageType::Result => Message::Result(Result::parse(f)?),
+            MessageType::Register => Message::Register(Register::parse(f)?),
+            MessageType::Registered => Message::Registered(Registered::parse(f)?),
+            MessageType::Unregister => Message::Unregister(Unregister::parse(f)?),
+            MessageType::Unregistered => Message::Unregistered(Unregistered::parse(f)?),
+            MessageType::Invocation => Message::Invocation(Invocation::parse(f)?),
+            MessageType::Interrupt => Message::Interrupt(Interrupt::parse(f)?),
+            MessageType::Yield => Message::Yield(Yield::parse(f)?),
         };
-        f.finish()?;
+        if f.reader.has_more()? {
+            return Err(DecodeError::TooManyElements { message: kind.name() });
+        }
         Ok(msg)
     }
 
@@ -298,24 +287,15 @@ pub(crate) fn push_payload<'a>(out: &mut Elements<'a>, payload: &'a Payload) {
     }
 }
 
-/// A cursor over a message's header fields that names the field when one is missing or of the
-/// wrong type ("parse, don't validate").
-/// The header fields of a message, on the stack: a message has at most [`MAX_FIELDS`].
-pub(crate) type HeaderFields = SmallVec<[Value; MAX_FIELDS]>;
-
-/// The most header fields any message has after its code (ERROR has four).
-pub(crate) const MAX_FIELDS: usize = 4;
-
-pub(crate) struct Fields<'a> {
+/// A cursor over a message's elements that names the field when one is missing or of the
+/// wrong type ("parse, don't validate"). Each field is decoded as it is taken, straight from
+/// the frame: collecting them first cost a copy of every field in and out of a list.
+pub(crate) struct Fields<'r> {
     kind: MessageType,
-    fields: smallvec::Drain<'a, [Value; MAX_FIELDS]>,
+    reader: &'r mut dyn ElementReader,
 }
 
-impl<'a> Fields<'a> {
-    fn new(kind: MessageType, fields: &'a mut HeaderFields) -> Self {
-        Self { kind, fields: fields.drain(..) }
-    }
-
+impl Fields<'_> {
     fn error(&self, field: &'static str, expected: &'static str) -> DecodeError {
         DecodeError::Field { message: self.kind.name(), field, expected }
     }
@@ -325,7 +305,7 @@ impl<'a> Fields<'a> {
         field: &'static str,
         expected: &'static str,
     ) -> std::result::Result<Value, DecodeError> {
-        self.fields.next().ok_or_else(|| self.error(field, expected))
+        self.reader.next_value()?.ok_or_else(|| self.error(field, expected))
     }
 
     pub(crate) fn id<T>(
@@ -354,7 +334,7 @@ impl<'a> Fields<'a> {
         &mut self,
         field: &'static str,
     ) -> std::result::Result<Option<Dict>, DecodeError> {
-        match self.fields.next() {
+        match self.reader.next_value()? {
             None => Ok(None),
             Some(Value::Dict(d)) => Ok(Some(d)),
             Some(_) => Err(self.error(field, "a dictionary")),
@@ -378,11 +358,11 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn finish(mut self) -> std::result::Result<(), DecodeError> {
-        match self.fields.next() {
-            None => Ok(()),
-            Some(_) => Err(DecodeError::TooManyElements { message: self.kind.name() }),
-        }
+    /// The optional `Arguments` and `ArgumentsKw` that end the message, kept encoded.
+    pub(crate) fn payload(&mut self) -> std::result::Result<Payload, DecodeError> {
+        let args = self.reader.next_raw(Container::ListOrBinary)?;
+        let kwargs = self.reader.next_raw(Container::Dict)?;
+        Ok(Payload { args, kwargs })
     }
 }
 
@@ -443,15 +423,12 @@ pub(crate) use acknowledgement_message;
 macro_rules! request_options_uri_message {
     ($ty:ident, $uri:ident = $label:literal, payload) => {
         impl $ty {
-            pub(crate) fn parse(
-                f: &mut Fields<'_>,
-                payload: Payload,
-            ) -> std::result::Result<Self, DecodeError> {
+            pub(crate) fn parse(f: &mut Fields<'_>) -> std::result::Result<Self, DecodeError> {
                 Ok(Self {
                     request: f.id("Request", RequestId::new)?,
                     options: f.dict("Options")?,
                     $uri: f.uri($label)?,
-                    payload,
+                    payload: f.payload()?,
                 })
             }
             pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {

@@ -92,12 +92,12 @@ request_options_uri_message!(Publish, topic = "Topic", payload);
 request_options_uri_message!(Subscribe, topic = "Topic");
 
 impl Event {
-    pub(crate) fn parse(f: &mut Fields<'_>, payload: Payload) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             subscription: f.id("SUBSCRIBED.Subscription", SubscriptionId::new)?,
             publication: f.id("PUBLISHED.Publication", PublicationId::new)?,
             details: f.dict("Details")?,
-            payload,
+            payload: f.payload()?,
         })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {

@@ -132,14 +132,11 @@ message_kind!(
 macro_rules! request_dict_message {
     ($ty:ident, $id_field:literal, $dict:ident, $dict_field:literal, payload) => {
         impl $ty {
-            pub(crate) fn parse(
-                f: &mut Fields<'_>,
-                payload: Payload,
-            ) -> std::result::Result<Self, DecodeError> {
+            pub(crate) fn parse(f: &mut Fields<'_>) -> std::result::Result<Self, DecodeError> {
                 Ok(Self {
                     request: f.id($id_field, RequestId::new)?,
                     $dict: f.dict($dict_field)?,
-                    payload,
+                    payload: f.payload()?,
                 })
             }
             pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
@@ -172,15 +169,12 @@ id_pair_message!(Unregister, request: RequestId = "Request", registration: Regis
 acknowledgement_message!(Unregistered, "UNREGISTER.Request");
 
 impl Invocation {
-    pub(crate) fn parse(
-        f: &mut Fields<'_>,
-        payload: Payload,
-    ) -> std::result::Result<Self, DecodeError> {
+    pub(crate) fn parse(f: &mut Fields<'_>) -> std::result::Result<Self, DecodeError> {
         Ok(Self {
             request: f.id("Request", RequestId::new)?,
             registration: f.id("REGISTERED.Registration", RegistrationId::new)?,
             details: f.dict("Details")?,
-            payload,
+            payload: f.payload()?,
         })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {

@@ -84,8 +84,8 @@ impl Welcome {
 }
 
 impl Abort {
-    pub(crate) fn parse(f: &mut Fields<'_>, payload: Payload) -> Result<Self, DecodeError> {
-        Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")?, payload })
+    pub(crate) fn parse(f: &mut Fields<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { details: f.dict("Details")?, reason: f.uri("Reason")?, payload: f.payload()? })
     }
     pub(crate) fn push_elements<'a>(&'a self, out: &mut Elements<'a>) {
         out.extend([Element::Dict(&self.details), Element::Str(self.reason.as_str())]);
