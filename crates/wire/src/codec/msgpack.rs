@@ -1,7 +1,6 @@
 //! MessagePack.
 
 use bytes::Bytes;
-use rmp::Marker;
 
 use super::{
     Container, DataOut, DecodeError, ElementReader, EncodeError, MAX_DEPTH, Serializer, data_for,
@@ -40,19 +39,11 @@ impl ElementReader for Reader<'_> {
         }
         self.remaining -= 1;
         let start = self.rest;
+        // Markers: fixarray, array 16/32 and bin 8/16/32; fixmap and map 16/32.
         let shape_ok = matches!(
-            (container, start.first().map(|b| Marker::from_u8(*b))),
-            (
-                Container::ListOrBinary,
-                Some(
-                    Marker::FixArray(_)
-                        | Marker::Array16
-                        | Marker::Array32
-                        | Marker::Bin8
-                        | Marker::Bin16
-                        | Marker::Bin32
-                )
-            ) | (Container::Dict, Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32))
+            (container, start.first()),
+            (Container::ListOrBinary, Some(0x90..=0x9f | 0xdc | 0xdd | 0xc4..=0xc6))
+                | (Container::Dict, Some(0x80..=0x8f | 0xde | 0xdf))
         );
         if !shape_ok {
             return Err(container.shape_error());
@@ -94,8 +85,16 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
     Ok(head)
 }
 
-fn be_uint(rest: &mut &[u8], n: usize) -> Result<u64, DecodeError> {
-    Ok(take(rest, n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+/// The big-endian unsigned integer in the next `N` octets.
+fn be_uint<const N: usize>(rest: &mut &[u8]) -> Result<u64, DecodeError> {
+    let (head, tail) = rest.split_first_chunk::<N>().ok_or_else(|| malformed("truncated"))?;
+    *rest = tail;
+    Ok(head.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+/// A length in the next `N` octets.
+fn be_len<const N: usize>(rest: &mut &[u8]) -> Result<usize, DecodeError> {
+    be_uint::<N>(rest).map(|n| n as usize)
 }
 
 /// What a marker announces: a scalar, a byte run of some length, or a container.
@@ -108,50 +107,48 @@ enum Shape {
     Map(usize),
 }
 
-/// Reads one marker and the length or scalar that follows it.
+/// Reads one marker and the length or scalar that follows it. The marker octets are matched
+/// directly (MessagePack spec, "Formats"): through `rmp::Marker` each value took two jump
+/// tables, one to name the marker and one to act on it.
 fn read_shape(rest: &mut &[u8]) -> Result<Shape, DecodeError> {
-    let marker = Marker::from_u8(take(rest, 1)?[0]);
-    let len = |rest: &mut &[u8], n| be_uint(rest, n).map(|l| l as usize);
+    let (&marker, tail) = rest.split_first().ok_or_else(|| malformed("truncated"))?;
+    *rest = tail;
     Ok(match marker {
-        Marker::Null => Shape::Value(Value::Null),
-        Marker::True => Shape::Value(Value::Bool(true)),
-        Marker::False => Shape::Value(Value::Bool(false)),
-        Marker::FixPos(v) => Shape::Value(Value::Int(i64::from(v))),
-        Marker::FixNeg(v) => Shape::Value(Value::Int(i64::from(v))),
-        Marker::U8 => Shape::Value(Value::from(be_uint(rest, 1)?)),
-        Marker::U16 => Shape::Value(Value::from(be_uint(rest, 2)?)),
-        Marker::U32 => Shape::Value(Value::from(be_uint(rest, 4)?)),
-        Marker::U64 => Shape::Value(Value::from(be_uint(rest, 8)?)),
-        Marker::I8 => Shape::Value(Value::Int(i64::from(be_uint(rest, 1)? as u8 as i8))),
-        Marker::I16 => Shape::Value(Value::Int(i64::from(be_uint(rest, 2)? as u16 as i16))),
-        Marker::I32 => Shape::Value(Value::Int(i64::from(be_uint(rest, 4)? as u32 as i32))),
-        Marker::I64 => Shape::Value(Value::Int(be_uint(rest, 8)? as i64)),
-        Marker::F32 => {
-            Shape::Value(Value::Float(f64::from(f32::from_bits(be_uint(rest, 4)? as u32))))
-        }
-        Marker::F64 => Shape::Value(Value::Float(f64::from_bits(be_uint(rest, 8)?))),
-        Marker::FixStr(n) => Shape::Str(usize::from(n)),
-        Marker::Str8 => Shape::Str(len(rest, 1)?),
-        Marker::Str16 => Shape::Str(len(rest, 2)?),
-        Marker::Str32 => Shape::Str(len(rest, 4)?),
-        Marker::Bin8 => Shape::Bin(len(rest, 1)?),
-        Marker::Bin16 => Shape::Bin(len(rest, 2)?),
-        Marker::Bin32 => Shape::Bin(len(rest, 4)?),
-        Marker::FixArray(n) => Shape::Array(usize::from(n)),
-        Marker::Array16 => Shape::Array(len(rest, 2)?),
-        Marker::Array32 => Shape::Array(len(rest, 4)?),
-        Marker::FixMap(n) => Shape::Map(usize::from(n)),
-        Marker::Map16 => Shape::Map(len(rest, 2)?),
-        Marker::Map32 => Shape::Map(len(rest, 4)?),
-        Marker::FixExt1 => Shape::Ext(2),
-        Marker::FixExt2 => Shape::Ext(3),
-        Marker::FixExt4 => Shape::Ext(5),
-        Marker::FixExt8 => Shape::Ext(9),
-        Marker::FixExt16 => Shape::Ext(17),
-        Marker::Ext8 => Shape::Ext(len(rest, 1)? + 1),
-        Marker::Ext16 => Shape::Ext(len(rest, 2)? + 1),
-        Marker::Ext32 => Shape::Ext(len(rest, 4)? + 1),
-        Marker::Reserved => return Err(malformed("reserved marker 0xc1")),
+        0x00..=0x7f => Shape::Value(Value::Int(i64::from(marker))),
+        0x80..=0x8f => Shape::Map(usize::from(marker & 0x0f)),
+        0x90..=0x9f => Shape::Array(usize::from(marker & 0x0f)),
+        0xa0..=0xbf => Shape::Str(usize::from(marker & 0x1f)),
+        0xc0 => Shape::Value(Value::Null),
+        0xc1 => return Err(malformed("reserved marker 0xc1")),
+        0xc2 => Shape::Value(Value::Bool(false)),
+        0xc3 => Shape::Value(Value::Bool(true)),
+        0xc4 => Shape::Bin(be_len::<1>(rest)?),
+        0xc5 => Shape::Bin(be_len::<2>(rest)?),
+        0xc6 => Shape::Bin(be_len::<4>(rest)?),
+        // Extensions: a type octet, then the data.
+        0xc7 => Shape::Ext(be_len::<1>(rest)? + 1),
+        0xc8 => Shape::Ext(be_len::<2>(rest)? + 1),
+        0xc9 => Shape::Ext(be_len::<4>(rest)? + 1),
+        0xca => Shape::Value(Value::Float(f64::from(f32::from_bits(be_uint::<4>(rest)? as u32)))),
+        0xcb => Shape::Value(Value::Float(f64::from_bits(be_uint::<8>(rest)?))),
+        0xcc => Shape::Value(Value::from(be_uint::<1>(rest)?)),
+        0xcd => Shape::Value(Value::from(be_uint::<2>(rest)?)),
+        0xce => Shape::Value(Value::from(be_uint::<4>(rest)?)),
+        0xcf => Shape::Value(Value::from(be_uint::<8>(rest)?)),
+        0xd0 => Shape::Value(Value::Int(i64::from(be_uint::<1>(rest)? as u8 as i8))),
+        0xd1 => Shape::Value(Value::Int(i64::from(be_uint::<2>(rest)? as u16 as i16))),
+        0xd2 => Shape::Value(Value::Int(i64::from(be_uint::<4>(rest)? as u32 as i32))),
+        0xd3 => Shape::Value(Value::Int(be_uint::<8>(rest)? as i64)),
+        // fixext 1, 2, 4, 8, 16: a type octet and that many octets.
+        0xd4..=0xd8 => Shape::Ext((1 << (marker - 0xd4)) + 1),
+        0xd9 => Shape::Str(be_len::<1>(rest)?),
+        0xda => Shape::Str(be_len::<2>(rest)?),
+        0xdb => Shape::Str(be_len::<4>(rest)?),
+        0xdc => Shape::Array(be_len::<2>(rest)?),
+        0xdd => Shape::Array(be_len::<4>(rest)?),
+        0xde => Shape::Map(be_len::<2>(rest)?),
+        0xdf => Shape::Map(be_len::<4>(rest)?),
+        0xe0..=0xff => Shape::Value(Value::Int(i64::from(marker as i8))),
     })
 }
 

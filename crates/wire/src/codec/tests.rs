@@ -161,3 +161,69 @@ fn the_key_serde_json_reserves_is_refused_in_json_both_ways() {
     assert!(Serializer::MsgPack.encode(&event).is_ok());
     assert!(Serializer::Json.encode(&event).is_err());
 }
+
+/// Every MessagePack format, written by `rmp` in the width named, reads back as the value (the
+/// decoder matches marker octets itself).
+#[test]
+fn every_msgpack_format_decodes() {
+    use rmp::encode as w;
+    type Writer = fn(&mut Vec<u8>);
+    let cases: &[(Writer, Value)] = &[
+        (|b| w::write_pfix(b, 7).unwrap(), Value::Int(7)),
+        (|b| w::write_nfix(b, -3).unwrap(), Value::Int(-3)),
+        (|b| w::write_nil(b).unwrap(), Value::Null),
+        (|b| w::write_bool(b, false).unwrap(), Value::Bool(false)),
+        (|b| w::write_bool(b, true).unwrap(), Value::Bool(true)),
+        (|b| w::write_u8(b, 200).unwrap(), Value::Int(200)),
+        (|b| w::write_u16(b, 60_000).unwrap(), Value::Int(60_000)),
+        (|b| w::write_u32(b, 4_000_000_000).unwrap(), Value::Int(4_000_000_000)),
+        (|b| w::write_u64(b, u64::MAX).unwrap(), Value::UInt(u64::MAX)),
+        (|b| w::write_i8(b, -100).unwrap(), Value::Int(-100)),
+        (|b| w::write_i16(b, -30_000).unwrap(), Value::Int(-30_000)),
+        (|b| w::write_i32(b, -2_000_000_000).unwrap(), Value::Int(-2_000_000_000)),
+        (|b| w::write_i64(b, i64::MIN).unwrap(), Value::Int(i64::MIN)),
+        (|b| w::write_f32(b, 1.5).unwrap(), Value::Float(1.5)),
+        (|b| w::write_f64(b, -0.25).unwrap(), Value::Float(-0.25)),
+        (|b| w::write_str(b, "fix").unwrap(), Value::from("fix")),
+        (|b| w::write_str(b, &"8".repeat(40)).unwrap(), Value::from("8".repeat(40))),
+        (|b| w::write_str(b, &"6".repeat(300)).unwrap(), Value::from("6".repeat(300))),
+        (|b| w::write_str(b, &"3".repeat(70_000)).unwrap(), Value::from("3".repeat(70_000))),
+        (|b| w::write_bin(b, &[1, 2]).unwrap(), Value::Bytes(vec![1, 2])),
+        (|b| w::write_bin(b, &[9; 300]).unwrap(), Value::Bytes(vec![9; 300])),
+        (|b| w::write_bin(b, &[5; 70_000]).unwrap(), Value::Bytes(vec![5; 70_000])),
+        (
+            |b| {
+                w::write_array_len(b, 16).unwrap();
+                (0..16).for_each(|i| w::write_pfix(b, i).unwrap());
+            },
+            Value::List((0..16).map(Value::Int).collect()),
+        ),
+        (
+            |b| {
+                w::write_map_len(b, 16).unwrap();
+                for i in 0..16u8 {
+                    w::write_str(b, &format!("k{i:02}")).unwrap();
+                    w::write_pfix(b, i).unwrap();
+                }
+            },
+            Value::Dict(crate::Dict::from_entries(
+                (0..16).map(|i| (format!("k{i:02}").into(), Value::Int(i))).collect(),
+            )),
+        ),
+    ];
+    for (write, expected) in cases {
+        let mut bytes = Vec::new();
+        write(&mut bytes);
+        assert_eq!(Serializer::MsgPack.decode_value(&bytes).as_ref(), Ok(expected), "{bytes:x?}");
+    }
+    // Extensions (fixext 1 … 16, ext 8) are not part of WAMP, and 0xc1 is reserved.
+    for bytes in [&[0xd4, 1, 0][..], &[0xd8, 1, 0], &[0xc7, 1, 1, 0], &[0xc1]] {
+        assert!(Serializer::MsgPack.decode_value(bytes).is_err(), "{bytes:x?}");
+    }
+    // Each extension is stepped over by its length when it sits in a payload.
+    for (marker, len) in [(0xd4, 1), (0xd5, 2), (0xd6, 4), (0xd7, 8), (0xd8, 16)] {
+        let mut frame = vec![0x95, 0x30, 0x01, 0x80, 0xa1, b'p', 0x91, marker, 0x01];
+        frame.extend(std::iter::repeat_n(0, len));
+        assert!(Serializer::MsgPack.decode(&Bytes::from(frame)).is_ok(), "{marker:x}");
+    }
+}
