@@ -25,9 +25,6 @@ mod report;
 mod scenario;
 mod target;
 
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +40,10 @@ use crate::link::Transport;
 use crate::report::Report;
 use crate::scenario::{Run, Timing, pubsub, rpc, sessions};
 use crate::target::{Instrument, Kind, Target};
+
+/// The router's allocator (jemalloc), so that the relay baseline is not slowed by another one.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Load generator for WAMP routers, with a frame-relay baseline.
 #[derive(Parser)]
